@@ -1,0 +1,156 @@
+//! sb-config: the sing-box 1.14 config language for sb.
+//!
+//! This crate is the first stage of sb's flow: it turns config text into a typed [`Config`]
+//! that sb-core and sb-adapters build the running system from. It has no I/O besides what the
+//! caller hands it, no tokio and no sockets.
+//!
+//! The pipeline is: [`jsonc::parse`] (JSON with comments and trailing commas, every value
+//! located) -> the typed decoders in [`model`] (Go's field names, shapes and defaults; unknown
+//! keys rejected with a "did you mean") -> [`validate`] (duplicate tags, every tag reference
+//! resolved). Every error is a [`ConfigError`] naming `file:line:column`, the JSON path, the
+//! adapter tag, what was expected and what was found. [`format`] writes a config back the way
+//! Go's `sing-box format` does, comments kept; [`merge`] combines files as Go does.
+
+pub mod ctx;
+pub mod de;
+pub mod error;
+pub mod format;
+pub mod jsonc;
+pub mod kinds;
+pub mod merge;
+pub mod model;
+pub mod object;
+pub mod path;
+pub mod refs;
+pub mod types;
+pub mod validate;
+
+pub use error::{ConfigError, DecodeError};
+pub use model::config::Config;
+
+use jsonc::{Kind, Node};
+
+/// A config that passed every check, with what `format` and the runtime need.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The typed config.
+    pub config: Config,
+    /// The parsed source (for `format`'s comments; merged when several files were given).
+    pub source: Node,
+    /// Deprecations and no-effect fields, each located like an error.
+    pub warnings: Vec<ConfigError>,
+}
+
+/// One input file: its name as the user gave it, and its text.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// Shown in messages (`stdin` for standard input).
+    pub name: String,
+    /// The text.
+    pub text: String,
+}
+
+/// Parses text as JSONC, reporting syntax errors with their position.
+pub fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
+    jsonc::parse(text).map_err(|e| {
+        let (line, column) = jsonc::line_col(text, e.offset);
+        ConfigError {
+            file: file.to_string(),
+            line: Some(line),
+            column: Some(column),
+            path: String::new(),
+            message: format!("invalid JSON: {}", e.message),
+            hint: None,
+            tag: None,
+        }
+    })
+}
+
+/// Decodes and validates a parsed document. `text` is the source the node was parsed from,
+/// for line/column; `None` for merged documents, whose errors carry only the path.
+pub fn decode(file: &str, text: Option<&str>, root: Node) -> Result<Loaded, ConfigError> {
+    let locate = |e: DecodeError| match text {
+        Some(t) => ConfigError::from_decode(file, t, e),
+        None => ConfigError::from_decode(file, "", DecodeError { offset: None, ..e }),
+    };
+    let mut ctx = ctx::Ctx::default();
+    let config = model::config::decode(&root, &mut ctx).map_err(locate)?;
+    validate::validate(&config, &ctx).map_err(locate)?;
+    let warnings = ctx
+        .warnings
+        .into_iter()
+        .map(|w| locate(DecodeError::at(&w.path, w.offset, w.message)))
+        .collect();
+    Ok(Loaded {
+        config,
+        source: root,
+        warnings,
+    })
+}
+
+/// Parses, decodes and validates one file's text.
+pub fn load_text(file: &str, text: &str) -> Result<Loaded, ConfigError> {
+    let root = parse(file, text)?;
+    decode(file, Some(text), root)
+}
+
+/// Merges several sources in the order given (the caller sorts them as Go does).
+pub fn merge_sources(sources: &[Source]) -> Result<Node, ConfigError> {
+    let mut merged: Option<Node> = None;
+    for s in sources {
+        let node = parse(&s.name, &s.text)?;
+        if !matches!(node.kind, Kind::Object(_)) {
+            return Err(ConfigError::file(
+                &s.name,
+                format!(
+                    "expected an object at the top level, found {}",
+                    node.describe()
+                ),
+            ));
+        }
+        merged = Some(match merged {
+            None => node,
+            Some(m) => merge::merge(m, node),
+        });
+    }
+    merged.ok_or_else(|| ConfigError::file("config", "no config given"))
+}
+
+/// Loads one or several sources: one is decoded with full positions; several are merged
+/// first, then decoded (errors then name the JSON path but no line).
+pub fn load(sources: &[Source]) -> Result<Loaded, ConfigError> {
+    match sources {
+        [one] => load_text(&one.name, &one.text),
+        _ => {
+            let merged = merge_sources(sources)?;
+            let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+            decode(&names.join(" + "), None, merged)
+        }
+    }
+}
+
+/// The config as `sing-box format` writes it, with the source's comments.
+pub fn format(loaded: &Loaded) -> String {
+    let mut v = loaded.config.to_json();
+    format::prune(&mut v);
+    format::write(&v, Some(&loaded.source))
+}
+
+/// The plain JSON value of a node (comments dropped; last duplicate key wins).
+pub fn to_value(node: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match &node.kind {
+        Kind::Null => Value::Null,
+        Kind::Bool(b) => Value::Bool(*b),
+        Kind::Number(n) => serde_json::from_str(&n.text).unwrap_or(Value::Null),
+        Kind::String(s) => Value::String(s.clone()),
+        Kind::Array(items) => Value::Array(items.iter().map(to_value).collect()),
+        Kind::Object(ms) => {
+            let mut m = serde_json::Map::new();
+            for member in ms {
+                m.insert(member.key.clone(), to_value(&member.value));
+            }
+            Value::Object(m)
+        }
+    }
+}

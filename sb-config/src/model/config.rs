@@ -1,0 +1,235 @@
+//! The whole document: top-level keys, in the order Go's `format` writes them.
+
+use super::dns::{self, array, Dns};
+use super::endpoint::{self, Endpoint};
+use super::experimental::{Experimental, CLASH_REMOVED, CLASH_REMOVED_MESSAGE};
+use super::inbound::{self, Inbound};
+use super::log::Log;
+use super::outbound::{self, Outbound};
+use super::route::{self, Route};
+use crate::ctx::Ctx;
+use crate::error::DecodeError;
+use crate::jsonc::{Kind, Node};
+use crate::kinds;
+use crate::object::Obj;
+use crate::path::Path;
+use crate::refs::RefKind;
+use serde_json::{Map, Value};
+
+/// A decoded sing-box 1.14 config.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Config {
+    /// `$schema`, kept for `format`.
+    pub schema: String,
+    /// `log`.
+    pub log: Option<Log>,
+    /// `dns`.
+    pub dns: Option<Dns>,
+    /// `ntp` (accepted only when not enabled: sb has no NTP client).
+    pub ntp: Option<Value>,
+    /// `certificate` (trust store options), kept as written.
+    pub certificate: Option<Value>,
+    /// `endpoints`.
+    pub endpoints: Vec<Endpoint>,
+    /// `inbounds`.
+    pub inbounds: Vec<Inbound>,
+    /// `outbounds`.
+    pub outbounds: Vec<Outbound>,
+    /// `route`.
+    pub route: Option<Route>,
+    /// `experimental`.
+    pub experimental: Option<Experimental>,
+}
+
+const TOP_LEVEL_NOT_IMPLEMENTED: &[&str] = &[
+    "certificate_providers",
+    "http_clients",
+    "network_namespaces",
+];
+
+/// Decodes the document root.
+pub fn decode(node: &Node, ctx: &mut Ctx) -> Result<Config, DecodeError> {
+    let root = Path::root();
+    let mut o = Obj::new(node, &root)?;
+    let mut c = Config {
+        schema: o.take("$schema")?.unwrap_or_default(),
+        log: o.take("log")?,
+        ..Default::default()
+    };
+    if let Some((n, p)) = o.take_node("dns") {
+        c.dns = Some(dns::decode(n, &p, ctx)?);
+    }
+    if let Some((n, p)) = o.take_node("ntp") {
+        let ntp = Obj::new(n, &p)?;
+        if matches!(
+            ntp.peek("enabled").map(|m| &m.value.kind),
+            Some(Kind::Bool(true))
+        ) {
+            return Err(ntp.error_at(
+                "enabled",
+                "ntp is not implemented by sb (sb uses the system clock)",
+            ));
+        }
+        c.ntp = Some(crate::de::from_node(n, &p)?);
+    }
+    c.certificate = o.take("certificate")?;
+    for key in TOP_LEVEL_NOT_IMPLEMENTED {
+        if let Some((n, p)) = o.take_node(key) {
+            if !matches!(&n.kind, Kind::Array(items) if items.is_empty()) {
+                return Err(DecodeError::at(
+                    &p,
+                    n.span.start,
+                    format!("{key} is not implemented by sb"),
+                ));
+            }
+        }
+    }
+    if let Some((n, p)) = o.take_node("services") {
+        let services: Vec<Value> = crate::de::from_node(n, &p)?;
+        if let (Some(first), Kind::Array(items)) = (services.first(), &n.kind) {
+            let ty = first.get("type").and_then(Value::as_str).unwrap_or("");
+            let at = items.first().map_or(n.span.start, |i| i.span.start);
+            let msg = if kinds::SERVICES_NOT_IMPLEMENTED.contains(&ty) {
+                format!("service type {ty:?} is not implemented by sb")
+            } else {
+                format!("unknown service type {ty:?}")
+            };
+            return Err(DecodeError::at(&p.index(0), at, msg));
+        }
+    }
+    c.endpoints = array(&mut o, "endpoints", ctx, |n, p, i, ctx| {
+        let e = endpoint::decode(n, p, i, ctx)?;
+        ctx.define(RefKind::Outbound, &e.tag, i, n, p);
+        Ok(e)
+    })?;
+    c.inbounds = array(&mut o, "inbounds", ctx, |n, p, i, ctx| {
+        let e = inbound::decode(n, p, i, ctx)?;
+        ctx.define(RefKind::Inbound, &e.tag, i, n, p);
+        Ok(e)
+    })?;
+    c.outbounds = array(&mut o, "outbounds", ctx, |n, p, i, ctx| {
+        let e = outbound::decode(n, p, i, ctx)?;
+        ctx.define(RefKind::Outbound, &e.tag, i, n, p);
+        Ok(e)
+    })?;
+    if let Some((n, p)) = o.take_node("route") {
+        c.route = Some(route::decode(n, &p, ctx)?);
+    }
+    if let Some((n, p)) = o.take_node("experimental") {
+        let mut e = Obj::new(n, &p)?;
+        if let Some(m) = e.peek("clash_api") {
+            Obj::new(&m.value, &p.key("clash_api"))?
+                .removed(CLASH_REMOVED, CLASH_REMOVED_MESSAGE)?;
+            let api = Obj::new(&m.value, &p.key("clash_api"))?;
+            api.reference(
+                &mut ctx.refs,
+                "external_ui_download_detour",
+                RefKind::Outbound,
+            );
+        }
+        if let Some(m) = e.peek("cache_file") {
+            let cf = Obj::new(&m.value, &p.key("cache_file"))?;
+            if let Some(s) = cf.peek("store_rdrc") {
+                ctx.warn(&p.key("cache_file").key("store_rdrc"), s.key_span.start, "`store_rdrc` is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0");
+            }
+        }
+        if let Some(m) = e.peek("v2ray_api") {
+            return Err(DecodeError::at(
+                &p.key("v2ray_api"),
+                m.key_span.start,
+                "v2ray_api is not implemented by sb",
+            ));
+        }
+        if let Some(m) = e.peek("debug") {
+            ctx.warn(
+                &p.key("debug"),
+                m.key_span.start,
+                "experimental.debug tunes Go's runtime and has no effect in sb",
+            );
+        }
+        let exp: Experimental = e.group()?;
+        e.finish()?;
+        c.experimental = Some(exp);
+    }
+    o.finish()?;
+    Ok(c)
+}
+
+fn section(m: &mut Map<String, Value>, key: &str, v: Map<String, Value>) {
+    m.insert(key.into(), Value::Object(v));
+}
+
+impl Config {
+    /// The JSON value `format` writes, before zero values are dropped. Key order follows Go.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("$schema".into(), Value::String(self.schema.clone()));
+        if let Some(l) = &self.log {
+            m.insert("log".into(), serde_json::to_value(l).unwrap_or(Value::Null));
+        }
+        if let Some(d) = &self.dns {
+            section(&mut m, "dns", d.to_json());
+        }
+        if let Some(n) = &self.ntp {
+            m.insert("ntp".into(), n.clone());
+        }
+        if let Some(c) = &self.certificate {
+            m.insert("certificate".into(), c.clone());
+        }
+        m.insert(
+            "endpoints".into(),
+            Value::Array(
+                self.endpoints
+                    .iter()
+                    .map(|e| Value::Object(e.to_json()))
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "inbounds".into(),
+            Value::Array(
+                self.inbounds
+                    .iter()
+                    .map(|e| Value::Object(e.to_json()))
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "outbounds".into(),
+            Value::Array(
+                self.outbounds
+                    .iter()
+                    .map(|e| Value::Object(e.to_json()))
+                    .collect(),
+            ),
+        );
+        if let Some(r) = &self.route {
+            section(&mut m, "route", r.to_json());
+        }
+        if let Some(e) = &self.experimental {
+            m.insert(
+                "experimental".into(),
+                serde_json::to_value(e).unwrap_or(Value::Null),
+            );
+        }
+        Value::Object(m)
+    }
+
+    /// The tag an inbound is known by: its `tag`, or its index when empty (as Go does).
+    pub fn inbound_tag(&self, index: usize) -> String {
+        effective_tag(self.inbounds.get(index).map(|i| i.tag.as_str()), index)
+    }
+
+    /// The tag an outbound is known by.
+    pub fn outbound_tag(&self, index: usize) -> String {
+        effective_tag(self.outbounds.get(index).map(|i| i.tag.as_str()), index)
+    }
+}
+
+/// A written tag, or the index when it is empty.
+pub fn effective_tag(tag: Option<&str>, index: usize) -> String {
+    match tag {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => index.to_string(),
+    }
+}

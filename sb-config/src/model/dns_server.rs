@@ -1,0 +1,217 @@
+//! `dns.servers[]`: DNS transports (1.12+ typed format). Types `local`, `hosts`, `udp`, `tcp`,
+//! `tls`, `https`, `fakeip`.
+
+use super::outbound::dial_fields;
+use super::shared::{DialFields, Headers, OutboundTls};
+use super::typed::{decode_typed, extend_json, typed_json, Family};
+use crate::ctx::Ctx;
+use crate::error::DecodeError;
+use crate::jsonc::Node;
+use crate::kinds;
+use crate::path::Path;
+use crate::types::{Listable, Prefix};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// One DNS server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsServer {
+    /// The tag as written; empty means "its index".
+    pub tag: String,
+    /// Type and options.
+    pub kind: DnsServerKind,
+}
+
+/// The DNS server types sb implements.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DnsServerKind {
+    /// The system resolver.
+    Local(DialFields, LocalServer),
+    /// A hosts file and predefined answers.
+    Hosts(HostsServer),
+    /// DNS over UDP.
+    Udp(DialFields, ServerAddr),
+    /// DNS over TCP.
+    Tcp(DialFields, ServerAddr),
+    /// DNS over TLS.
+    Tls(DialFields, ServerAddr, TlsField),
+    /// DNS over HTTPS.
+    Https(DialFields, ServerAddr, TlsField, HttpsServer),
+    /// Fake addresses mapped back to domains.
+    FakeIp(FakeIpServer),
+}
+
+impl DnsServerKind {
+    /// The `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            DnsServerKind::Local(..) => "local",
+            DnsServerKind::Hosts(..) => "hosts",
+            DnsServerKind::Udp(..) => "udp",
+            DnsServerKind::Tcp(..) => "tcp",
+            DnsServerKind::Tls(..) => "tls",
+            DnsServerKind::Https(..) => "https",
+            DnsServerKind::FakeIp(..) => "fakeip",
+        }
+    }
+
+    /// The dial fields of transports that dial.
+    pub fn dial(&self) -> Option<&DialFields> {
+        match self {
+            DnsServerKind::Local(d, _)
+            | DnsServerKind::Udp(d, _)
+            | DnsServerKind::Tcp(d, _)
+            | DnsServerKind::Tls(d, ..)
+            | DnsServerKind::Https(d, ..) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// `local` fields.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalServer {
+    /// Go only: use Go's resolver instead of the platform's.
+    pub prefer_go: bool,
+    /// Neighbor domains (1.14).
+    pub neighbor_domain: Listable<String>,
+}
+
+/// `hosts` fields.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostsServer {
+    /// Hosts files; `/etc/hosts` when empty.
+    pub path: Listable<String>,
+    /// Domain -> addresses.
+    pub predefined: BTreeMap<String, Listable<String>>,
+}
+
+/// `server` and `server_port`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerAddr {
+    /// Address or domain.
+    pub server: String,
+    /// Port; the transport's default when zero.
+    pub server_port: u16,
+}
+
+/// `tls` of TLS-based transports.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsField {
+    /// TLS options.
+    pub tls: Option<OutboundTls>,
+}
+
+/// `https` extra fields.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpsServer {
+    /// Request path; `/dns-query` when empty.
+    pub path: String,
+    /// HTTP method (`GET` or `POST`).
+    pub method: String,
+    /// Extra headers.
+    pub headers: Headers,
+}
+
+/// `fakeip` fields.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FakeIpServer {
+    /// IPv4 pool, e.g. `198.18.0.0/15`.
+    pub inet4_range: Option<Prefix>,
+    /// IPv6 pool, e.g. `fc00::/18`.
+    pub inet6_range: Option<Prefix>,
+}
+
+const FAMILY: Family = Family {
+    noun: "DNS server",
+    implemented: kinds::DNS_SERVERS,
+    missing: kinds::DNS_SERVERS_NOT_IMPLEMENTED,
+    removed: &[],
+};
+
+const LEGACY: &str = "legacy DNS server formats are deprecated in sing-box 1.12.0 and removed in sing-box 1.14.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-to-new-dns-server-formats";
+
+fn server_addr(o: &mut crate::object::Obj<'_>) -> Result<ServerAddr, DecodeError> {
+    let a: ServerAddr = o.group()?;
+    if a.server.is_empty() {
+        return Err(o.error("missing server address"));
+    }
+    Ok(a)
+}
+
+/// Decodes `dns.servers[index]`.
+pub fn decode(
+    node: &Node,
+    path: &Path,
+    index: usize,
+    ctx: &mut Ctx,
+) -> Result<DnsServer, DecodeError> {
+    // A server with `address` and no `type` is the pre-1.12 format, removed in 1.14.
+    let probe = crate::object::Obj::new(node, path)?;
+    if !probe.has("type") && probe.has("address") {
+        return Err(probe.error(LEGACY));
+    }
+    let (tag, kind) = decode_typed(node, path, index, &FAMILY, ctx, |ty, o, ctx| {
+        let kind = match ty {
+            "local" => DnsServerKind::Local(dial_fields(o, ctx)?, o.group()?),
+            "hosts" => DnsServerKind::Hosts(o.group()?),
+            "udp" => DnsServerKind::Udp(dial_fields(o, ctx)?, server_addr(o)?),
+            "tcp" => DnsServerKind::Tcp(dial_fields(o, ctx)?, server_addr(o)?),
+            "tls" => DnsServerKind::Tls(dial_fields(o, ctx)?, server_addr(o)?, o.group()?),
+            "https" => DnsServerKind::Https(
+                dial_fields(o, ctx)?,
+                server_addr(o)?,
+                o.group()?,
+                o.group()?,
+            ),
+            _ => {
+                let f: FakeIpServer = o.group()?;
+                if f.inet4_range.is_none() && f.inet6_range.is_none() {
+                    return Err(o.error("missing inet4_range or inet6_range"));
+                }
+                DnsServerKind::FakeIp(f)
+            }
+        };
+        o.finish()?;
+        Ok(kind)
+    })?;
+    Ok(DnsServer { tag, kind })
+}
+
+impl DnsServer {
+    /// The JSON object `format` writes.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = typed_json(self.kind.type_name(), &self.tag);
+        match &self.kind {
+            DnsServerKind::Local(d, l) => {
+                extend_json(&mut m, d);
+                extend_json(&mut m, l);
+            }
+            DnsServerKind::Hosts(h) => extend_json(&mut m, h),
+            DnsServerKind::Udp(d, a) | DnsServerKind::Tcp(d, a) => {
+                extend_json(&mut m, d);
+                extend_json(&mut m, a);
+            }
+            DnsServerKind::Tls(d, a, t) => {
+                extend_json(&mut m, d);
+                extend_json(&mut m, a);
+                extend_json(&mut m, t);
+            }
+            DnsServerKind::Https(d, a, t, h) => {
+                extend_json(&mut m, d);
+                extend_json(&mut m, a);
+                extend_json(&mut m, t);
+                extend_json(&mut m, h);
+            }
+            DnsServerKind::FakeIp(f) => extend_json(&mut m, f),
+        }
+        m
+    }
+}

@@ -1,0 +1,196 @@
+//! `endpoints[]`: adapters that are both an inbound and an outbound. Types `wireguard` and
+//! `tailscale`; their tags share the outbound namespace.
+
+use super::outbound::dial_fields;
+use super::shared::{DialFields, Prefixes};
+use super::tun::UdpNatBehavior;
+use super::typed::{decode_typed, extend_json, typed_json, Family};
+use crate::ctx::Ctx;
+use crate::error::DecodeError;
+use crate::jsonc::Node;
+use crate::kinds;
+use crate::path::Path;
+use crate::types::{Listable, UdpTimeout};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One endpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    /// The tag as written; empty means "its index".
+    pub tag: String,
+    /// Type and options.
+    pub kind: EndpointKind,
+}
+
+/// The endpoint types sb implements.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EndpointKind {
+    /// `wireguard`.
+    WireGuard(DialFields, WireGuardEndpoint),
+    /// `tailscale`.
+    Tailscale(DialFields, TailscaleEndpoint),
+}
+
+impl EndpointKind {
+    /// The `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EndpointKind::WireGuard(..) => "wireguard",
+            EndpointKind::Tailscale(..) => "tailscale",
+        }
+    }
+}
+
+/// `wireguard` endpoint options.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WireGuardEndpoint {
+    /// Use a kernel interface.
+    pub system: bool,
+    /// Kernel interface name.
+    pub name: String,
+    /// MTU; 1408 when zero.
+    pub mtu: u32,
+    /// Interface addresses.
+    pub address: Prefixes,
+    /// Base64 private key. Never logged.
+    pub private_key: String,
+    /// UDP listen port; random when zero.
+    pub listen_port: u16,
+    /// Peers.
+    pub peers: Vec<WireGuardPeer>,
+    /// UDP session idle timeout.
+    pub udp_timeout: UdpTimeout,
+    /// UDP mapping behaviour (1.14).
+    pub udp_mapping: Option<UdpNatBehavior>,
+    /// UDP filtering behaviour (1.14).
+    pub udp_filtering: Option<UdpNatBehavior>,
+    /// Maximum UDP NAT entries (1.14).
+    pub udp_nat_max: u32,
+    /// Worker count (Go only).
+    pub workers: i64,
+}
+
+/// A WireGuard peer.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WireGuardPeer {
+    /// Endpoint address (IP or domain); empty for peers that contact us first.
+    pub address: String,
+    /// Endpoint port.
+    pub port: u16,
+    /// Base64 public key.
+    pub public_key: String,
+    /// Base64 pre-shared key. Never logged.
+    pub pre_shared_key: String,
+    /// Addresses routed to this peer.
+    pub allowed_ips: Prefixes,
+    /// Keepalive seconds; 0 is off.
+    pub persistent_keepalive_interval: u16,
+    /// Reserved bytes: three integers, or base64 of three bytes.
+    pub reserved: Option<serde_json::Value>,
+}
+
+/// `tailscale` endpoint options.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TailscaleEndpoint {
+    /// State directory; `tailscale` when empty.
+    pub state_directory: String,
+    /// Pre-authentication key. Never logged.
+    pub auth_key: String,
+    /// Coordination server; Tailscale's when empty.
+    pub control_url: String,
+    /// Register as an ephemeral node.
+    pub ephemeral: bool,
+    /// Host name; the system's when empty.
+    pub hostname: String,
+    /// Accept subnet routes.
+    pub accept_routes: bool,
+    /// Exit node name or IP.
+    pub exit_node: String,
+    /// Keep LAN access while using an exit node.
+    pub exit_node_allow_lan_access: bool,
+    /// Subnets to advertise.
+    pub advertise_routes: Prefixes,
+    /// Offer to be an exit node.
+    pub advertise_exit_node: bool,
+    /// ACL tags (1.13).
+    pub advertise_tags: Listable<String>,
+    /// WireGuard listen port (1.14).
+    pub listen_port: u16,
+    /// Peer relay port (1.13).
+    pub relay_server_port: u16,
+    /// Peer relay endpoints (1.13).
+    pub relay_server_static_endpoints: Listable<String>,
+    /// Use a system TUN interface (1.13).
+    pub system_interface: bool,
+    /// System interface name (1.13).
+    pub system_interface_name: String,
+    /// System interface MTU (1.13).
+    pub system_interface_mtu: u32,
+    /// UDP session idle timeout.
+    pub udp_timeout: UdpTimeout,
+    /// Tailscale SSH server (1.14): a boolean or an object.
+    pub ssh_server: Option<serde_json::Value>,
+    /// Taildrop directory (1.14).
+    pub taildrop_directory: String,
+}
+
+const FAMILY: Family = Family {
+    noun: "endpoint",
+    implemented: kinds::ENDPOINTS,
+    missing: kinds::ENDPOINTS_NOT_IMPLEMENTED,
+    removed: &[],
+};
+
+/// Decodes `endpoints[index]`.
+pub fn decode(
+    node: &Node,
+    path: &Path,
+    index: usize,
+    ctx: &mut Ctx,
+) -> Result<Endpoint, DecodeError> {
+    let (tag, kind) = decode_typed(node, path, index, &FAMILY, ctx, |ty, o, ctx| {
+        let kind = if ty == "wireguard" {
+            let dial = dial_fields(o, ctx)?;
+            let wg: WireGuardEndpoint = o.group()?;
+            if wg.private_key.is_empty() {
+                return Err(o.error("missing private key"));
+            }
+            if wg.listen_port != 0 && !dial.detour.is_empty() {
+                return Err(o.error_at("listen_port", "`listen_port` is conflict with `detour`"));
+            }
+            for (i, peer) in wg.peers.iter().enumerate() {
+                if peer.allowed_ips.is_empty() {
+                    return Err(o.error_at("peers", format!("missing allowed ips for peer {i}")));
+                }
+            }
+            EndpointKind::WireGuard(dial, wg)
+        } else {
+            EndpointKind::Tailscale(dial_fields(o, ctx)?, o.group()?)
+        };
+        o.finish()?;
+        Ok(kind)
+    })?;
+    Ok(Endpoint { tag, kind })
+}
+
+impl Endpoint {
+    /// The JSON object `format` writes (before zero values are dropped).
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = typed_json(self.kind.type_name(), &self.tag);
+        match &self.kind {
+            EndpointKind::WireGuard(d, w) => {
+                extend_json(&mut m, d);
+                extend_json(&mut m, w);
+            }
+            EndpointKind::Tailscale(d, t) => {
+                extend_json(&mut m, d);
+                extend_json(&mut m, t);
+            }
+        }
+        m
+    }
+}

@@ -1,0 +1,180 @@
+//! `inbounds[]`: where flows enter sb. Types `direct`, `mixed`, `socks`, `http`, `tun`.
+
+use super::shared::{DomainResolver, InboundTls, ListenFields, User, LISTEN_REMOVED};
+use super::tun::TunInbound;
+use super::typed::{decode_typed, extend_json, reject_removed, typed_json, Family};
+use crate::ctx::Ctx;
+use crate::error::DecodeError;
+use crate::jsonc::Node;
+use crate::kinds;
+use crate::object::Obj;
+use crate::path::Path;
+use crate::refs::RefKind;
+use crate::types::{Listable, Network};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One inbound.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inbound {
+    /// The tag as written; empty means "its index" (see [`crate::Config::inbound_tag`]).
+    pub tag: String,
+    /// Type and options.
+    pub kind: InboundKind,
+}
+
+/// The inbound types sb implements.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InboundKind {
+    /// `direct`: a tunnel to a fixed or original destination.
+    Direct(ListenFields, DirectInbound),
+    /// `mixed`: SOCKS4/4a/5 and HTTP proxy on one port.
+    Mixed(ListenFields, HttpMixedInbound),
+    /// `socks`: SOCKS4/4a/5 proxy.
+    Socks(ListenFields, SocksInbound),
+    /// `http`: HTTP proxy.
+    Http(ListenFields, HttpMixedInbound),
+    /// `tun`: a TUN device with a userspace TCP/IP stack.
+    Tun(TunInbound),
+}
+
+impl InboundKind {
+    /// The `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            InboundKind::Direct(..) => "direct",
+            InboundKind::Mixed(..) => "mixed",
+            InboundKind::Socks(..) => "socks",
+            InboundKind::Http(..) => "http",
+            InboundKind::Tun(..) => "tun",
+        }
+    }
+
+    /// The listen fields, for inbounds that listen on a socket.
+    pub fn listen(&self) -> Option<&ListenFields> {
+        match self {
+            InboundKind::Direct(l, _)
+            | InboundKind::Mixed(l, _)
+            | InboundKind::Socks(l, _)
+            | InboundKind::Http(l, _) => Some(l),
+            InboundKind::Tun(_) => None,
+        }
+    }
+}
+
+/// `direct` inbound options.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectInbound {
+    /// `tcp`, `udp` or both (empty).
+    pub network: Listable<Network>,
+    /// Destination address to use instead of the original one.
+    pub override_address: String,
+    /// Destination port to use instead of the original one.
+    pub override_port: u16,
+}
+
+/// `mixed` and `http` inbound options (Go's `HTTPMixedInboundOptions`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpMixedInbound {
+    /// Accepted users; empty means no authentication.
+    pub users: Vec<User>,
+    /// Present in Go's options and schema but unused by Go's protocol code.
+    pub domain_resolver: Option<DomainResolver>,
+    /// Set the system proxy (desktop platforms).
+    pub set_system_proxy: bool,
+    /// Inbound TLS.
+    pub tls: Option<InboundTls>,
+}
+
+/// `socks` inbound options.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocksInbound {
+    /// Accepted users; empty means no authentication.
+    pub users: Vec<User>,
+    /// Present in Go's options and schema but unused by Go's protocol code.
+    pub domain_resolver: Option<DomainResolver>,
+}
+
+const FAMILY: Family = Family {
+    noun: "inbound",
+    implemented: kinds::INBOUNDS,
+    missing: kinds::INBOUNDS_NOT_IMPLEMENTED,
+    removed: &[],
+};
+
+fn listening<T: serde::de::DeserializeOwned>(
+    o: &mut Obj<'_>,
+    ctx: &mut Ctx,
+) -> Result<(ListenFields, T), DecodeError> {
+    reject_removed(o, LISTEN_REMOVED)?;
+    o.reference(&mut ctx.refs, "detour", RefKind::Inbound);
+    o.reference(&mut ctx.refs, "domain_resolver", RefKind::DnsServer);
+    if let Some(m) = o.peek("domain_resolver") {
+        if let crate::jsonc::Kind::Object(_) = m.value.kind {
+            let inner = Obj::new(&m.value, &o.path().key("domain_resolver"))?;
+            inner.reference(&mut ctx.refs, "server", RefKind::DnsServer);
+        }
+    }
+    let listen = o.group()?;
+    let opts = o.group()?;
+    Ok((listen, opts))
+}
+
+/// Decodes `inbounds[index]`.
+pub fn decode(
+    node: &Node,
+    path: &Path,
+    index: usize,
+    ctx: &mut Ctx,
+) -> Result<Inbound, DecodeError> {
+    let (tag, kind) = decode_typed(node, path, index, &FAMILY, ctx, |ty, o, ctx| {
+        let kind = match ty {
+            "direct" => {
+                let (l, d): (ListenFields, DirectInbound) = listening(o, ctx)?;
+                InboundKind::Direct(l, d)
+            }
+            "mixed" => {
+                let (l, m) = listening(o, ctx)?;
+                InboundKind::Mixed(l, m)
+            }
+            "socks" => {
+                let (l, s) = listening(o, ctx)?;
+                InboundKind::Socks(l, s)
+            }
+            "http" => {
+                let (l, h) = listening(o, ctx)?;
+                InboundKind::Http(l, h)
+            }
+            _ => InboundKind::Tun(super::tun::decode(o, ctx)?),
+        };
+        o.finish()?;
+        Ok(kind)
+    })?;
+    Ok(Inbound { tag, kind })
+}
+
+impl Inbound {
+    /// The JSON object `format` writes (before zero values are dropped).
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = typed_json(self.kind.type_name(), &self.tag);
+        match &self.kind {
+            InboundKind::Direct(l, d) => {
+                extend_json(&mut m, l);
+                extend_json(&mut m, d);
+            }
+            InboundKind::Mixed(l, h) | InboundKind::Http(l, h) => {
+                extend_json(&mut m, l);
+                extend_json(&mut m, h);
+            }
+            InboundKind::Socks(l, s) => {
+                extend_json(&mut m, l);
+                extend_json(&mut m, s);
+            }
+            InboundKind::Tun(t) => extend_json(&mut m, t),
+        }
+        m
+    }
+}
