@@ -19,13 +19,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Generate(what) => generate::run(what),
         Command::Check => {
             input::enter_directory(&g)?;
-            let loaded = sb_config::load(&input::read_all(&g)?)?;
+            let loaded = sb_config::load(&input::read_all(&g)?, &input::cwd()?)?;
             warnings(color, &loaded);
             Ok(())
         }
         Command::Run => {
             input::enter_directory(&g)?;
-            let loaded = sb_config::load(&input::read_all(&g)?)?;
+            let loaded = sb_config::load(&input::read_all(&g)?, &input::cwd()?)?;
             warnings(color, &loaded);
             bail!("sb run: the runtime is not implemented in this build yet; the config is valid (sb can check, format and merge it)")
         }
@@ -33,7 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             input::enter_directory(&g)?;
             for path in input::paths(&g)? {
                 let src = input::read(&path)?;
-                let loaded = sb_config::load_text(&src.name, &src.text)?;
+                let loaded = sb_config::load_text_in(&src.name, &src.text, &input::cwd()?)?;
                 let out = sb_config::format(&loaded);
                 if write {
                     if path == "stdin" {
@@ -51,7 +51,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Merge { output } => {
             input::enter_directory(&g)?;
             let sources = input::read_all(&g)?;
-            let loaded = sb_config::load(&sources)?;
+            let loaded = sb_config::load(&sources, &input::cwd()?)?;
             let out = sb_config::format(&loaded);
             std::fs::write(&output, out).with_context(|| format!("write {}", output.display()))?;
             eprintln!("{}", output.display());

@@ -64,3 +64,8 @@ pub fn read(name: &str) -> Result<Source> {
 pub fn read_all(g: &Global) -> Result<Vec<Source>> {
     paths(g)?.iter().map(|p| read(p)).collect()
 }
+
+/// The working directory, against which relative paths in a config resolve (as in Go).
+pub fn cwd() -> Result<PathBuf> {
+    std::env::current_dir().context("get the working directory")
+}

@@ -23,6 +23,59 @@ pub struct Ctx {
     pub warnings: Vec<Warning>,
     /// Tags defined, in document order.
     pub defs: Vec<Definition>,
+    /// When set, files the config names (local rule sets, SSH keys) are read and checked
+    /// as Go's construct phase does, relative paths resolving against this directory.
+    pub base_dir: Option<std::path::PathBuf>,
+}
+
+impl Ctx {
+    /// Reads a file the config names, if file checks are on. `Ok(None)` when they are off.
+    pub fn read_file(&self, path: &str) -> Result<Option<String>, String> {
+        let Some(base) = &self.base_dir else {
+            return Ok(None);
+        };
+        let expanded = expand_path(path);
+        let full = base.join(&expanded);
+        std::fs::read_to_string(&full)
+            .map(Some)
+            .map_err(|e| format!("open {expanded}: {e}"))
+    }
+}
+
+/// Expands a leading `~` and `$VAR`/`${VAR}` references, as Go's `os.ExpandEnv` and sing-box do.
+pub fn expand_path(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    if let Some(tail) = rest.strip_prefix('~') {
+        if tail.is_empty() || tail.starts_with('/') {
+            out.push_str(&std::env::var("HOME").unwrap_or_default());
+            rest = tail;
+        }
+    }
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        if consumed == 0 {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        out.push_str(&std::env::var(name).unwrap_or_default());
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Ctx {

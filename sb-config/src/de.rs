@@ -173,7 +173,8 @@ impl<'a> de::Deserializer<'a> for De<'a> {
     }
 
     fn deserialize_option<V: Visitor<'a>>(self, v: V) -> Result<V::Value, DecodeError> {
-        match self.node.kind {
+        match &self.node.kind {
+            // Go reads `null` as "not set".
             Kind::Null => v.visit_none().map_err(|e| self.locate(e)),
             _ => {
                 let (path, start) = (self.path.clone(), self.node.span.start);

@@ -129,6 +129,9 @@ pub fn did_you_mean<'a>(
         }
     }
     let (d, c) = best?;
+    if name.is_empty() {
+        return None;
+    }
     let limit = (name.len().max(c.len()) / 3).max(1);
     let prefix = name.len() >= 4 && (c.starts_with(name) || name.starts_with(c));
     (d <= limit || prefix).then(|| format!("did you mean {c:?}?"))

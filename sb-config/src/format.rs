@@ -9,17 +9,40 @@
 use crate::jsonc::{Kind, Node};
 use serde_json::{Map, Value};
 
-/// Drops zero values from objects, recursively (Go's `omitempty`).
+/// Drops zero values from objects, recursively (Go's `omitempty`), except values the writers
+/// marked with [`crate::types::KEEP`], which are unwrapped and kept.
 pub fn prune(v: &mut Value) {
+    unwrap_keep(v);
     match v {
         Value::Object(m) => {
-            for (_, child) in m.iter_mut() {
+            let mut drop = Vec::new();
+            for (k, child) in m.iter_mut() {
+                let kept = unwrap_keep(child);
                 prune(child);
+                if !kept && is_zero(child) {
+                    drop.push(k.clone());
+                }
             }
-            m.retain(|_, child| !is_zero(child));
+            m.retain(|k, _| !drop.contains(k));
         }
         Value::Array(items) => items.iter_mut().for_each(prune),
         _ => {}
+    }
+}
+
+/// Replaces a keep-marker object by its value; true if it was one.
+fn unwrap_keep(v: &mut Value) -> bool {
+    let inner = match v {
+        Value::Object(m) if m.len() == 1 => m.remove(crate::types::KEEP),
+        _ => None,
+    };
+    match inner {
+        Some(x) => {
+            *v = x;
+            unwrap_keep(v);
+            true
+        }
+        None => false,
     }
 }
 

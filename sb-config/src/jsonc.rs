@@ -474,9 +474,11 @@ impl Parser<'_> {
             // `"k": v, // note` and `"k": v // note` both belong to this member.
             value.trailing.extend(self.same_line_comments()?);
             self.skip_ws()?;
-            value.trailing.append(&mut self.pending);
             let more = match self.peek() {
                 Some(b',') => {
+                    // Comments between the value and its comma belong to the value; comments
+                    // on lines before a closing bracket stay with the container.
+                    value.trailing.append(&mut self.pending);
                     self.pos += 1;
                     value.trailing.extend(self.same_line_comments()?);
                     true
@@ -522,10 +524,9 @@ impl Parser<'_> {
             value.leading = leading;
             value.trailing.extend(self.same_line_comments()?);
             self.skip_ws()?;
-            // Comments between the value and its comma belong to the value.
-            value.trailing.append(&mut self.pending);
             let more = match self.peek() {
                 Some(b',') => {
+                    value.trailing.append(&mut self.pending);
                     self.pos += 1;
                     value.trailing.extend(self.same_line_comments()?);
                     true

@@ -11,6 +11,7 @@
 //! adapter tag, what was expected and what was found. [`format`] writes a config back the way
 //! Go's `sing-box format` does, comments kept; [`merge`] combines files as Go does.
 
+pub mod base64;
 pub mod ctx;
 pub mod de;
 pub mod error;
@@ -66,14 +67,29 @@ pub fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
     })
 }
 
-/// Decodes and validates a parsed document. `text` is the source the node was parsed from,
-/// for line/column; `None` for merged documents, whose errors carry only the path.
+/// Decodes and validates a parsed document without reading any file it names.
 pub fn decode(file: &str, text: Option<&str>, root: Node) -> Result<Loaded, ConfigError> {
+    decode_in(file, text, root, None)
+}
+
+/// Decodes and validates a parsed document. `text` is the source the node was parsed from,
+/// for line/column; `None` for merged documents, whose errors carry only the path. With
+/// `base_dir`, files the config names are read and checked too (as Go's `check` does),
+/// relative paths resolving against `base_dir`.
+pub fn decode_in(
+    file: &str,
+    text: Option<&str>,
+    root: Node,
+    base_dir: Option<&std::path::Path>,
+) -> Result<Loaded, ConfigError> {
     let locate = |e: DecodeError| match text {
         Some(t) => ConfigError::from_decode(file, t, e),
         None => ConfigError::from_decode(file, "", DecodeError { offset: None, ..e }),
     };
-    let mut ctx = ctx::Ctx::default();
+    let mut ctx = ctx::Ctx {
+        base_dir: base_dir.map(std::path::Path::to_path_buf),
+        ..Default::default()
+    };
     let config = model::config::decode(&root, &mut ctx).map_err(locate)?;
     validate::validate(&config, &ctx).map_err(locate)?;
     let warnings = ctx
@@ -88,10 +104,20 @@ pub fn decode(file: &str, text: Option<&str>, root: Node) -> Result<Loaded, Conf
     })
 }
 
-/// Parses, decodes and validates one file's text.
+/// Parses, decodes and validates one file's text, reading no other file.
 pub fn load_text(file: &str, text: &str) -> Result<Loaded, ConfigError> {
     let root = parse(file, text)?;
     decode(file, Some(text), root)
+}
+
+/// Like [`load_text`], and also reads the files the config names, relative to `base_dir`.
+pub fn load_text_in(
+    file: &str,
+    text: &str,
+    base_dir: &std::path::Path,
+) -> Result<Loaded, ConfigError> {
+    let root = parse(file, text)?;
+    decode_in(file, Some(text), root, Some(base_dir))
 }
 
 /// Merges several sources in the order given (the caller sorts them as Go does).
@@ -116,15 +142,16 @@ pub fn merge_sources(sources: &[Source]) -> Result<Node, ConfigError> {
     merged.ok_or_else(|| ConfigError::file("config", "no config given"))
 }
 
-/// Loads one or several sources: one is decoded with full positions; several are merged
-/// first, then decoded (errors then name the JSON path but no line).
-pub fn load(sources: &[Source]) -> Result<Loaded, ConfigError> {
+/// Loads one or several sources, reading the files they name relative to `base_dir`: one
+/// source is decoded with full positions; several are merged first, then decoded (errors then
+/// name the JSON path but no line).
+pub fn load(sources: &[Source], base_dir: &std::path::Path) -> Result<Loaded, ConfigError> {
     match sources {
-        [one] => load_text(&one.name, &one.text),
+        [one] => load_text_in(&one.name, &one.text, base_dir),
         _ => {
             let merged = merge_sources(sources)?;
             let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
-            decode(&names.join(" + "), None, merged)
+            decode_in(&names.join(" + "), None, merged, Some(base_dir))
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod dns;
+pub mod dns_record;
 pub mod dns_server;
 pub mod endpoint;
 pub mod experimental;

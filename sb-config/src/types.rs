@@ -54,13 +54,38 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Listable<T> {
 impl<T: Serialize> Serialize for Listable<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if self.0.len() == 1 {
-            return self.0[0].serialize(s);
+            // A written one-element list is not empty, even when its element is zero.
+            return Keep(&self.0[0]).serialize(s);
         }
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for v in &self.0 {
             seq.serialize_element(v)?;
         }
         seq.end()
+    }
+}
+
+/// The key of the one-member object that marks a value `format` must keep even when it is a
+/// zero value (Go keeps pointer fields and non-empty lists). `format::prune` unwraps it.
+pub const KEEP: &str = "$sb::keep";
+
+/// Serializes the value marked for keeping (see [`KEEP`]).
+pub struct Keep<'a, T>(pub &'a T);
+
+impl<T: Serialize> Serialize for Keep<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(KEEP, self.0)?;
+        m.end()
+    }
+}
+
+/// `serialize_with` for optional fields Go declares as pointers: a set zero value is kept.
+pub fn keep_some<T: Serialize, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => Keep(x).serialize(s),
+        None => s.serialize_none(),
     }
 }
 
@@ -328,8 +353,9 @@ impl<'de> Deserialize<'de> for FwMark {
                 })
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<FwMark, E> {
+                // Go's ParseUint(s, 0, 32) also allows digit-separating underscores.
                 let t = s.trim_start_matches('+');
-                let lower = t.to_ascii_lowercase();
+                let lower = t.to_ascii_lowercase().replace('_', "");
                 let parsed = if let Some(h) = lower.strip_prefix("0x") {
                     u32::from_str_radix(h, 16)
                 } else if let Some(o) = lower.strip_prefix("0o") {

@@ -14,6 +14,52 @@ use std::collections::HashSet;
 pub fn validate(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
     duplicates(ctx)?;
     references(config, ctx)?;
+    domain_resolvers(config, ctx)?;
+    Ok(())
+}
+
+/// With more than one DNS server, every outbound that resolves names must say which server
+/// (Go 1.14 refuses such configs too; it is the most common 1.13/1.14 upgrade breakage).
+fn domain_resolvers(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
+    use crate::model::outbound::OutboundKind;
+    let servers = config.dns.as_ref().map_or(0, |d| d.servers.len());
+    let has_default = config
+        .route
+        .as_ref()
+        .is_some_and(|r| r.options.default_domain_resolver.is_some());
+    if servers <= 1 || has_default {
+        return Ok(());
+    }
+    for (i, o) in config.outbounds.iter().enumerate() {
+        let Some(dial) = o.kind.dial() else { continue };
+        if dial.domain_resolver.is_some() || !dial.detour.is_empty() {
+            continue;
+        }
+        let server = match &o.kind {
+            OutboundKind::Socks(_, s) => Some(s.server.as_str()),
+            OutboundKind::Http(_, h) => Some(h.server.as_str()),
+            OutboundKind::Ssh(_, s) => Some(s.server.as_str()),
+            _ => None,
+        };
+        let needs = match server {
+            None => matches!(o.kind, OutboundKind::Direct(_)),
+            Some(s) => s.parse::<std::net::IpAddr>().is_err(),
+        };
+        if needs {
+            let tag = config.outbound_tag(i);
+            let offset = ctx
+                .defs
+                .iter()
+                .find(|d| d.kind == RefKind::Outbound && d.tag == tag)
+                .map_or(0, |d| d.offset);
+            return Err(DecodeError::at(
+                &crate::path::Path::root().key("outbounds").index(i),
+                offset,
+                "missing `route.default_domain_resolver` or `domain_resolver` in dial fields: required when there is more than one DNS server (Go 1.14 refuses this too)",
+            )
+            .with_tag(&tag));
+        }
+    }
     Ok(())
 }
 

@@ -52,7 +52,55 @@ pub struct DnsOptions {
     /// Query timeout (1.14).
     pub timeout: GoDuration,
     /// Optimistic cache (1.14): a boolean or `{enabled, timeout}`.
-    pub optimistic: Option<serde_json::Value>,
+    pub optimistic: Option<Optimistic>,
+}
+
+/// `dns.optimistic`: `true`, or `{enabled, timeout}`; `format` writes the boolean when no
+/// timeout is set, as Go does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimisticOptions {
+    /// Serve expired answers while refreshing.
+    pub enabled: bool,
+    /// How long an expired answer may be served.
+    pub timeout: GoDuration,
+}
+
+/// See [`OptimisticOptions`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Optimistic(pub OptimisticOptions);
+
+impl<'de> Deserialize<'de> for Optimistic {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Optimistic;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a boolean or an object with \"enabled\" and \"timeout\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Optimistic, E> {
+                Ok(Optimistic(OptimisticOptions {
+                    enabled: b,
+                    timeout: GoDuration(0),
+                }))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Optimistic, A::Error> {
+                OptimisticOptions::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(Optimistic)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Optimistic {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.timeout.is_zero() {
+            s.serialize_bool(self.0.enabled)
+        } else {
+            self.0.serialize(s)
+        }
+    }
 }
 
 /// One DNS rule.
@@ -105,6 +153,8 @@ pub struct DnsOnlyMatch {
     pub match_response: Option<serde_json::Value>,
     /// Deprecated address filter (1.14): match any answer address.
     pub ip_accept_any: bool,
+    /// Deprecated (1.14): let an empty rule-set CIDR list match.
+    pub rule_set_ip_cidr_accept_empty: bool,
     /// Response rcode (1.14).
     pub response_rcode: Option<serde_json::Value>,
     /// Response answers (1.14).
@@ -150,7 +200,8 @@ pub struct DnsRouteOptions {
     pub disable_cache: bool,
     /// No optimistic cache (1.14).
     pub disable_optimistic_cache: bool,
-    /// Rewrite TTLs.
+    /// Rewrite TTLs (a pointer in Go: a written 0 is kept).
+    #[serde(serialize_with = "crate::types::keep_some")]
     pub rewrite_ttl: Option<u32>,
     /// EDNS client subnet.
     pub client_subnet: Option<Cidr>,
@@ -191,13 +242,13 @@ pub struct DnsRejectAction {
 #[serde(default, deny_unknown_fields)]
 pub struct PredefinedAction {
     /// Response code name or number.
-    pub rcode: Option<serde_json::Value>,
+    pub rcode: Option<super::dns_record::Rcode>,
     /// Answer records, zone-file text.
-    pub answer: Listable<String>,
+    pub answer: Listable<super::dns_record::Record>,
     /// Authority records.
-    pub ns: Listable<String>,
+    pub ns: Listable<super::dns_record::Record>,
     /// Additional records.
-    pub extra: Listable<String>,
+    pub extra: Listable<super::dns_record::Record>,
     /// Accepted as in 1.14's schema.
     pub race: bool,
 }
@@ -211,9 +262,13 @@ fn decode_match(o: &mut Obj<'_>, ctx: &mut Ctx) -> Result<DnsMatch, DecodeError>
     flow_refs(o, ctx);
     for key in ["ip_cidr", "ip_is_private", "ip_accept_any"] {
         if let Some(m) = o.peek(key) {
+            // Go 1.14.4 warns about these only at run time; sb says it at check.
             ctx.warn(&o.path().key(key), m.key_span.start, "Legacy Address Filter Fields in DNS rules is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-address-filter-fields-to-response-matching");
             break;
         }
+    }
+    if let Some(m) = o.peek("rule_set_ip_cidr_accept_empty") {
+        ctx.warn(&o.path().key("rule_set_ip_cidr_accept_empty"), m.key_span.start, "Legacy `rule_set_ip_cidr_accept_empty` DNS rule item is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-address-filter-fields-to-response-matching");
     }
     let core: MatchCore = o.group()?;
     check_core(o, &core)?;
@@ -323,13 +378,87 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<Dns, DecodeErro
     if let Some(m) = o.peek("independent_cache") {
         ctx.warn(&o.path().key("independent_cache"), m.key_span.start, "`independent_cache` is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0: the cache is now always independent");
     }
-    let options = o.group()?;
+    let options: DnsOptions = o.group()?;
     o.finish()?;
-    Ok(Dns {
+    let dns = Dns {
         servers,
         rules,
         options,
-    })
+    };
+    check(&o, &dns)?;
+    Ok(dns)
+}
+
+/// Cross-field checks Go's DNS router makes when it is built.
+fn check(o: &Obj<'_>, dns: &Dns) -> Result<(), DecodeError> {
+    use super::dns_server::DnsServerKind;
+    let fakeips: Vec<usize> = dns
+        .servers
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.kind, DnsServerKind::FakeIp(_)))
+        .map(|(i, _)| i)
+        .collect();
+    if let Some(second) = fakeips.get(1) {
+        return Err(o.error_at(
+            "servers",
+            format!("servers[{second}]: multiple fakeip server are not supported"),
+        ));
+    }
+    let default = if dns.options.final_.is_empty() {
+        dns.servers.first()
+    } else {
+        dns.servers
+            .iter()
+            .enumerate()
+            .find(|(i, s)| super::config::effective_tag(Some(&s.tag), *i) == dns.options.final_)
+            .map(|(_, s)| s)
+    };
+    if let Some(DnsServerKind::FakeIp(_)) = default.map(|s| &s.kind) {
+        let key = if dns.options.final_.is_empty() {
+            "servers"
+        } else {
+            "final"
+        };
+        return Err(o.error_at(key, "default server cannot be fakeip"));
+    }
+    if dns.options.optimistic.is_some_and(|op| op.0.enabled) && dns.options.disable_expire {
+        return Err(o.error_at(
+            "optimistic",
+            "`optimistic` is conflict with `disable_expire`",
+        ));
+    }
+    for (i, rule) in dns.rules.iter().enumerate() {
+        let at = |msg: &str| o.error_at("rules", format!("rules[{i}]: {msg}"));
+        let race = match &rule.action {
+            DnsAction::Route(_, opts)
+            | DnsAction::RouteOptions(opts)
+            | DnsAction::Evaluate(_, opts) => opts.race,
+            DnsAction::Reject(r) => r.race,
+            DnsAction::Predefined(p) => p.race,
+            DnsAction::Respond => false,
+        };
+        if race && !matcher_has_match_response(&rule.matcher) {
+            return Err(at("`race` requires `match_response`"));
+        }
+        if let DnsAction::Reject(r) = &rule.action {
+            if r.method == super::route_rule::RejectMethod::Reply {
+                return Err(at("reject method `reply` is not supported for DNS rules"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn matcher_has_match_response(m: &DnsMatcher) -> bool {
+    match m {
+        DnsMatcher::Default(d) => d
+            .dns
+            .match_response
+            .as_ref()
+            .is_some_and(|v| !matches!(v, serde_json::Value::Bool(false))),
+        DnsMatcher::Logical { rules, .. } => rules.iter().any(matcher_has_match_response),
+    }
 }
 
 /// Decodes an optional array member with `each(node, path, index, ctx)`.

@@ -138,10 +138,24 @@ const FAMILY: Family = Family {
 
 const LEGACY: &str = "legacy DNS server formats are deprecated in sing-box 1.12.0 and removed in sing-box 1.14.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-to-new-dns-server-formats";
 
-fn server_addr(o: &mut crate::object::Obj<'_>) -> Result<ServerAddr, DecodeError> {
+fn server_addr(
+    o: &mut crate::object::Obj<'_>,
+    dial: &DialFields,
+) -> Result<ServerAddr, DecodeError> {
     let a: ServerAddr = o.group()?;
     if a.server.is_empty() {
         return Err(o.error("missing server address"));
+    }
+    // A server given by name needs a resolver of its own; `route.default_domain_resolver`
+    // does not apply to DNS servers (Go's rule, #3232).
+    if a.server.parse::<std::net::IpAddr>().is_err()
+        && dial.domain_resolver.is_none()
+        && dial.detour.is_empty()
+    {
+        return Err(o.error_at(
+            "server",
+            "missing domain resolver for domain server address",
+        ));
     }
     Ok(a)
 }
@@ -160,17 +174,52 @@ pub fn decode(
     }
     let (tag, kind) = decode_typed(node, path, index, &FAMILY, ctx, |ty, o, ctx| {
         let kind = match ty {
-            "local" => DnsServerKind::Local(dial_fields(o, ctx)?, o.group()?),
-            "hosts" => DnsServerKind::Hosts(o.group()?),
-            "udp" => DnsServerKind::Udp(dial_fields(o, ctx)?, server_addr(o)?),
-            "tcp" => DnsServerKind::Tcp(dial_fields(o, ctx)?, server_addr(o)?),
-            "tls" => DnsServerKind::Tls(dial_fields(o, ctx)?, server_addr(o)?, o.group()?),
-            "https" => DnsServerKind::Https(
-                dial_fields(o, ctx)?,
-                server_addr(o)?,
-                o.group()?,
-                o.group()?,
-            ),
+            "local" => {
+                let dial = dial_fields(o, ctx)?;
+                let local: LocalServer = o.group()?;
+                if let Some(bad) = local.neighbor_domain.iter().find(|d| !d.starts_with('.')) {
+                    return Err(o.error_at(
+                        "neighbor_domain",
+                        format!("neighbor_domain entry must start with '.': {bad}"),
+                    ));
+                }
+                DnsServerKind::Local(dial, local)
+            }
+            "hosts" => {
+                let h: HostsServer = o.group()?;
+                for (domain, ips) in &h.predefined {
+                    if let Some(bad) = ips
+                        .iter()
+                        .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
+                    {
+                        return Err(o.error_at(
+                            "predefined",
+                            format!("{domain}: invalid IP address {bad:?}"),
+                        ));
+                    }
+                }
+                DnsServerKind::Hosts(h)
+            }
+            "udp" => {
+                let d = dial_fields(o, ctx)?;
+                let a = server_addr(o, &d)?;
+                DnsServerKind::Udp(d, a)
+            }
+            "tcp" => {
+                let d = dial_fields(o, ctx)?;
+                let a = server_addr(o, &d)?;
+                DnsServerKind::Tcp(d, a)
+            }
+            "tls" => {
+                let d = dial_fields(o, ctx)?;
+                let a = server_addr(o, &d)?;
+                DnsServerKind::Tls(d, a, o.group()?)
+            }
+            "https" => {
+                let d = dial_fields(o, ctx)?;
+                let a = server_addr(o, &d)?;
+                DnsServerKind::Https(d, a, o.group()?, o.group()?)
+            }
             _ => {
                 let f: FakeIpServer = o.group()?;
                 if f.inet4_range.is_none() && f.inet6_range.is_none() {

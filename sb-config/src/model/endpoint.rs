@@ -10,7 +10,7 @@ use crate::error::DecodeError;
 use crate::jsonc::Node;
 use crate::kinds;
 use crate::path::Path;
-use crate::types::{Listable, UdpTimeout};
+use crate::types::{GoDuration, Listable, UdpTimeout};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -60,8 +60,8 @@ pub struct WireGuardEndpoint {
     pub listen_port: u16,
     /// Peers.
     pub peers: Vec<WireGuardPeer>,
-    /// UDP session idle timeout.
-    pub udp_timeout: UdpTimeout,
+    /// UDP session idle timeout (a plain duration here: Go refuses integers).
+    pub udp_timeout: GoDuration,
     /// UDP mapping behaviour (1.14).
     pub udp_mapping: Option<UdpNatBehavior>,
     /// UDP filtering behaviour (1.14).
@@ -88,8 +88,8 @@ pub struct WireGuardPeer {
     pub allowed_ips: Prefixes,
     /// Keepalive seconds; 0 is off.
     pub persistent_keepalive_interval: u16,
-    /// Reserved bytes: three integers, or base64 of three bytes.
-    pub reserved: Option<serde_json::Value>,
+    /// Reserved bytes: three integers, or base64 of three bytes; `format` writes base64.
+    pub reserved: Option<Reserved>,
 }
 
 /// `tailscale` endpoint options.
@@ -166,6 +166,17 @@ pub fn decode(
                 if peer.allowed_ips.is_empty() {
                     return Err(o.error_at("peers", format!("missing allowed ips for peer {i}")));
                 }
+                if let Some(r) = &peer.reserved {
+                    if r.0.len() != 3 {
+                        return Err(o.error_at(
+                            "peers",
+                            format!(
+                                "invalid reserved value for peer {i}, required 3 bytes, got {}",
+                                r.0.len()
+                            ),
+                        ));
+                    }
+                }
             }
             EndpointKind::WireGuard(dial, wg)
         } else {
@@ -192,5 +203,43 @@ impl Endpoint {
             }
         }
         m
+    }
+}
+
+/// WireGuard `reserved` bytes, written as an integer array or base64.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reserved(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for Reserved {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Reserved;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of three integers 0-255 or a base64 string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Reserved, E> {
+                crate::base64::decode(s)
+                    .map(Reserved)
+                    .ok_or_else(|| E::custom(format!("invalid base64 reserved value {s:?}")))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Reserved, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Reserved(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Reserved {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::base64::encode(&self.0))
     }
 }

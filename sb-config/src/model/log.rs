@@ -20,6 +20,9 @@ pub struct Log {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
+    /// `""`: not set (the default, `trace`).
+    #[serde(rename = "")]
+    Unset,
     /// Most verbose.
     Trace,
     /// Debug.
@@ -27,8 +30,9 @@ pub enum LogLevel {
     /// Info.
     Info,
     /// Warnings.
-    #[serde(alias = "warning")]
     Warn,
+    /// Same as `warn`; kept as written because `format` writes it back unchanged.
+    Warning,
     /// Errors.
     Error,
     /// Fatal.

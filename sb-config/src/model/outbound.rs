@@ -96,6 +96,9 @@ pub struct SocksOutbound {
 /// SOCKS versions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub enum SocksVersion {
+    /// `""`: not set (5).
+    #[serde(rename = "")]
+    Unset,
     /// SOCKS4.
     #[serde(rename = "4")]
     V4,
@@ -107,8 +110,8 @@ pub enum SocksVersion {
     V5,
 }
 
-/// `udp_over_tcp`: `true`, or `{enabled, version}`. `format` writes `true` for an enabled
-/// object with the default version (0 or 2), as Go does.
+/// `udp_over_tcp`: a boolean, or `{enabled, version}`. `format` writes the boolean form when
+/// the version is the default (0 or 2), as Go does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UdpOverTcpOptions {
@@ -131,9 +134,11 @@ impl<'de> Deserialize<'de> for UdpOverTcp {
                 f.write_str("a boolean or an object with \"enabled\" and \"version\"")
             }
             fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<UdpOverTcp, E> {
+                // Go fills in the default version when the bool form is used, which is why a
+                // written `false` survives `format` while `{}` does not.
                 Ok(UdpOverTcp(UdpOverTcpOptions {
                     enabled: b,
-                    version: 0,
+                    version: 2,
                 }))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<UdpOverTcp, A::Error> {
@@ -148,8 +153,10 @@ impl<'de> Deserialize<'de> for UdpOverTcp {
 impl Serialize for UdpOverTcp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let o = self.0;
-        if !o.enabled || o.version == 0 || o.version == 2 {
-            s.serialize_bool(o.enabled)
+        if o == UdpOverTcpOptions::default() {
+            s.serialize_bool(false)
+        } else if o.version == 0 || o.version == 2 {
+            crate::types::Keep(&o.enabled).serialize(s)
         } else {
             o.serialize(s)
         }
@@ -265,6 +272,12 @@ const FAMILY: Family = Family {
 /// Records the references inside dial fields and rejects removed ones.
 pub fn dial_fields(o: &mut Obj<'_>, ctx: &mut Ctx) -> Result<DialFields, DecodeError> {
     reject_removed(o, DIAL_REMOVED)?;
+    // Go silently drops `"domain_resolver": {}` in dial fields.
+    if let Some(m) = o.peek("domain_resolver") {
+        if matches!(&m.value.kind, Kind::Object(ms) if ms.is_empty()) {
+            o.take_node("domain_resolver");
+        }
+    }
     o.reference(&mut ctx.refs, "detour", RefKind::Outbound);
     domain_resolver_ref(o, "domain_resolver", ctx)?;
     o.group()
@@ -352,7 +365,28 @@ pub fn decode(
                 }
                 OutboundKind::UrlTest(u)
             }
-            "ssh" => OutboundKind::Ssh(dial_fields(o, ctx)?, o.group()?),
+            "ssh" => {
+                let dial = dial_fields(o, ctx)?;
+                let ssh: SshOutbound = o.group()?;
+                // Go parses the key when the outbound is built, so `check` sees a bad one.
+                // The SSH adapter parses it fully; this catches text that holds no key.
+                let (key, key_field) = if !ssh.private_key.is_empty() {
+                    (Some(ssh.private_key.0.join("\n")), "private_key")
+                } else if !ssh.private_key_path.is_empty() {
+                    let text = ctx.read_file(&ssh.private_key_path).map_err(|e| {
+                        o.error_at("private_key_path", format!("read private key: {e}"))
+                    })?;
+                    (text, "private_key_path")
+                } else {
+                    (None, "")
+                };
+                if let Some(text) = key {
+                    if !(text.contains("-----BEGIN ") && text.contains("PRIVATE KEY-----")) {
+                        return Err(o.error_at(key_field, "parse private key: ssh: no key found"));
+                    }
+                }
+                OutboundKind::Ssh(dial, ssh)
+            }
             _ => OutboundKind::Tor(dial_fields(o, ctx)?, o.group()?),
         };
         o.finish()?;

@@ -92,7 +92,32 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<Route, DecodeEr
             );
         }
     }
-    let options = o.group()?;
+    if let Some(m) = o.peek("default_domain_resolver") {
+        if matches!(&m.value.kind, crate::jsonc::Kind::Object(ms) if ms.is_empty()) {
+            return Err(o.error_at("default_domain_resolver", "empty domain_resolver.server"));
+        }
+    }
+    let options: RouteOptionsSection = o.group()?;
+    if options.default_network_strategy.is_some() {
+        if !options.auto_detect_interface {
+            return Err(o.error_at(
+                "default_network_strategy",
+                "`auto_detect_interface` is required by `default_network_strategy`",
+            ));
+        }
+        if !options.default_interface.is_empty() {
+            return Err(o.error_at(
+                "default_network_strategy",
+                "`default_network_strategy` is conflict with `default_interface`",
+            ));
+        }
+    }
+    if options.override_android_vpn && !cfg!(target_os = "android") {
+        return Err(o.error_at(
+            "override_android_vpn",
+            "`override_android_vpn` is only supported on Android",
+        ));
+    }
     o.finish()?;
     Ok(Route {
         rules,

@@ -195,7 +195,8 @@ pub struct ResolveAction {
     pub disable_cache: bool,
     /// Bypass the optimistic cache (1.14).
     pub disable_optimistic_cache: bool,
-    /// Rewrite answer TTLs.
+    /// Rewrite answer TTLs (a pointer in Go: a written 0 is kept).
+    #[serde(serialize_with = "crate::types::keep_some")]
     pub rewrite_ttl: Option<u32>,
     /// EDNS client subnet.
     pub client_subnet: Option<Cidr>,

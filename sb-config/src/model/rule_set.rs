@@ -106,15 +106,7 @@ pub struct QueryTypeField {
     pub query_type: Listable<QueryType>,
 }
 
-/// A DNS record type, by name or number.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum QueryType {
-    /// By number.
-    Number(u16),
-    /// By name.
-    Name(String),
-}
+pub use super::dns_record::QueryType;
 
 /// Decodes a headless rule.
 pub fn decode_headless(
@@ -175,12 +167,21 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<RuleSet, Decode
                     },
                     None => Vec::new(),
                 };
+                if rules.is_empty() && o.has("rules") {
+                    return Err(o.error_at("rules", "empty inline rule-set"));
+                }
                 RuleSetKind::Inline(rules)
             }
             "local" => {
                 let l: LocalRuleSet = o.group()?;
-                if l.format.is_none() && infer_format(&l.path).is_none() {
+                let format = l.format.or_else(|| infer_format(&l.path));
+                let Some(format) = format else {
                     return Err(o.error("missing format"));
+                };
+                // Go reads and parses a local rule set when the router is built.
+                let text = ctx.read_file(&l.path).map_err(|e| o.error_at("path", e))?;
+                if let (Some(text), RuleSetFormat::Source) = (text, format) {
+                    check_source_file(&text, &l.path).map_err(|e| o.error_at("path", e))?;
                 }
                 RuleSetKind::Local(l)
             }
@@ -197,12 +198,14 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<RuleSet, Decode
                 }
                 RuleSetKind::Remote(r)
             }
-            other => return Err(o.error_at(
-                "type",
-                format!(
+            other => {
+                return Err(o.error_at(
+                    "type",
+                    format!(
                     "unknown rule-set type {other:?}, expected \"inline\", \"local\" or \"remote\""
                 ),
-            )),
+                ))
+            }
         };
         o.finish()?;
         Ok(kind)
@@ -258,8 +261,9 @@ impl RuleSet {
     /// The JSON object `format` writes.
     pub fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
+        // `inline` is the default type and `format` leaves it out, as Go does.
         let ty = match self.kind {
-            RuleSetKind::Inline(_) => "inline",
+            RuleSetKind::Inline(_) => "",
             RuleSetKind::Local(_) => "local",
             RuleSetKind::Remote(_) => "remote",
         };
@@ -272,9 +276,53 @@ impl RuleSet {
                     Value::Array(rules.iter().map(|r| Value::Object(r.to_json())).collect()),
                 );
             }
-            RuleSetKind::Local(l) => extend_json(&mut m, l),
-            RuleSetKind::Remote(r) => extend_json(&mut m, r),
+            RuleSetKind::Local(l) => {
+                extend_json(&mut m, l);
+                drop_inferred_format(&mut m, l.format, &l.path);
+            }
+            RuleSetKind::Remote(r) => {
+                extend_json(&mut m, r);
+                drop_inferred_format(&mut m, r.format, &r.url);
+            }
         }
         m
     }
+}
+
+/// Go leaves `format` out when the path or URL extension implies it.
+fn drop_inferred_format(m: &mut Map<String, Value>, format: Option<RuleSetFormat>, path: &str) {
+    if format.is_some() && format == infer_format(path) {
+        m.shift_remove("format");
+    }
+}
+
+/// Parses a source-format rule-set file: `{"version": N, "rules": [...]}`.
+fn check_source_file(text: &str, path: &str) -> Result<(), String> {
+    let root = crate::jsonc::parse(text).map_err(|e| {
+        let (l, c) = crate::jsonc::line_col(text, e.offset);
+        format!("{path}:{l}:{c}: invalid JSON: {e}")
+    })?;
+    let mut o = Obj::new(&root, &Path::root()).map_err(|e| format!("{path}: {e}"))?;
+    let in_file = |e: DecodeError| {
+        let ce = crate::ConfigError::from_decode(path, text, e);
+        ce.to_string()
+    };
+    let version: Option<u8> = o.take("version").map_err(in_file)?;
+    if !matches!(version, Some(1..=4)) {
+        return Err(format!(
+            "{path}: unknown rule-set version (expected 1 to 4)"
+        ));
+    }
+    // Rules of a file do not take part in the config's reference checks.
+    let mut file_ctx = Ctx::default();
+    if let Some((n, p)) = o.take_node("rules") {
+        let crate::jsonc::Kind::Array(items) = &n.kind else {
+            return Err(format!("{path}: rules: expected an array"));
+        };
+        for (i, r) in items.iter().enumerate() {
+            decode_headless(r, &p.index(i), &mut file_ctx).map_err(in_file)?;
+        }
+    }
+    o.finish().map_err(in_file)?;
+    Ok(())
 }

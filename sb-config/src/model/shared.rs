@@ -34,8 +34,9 @@ pub struct ListenFields {
     pub tcp_fast_open: bool,
     /// Multipath TCP.
     pub tcp_multi_path: bool,
-    /// Allow UDP fragmentation.
-    pub udp_fragment: bool,
+    /// Allow UDP fragmentation (a pointer in Go: a written `false` is kept by `format`).
+    #[serde(serialize_with = "crate::types::keep_some")]
+    pub udp_fragment: Option<bool>,
     /// UDP session idle timeout; 5m when zero.
     pub udp_timeout: UdpTimeout,
     /// Hand accepted connections to another inbound.
@@ -88,8 +89,9 @@ pub struct DialFields {
     pub tcp_keep_alive: GoDuration,
     /// Keep-alive probe interval; 75s when zero.
     pub tcp_keep_alive_interval: GoDuration,
-    /// Allow UDP fragmentation.
-    pub udp_fragment: bool,
+    /// Allow UDP fragmentation (a pointer in Go: a written `false` is kept by `format`).
+    #[serde(serialize_with = "crate::types::keep_some")]
+    pub udp_fragment: Option<bool>,
     /// DNS server (and options) used to resolve the server address.
     pub domain_resolver: Option<DomainResolver>,
     /// Graphical clients only.
@@ -147,7 +149,8 @@ pub struct DomainResolverOptions {
     pub disable_cache: bool,
     /// Bypass the optimistic cache (1.14).
     pub disable_optimistic_cache: bool,
-    /// Rewrite answer TTLs.
+    /// Rewrite answer TTLs (a pointer in Go: a written 0 is kept).
+    #[serde(serialize_with = "crate::types::keep_some")]
     pub rewrite_ttl: Option<u32>,
     /// EDNS client subnet.
     pub client_subnet: Option<crate::types::Cidr>,

@@ -89,8 +89,7 @@ pub struct TunInbound {
     pub stack: Option<TunStack>,
     /// Graphical-client platform options.
     pub platform: Option<TunPlatform>,
-    /// Accepted and ignored, as in Go.
-    #[serde(skip_serializing)]
+    /// Accepted and ignored, as in Go (which still writes it back in `format`).
     pub endpoint_independent_nat: bool,
 }
 
@@ -98,6 +97,9 @@ pub struct TunInbound {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunStack {
+    /// `""`: not set (the default).
+    #[serde(rename = "")]
+    Unset,
     /// Kernel stack.
     System,
     /// Userspace stack.
@@ -125,7 +127,8 @@ pub enum UdpNatBehavior {
     /// Default.
     #[serde(rename = "")]
     Unset,
-    /// Endpoint independent.
+    /// Endpoint independent (the default; `format` drops it as Go does).
+    #[serde(rename(serialize = ""))]
     EndpointIndependent,
     /// Address dependent.
     AddressDependent,
