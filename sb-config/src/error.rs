@@ -132,7 +132,8 @@ pub fn did_you_mean<'a>(
     if name.is_empty() {
         return None;
     }
-    let limit = (name.len().max(c.len()) / 3).max(1);
+    // One edit in three characters; none for very short names, where any edit is a guess.
+    let limit = name.len().max(c.len()) / 3;
     let prefix = name.len() >= 4 && (c.starts_with(name) || name.starts_with(c));
     (d <= limit || prefix).then(|| format!("did you mean {c:?}?"))
 }
