@@ -11,6 +11,10 @@
 //! adapter tag, what was expected and what was found. [`format`] writes a config back the way
 //! Go's `sing-box format` does, comments kept; [`merge`] combines files as Go does.
 
+// Config errors are built once, on the cold path of loading a file; their size does not
+// matter and boxing them would only add noise to every decoder.
+#![allow(clippy::result_large_err)]
+
 pub mod base64;
 pub mod ctx;
 pub mod de;

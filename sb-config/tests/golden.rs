@@ -189,7 +189,9 @@ fn golden_errors() {
             Err(e) => e.to_string(),
         };
         if got != *expected {
-            wrong.push(format!("{name}:\n  expected: {expected}\n  got:      {got}"));
+            wrong.push(format!(
+                "{name}:\n  expected: {expected}\n  got:      {got}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));

@@ -100,7 +100,10 @@ fn every_object_rejects_an_unknown_key() {
             let expected_path = path.key(JUNK).to_string();
             checked += 1;
             match sb_config::load_text_in("junk.json", &json, dir) {
-                Ok(_) => failures.push(format!("{}: accepted a junk key at {expected_path}", file.display())),
+                Ok(_) => failures.push(format!(
+                    "{}: accepted a junk key at {expected_path}",
+                    file.display()
+                )),
                 Err(e) => {
                     if e.path != expected_path || !e.message.contains("unknown field") {
                         failures.push(format!(
@@ -113,5 +116,10 @@ fn every_object_rejects_an_unknown_key() {
         }
     }
     assert!(checked > 500, "only {checked} objects checked");
-    assert!(failures.is_empty(), "{} of {checked}:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked}:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -166,6 +166,8 @@ pub struct DnsOnlyMatch {
 }
 
 /// DNS rule actions.
+// Built once per config; boxing the larger variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum DnsAction {
     /// `route` (default): ask `server`.

@@ -24,6 +24,8 @@ pub struct DnsServer {
 }
 
 /// The DNS server types sb implements.
+// Built once per config; boxing the larger variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum DnsServerKind {
     /// The system resolver.

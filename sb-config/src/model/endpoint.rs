@@ -24,6 +24,8 @@ pub struct Endpoint {
 }
 
 /// The endpoint types sb implements.
+// Built once per config; boxing the larger variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum EndpointKind {
     /// `wireguard`.

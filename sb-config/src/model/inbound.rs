@@ -24,6 +24,8 @@ pub struct Inbound {
 }
 
 /// The inbound types sb implements.
+// Built once per config; boxing the larger variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum InboundKind {
     /// `direct`: a tunnel to a fixed or original destination.

