@@ -26,9 +26,9 @@ pub struct Config {
     /// `dns`.
     pub dns: Option<Dns>,
     /// `ntp` (accepted only when not enabled: sb has no NTP client).
-    pub ntp: Option<Value>,
-    /// `certificate` (trust store options), kept as written.
-    pub certificate: Option<Value>,
+    pub ntp: Option<Ntp>,
+    /// `certificate` (trust store options).
+    pub certificate: Option<Certificate>,
     /// `endpoints`.
     pub endpoints: Vec<Endpoint>,
     /// `inbounds`.
@@ -70,7 +70,11 @@ pub fn decode(node: &Node, ctx: &mut Ctx) -> Result<Config, DecodeError> {
                 "ntp is not implemented by sb (sb uses the system clock)",
             ));
         }
-        c.ntp = Some(crate::de::from_node(n, &p)?);
+        let mut ntp = Obj::new(n, &p)?;
+        let dial = super::outbound::dial_fields(&mut ntp, ctx)?;
+        let options = ntp.group()?;
+        ntp.finish()?;
+        c.ntp = Some(Ntp { dial, options });
     }
     c.certificate = o.take("certificate")?;
     for key in TOP_LEVEL_NOT_IMPLEMENTED {
@@ -171,10 +175,16 @@ impl Config {
             section(&mut m, "dns", d.to_json());
         }
         if let Some(n) = &self.ntp {
-            m.insert("ntp".into(), n.clone());
+            let mut o = Map::new();
+            super::typed::extend_json(&mut o, &n.options);
+            super::typed::extend_json(&mut o, &n.dial);
+            section(&mut m, "ntp", o);
         }
         if let Some(c) = &self.certificate {
-            m.insert("certificate".into(), c.clone());
+            m.insert(
+                "certificate".into(),
+                serde_json::to_value(c).unwrap_or(Value::Null),
+            );
         }
         m.insert(
             "endpoints".into(),
@@ -232,4 +242,43 @@ pub fn effective_tag(tag: Option<&str>, index: usize) -> String {
         Some(t) if !t.is_empty() => t.to_string(),
         _ => index.to_string(),
     }
+}
+
+/// `ntp`: parsed in full; sb accepts it only when disabled.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ntp {
+    /// How the NTP server is reached.
+    pub dial: super::shared::DialFields,
+    /// NTP options.
+    pub options: NtpOptions,
+}
+
+/// `ntp` options besides dial fields.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NtpOptions {
+    /// Enabled (refused by sb).
+    pub enabled: bool,
+    /// Sync interval.
+    pub interval: crate::types::GoDuration,
+    /// Set the system clock.
+    pub write_to_system: bool,
+    /// NTP server.
+    pub server: String,
+    /// NTP port.
+    pub server_port: u16,
+}
+
+/// `certificate`: the trust store.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Certificate {
+    /// `system`, `mozilla`, `chrome` or `none`.
+    pub store: String,
+    /// Extra certificates (PEM lines).
+    pub certificate: crate::types::Listable<String>,
+    /// Extra certificate files.
+    pub certificate_path: crate::types::Listable<String>,
+    /// Extra certificate directories.
+    pub certificate_directory_path: crate::types::Listable<String>,
 }

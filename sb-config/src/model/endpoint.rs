@@ -135,7 +135,7 @@ pub struct TailscaleEndpoint {
     /// UDP session idle timeout.
     pub udp_timeout: UdpTimeout,
     /// Tailscale SSH server (1.14): a boolean or an object.
-    pub ssh_server: Option<serde_json::Value>,
+    pub ssh_server: Option<TailscaleSshServer>,
     /// Taildrop directory (1.14).
     pub taildrop_directory: String,
 }
@@ -243,5 +243,65 @@ impl<'de> Deserialize<'de> for Reserved {
 impl Serialize for Reserved {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&crate::base64::encode(&self.0))
+    }
+}
+
+/// Tailscale `ssh_server` options.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TailscaleSshServerOptions {
+    /// Enabled.
+    pub enabled: bool,
+    /// No PTY.
+    pub disable_pty: bool,
+    /// No SFTP.
+    pub disable_sftp: bool,
+    /// No forwarding.
+    pub disable_forwarding: bool,
+}
+
+/// `ssh_server`: a boolean, or [`TailscaleSshServerOptions`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TailscaleSshServer(pub TailscaleSshServerOptions);
+
+impl<'de> Deserialize<'de> for TailscaleSshServer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TailscaleSshServer;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a boolean or an object")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<TailscaleSshServer, E> {
+                Ok(TailscaleSshServer(TailscaleSshServerOptions {
+                    enabled: b,
+                    ..Default::default()
+                }))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<TailscaleSshServer, A::Error> {
+                TailscaleSshServerOptions::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(m),
+                )
+                .map(TailscaleSshServer)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for TailscaleSshServer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let only_enabled = TailscaleSshServerOptions {
+            enabled: self.0.enabled,
+            ..Default::default()
+        };
+        if self.0 == only_enabled {
+            s.serialize_bool(self.0.enabled)
+        } else {
+            self.0.serialize(s)
+        }
     }
 }

@@ -16,7 +16,30 @@ pub struct Experimental {
     /// V2Ray stats API (not implemented by sb).
     pub v2ray_api: Option<BTreeMap<String, serde_json::Value>>,
     /// Go runtime tuning (no meaning for sb).
-    pub debug: Option<BTreeMap<String, serde_json::Value>>,
+    pub debug: Option<Debug>,
+}
+
+/// `experimental.debug`: Go runtime knobs. Parsed exactly so typos are caught; sb warns that
+/// they have no effect.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Debug {
+    /// pprof listen address.
+    pub listen: String,
+    /// GOGC.
+    pub gc_percent: Option<i64>,
+    /// Max goroutine stack.
+    pub max_stack: Option<i64>,
+    /// Max OS threads.
+    pub max_threads: Option<i64>,
+    /// Panic on memory faults.
+    pub panic_on_fault: Option<bool>,
+    /// GOTRACEBACK.
+    pub trace_back: String,
+    /// Soft memory limit (bytes or a size string).
+    pub memory_limit: Option<serde_json::Value>,
+    /// OOM killer.
+    pub oom_killer: Option<bool>,
 }
 
 /// `cache_file` options.

@@ -272,11 +272,59 @@ pub struct OutboundTls {
     /// Handshake timeout.
     pub handshake_timeout: GoDuration,
     /// ECH.
-    pub ech: Option<BTreeMap<String, serde_json::Value>>,
+    pub ech: Option<OutboundEch>,
     /// uTLS.
-    pub utls: Option<BTreeMap<String, serde_json::Value>>,
+    pub utls: Option<OutboundUtls>,
     /// Reality.
-    pub reality: Option<BTreeMap<String, serde_json::Value>>,
+    pub reality: Option<OutboundReality>,
+}
+
+/// Outbound `tls.ech`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundEch {
+    /// Enabled.
+    pub enabled: bool,
+    /// ECH config (PEM lines).
+    pub config: Listable<String>,
+    /// ECH config file.
+    pub config_path: String,
+    /// Name to query the ECH config for.
+    pub query_server_name: String,
+}
+
+/// Outbound `tls.utls`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundUtls {
+    /// Enabled.
+    pub enabled: bool,
+    /// Browser fingerprint.
+    pub fingerprint: String,
+}
+
+/// Outbound `tls.reality`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundReality {
+    /// Enabled.
+    pub enabled: bool,
+    /// Server public key.
+    pub public_key: String,
+    /// Short id.
+    pub short_id: String,
+}
+
+/// Inbound `tls.ech`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboundEch {
+    /// Enabled.
+    pub enabled: bool,
+    /// ECH key (PEM lines).
+    pub key: Listable<String>,
+    /// ECH key file.
+    pub key_path: String,
 }
 
 /// Inbound TLS (server) options, parsed for the same reason as [`OutboundTls`].
@@ -324,8 +372,8 @@ pub struct InboundTls {
     /// Certificate provider.
     pub certificate_provider: Option<serde_json::Value>,
     /// ECH.
-    pub ech: Option<BTreeMap<String, serde_json::Value>>,
-    /// Reality.
+    pub ech: Option<InboundEch>,
+    /// Reality (server side; kept as written: sb has no Reality server).
     pub reality: Option<BTreeMap<String, serde_json::Value>>,
 }
 
