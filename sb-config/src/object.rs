@@ -50,11 +50,6 @@ impl<'a> Obj<'a> {
         &self.path
     }
 
-    /// Where the object starts.
-    pub fn offset(&self) -> usize {
-        self.node.span.start
-    }
-
     /// The member `key`, without taking it.
     pub fn peek(&self, key: &str) -> Option<&'a Member> {
         self.members.iter().find(|m| m.key == key).copied()

@@ -89,6 +89,30 @@ pub fn keep_some<T: Serialize, S: Serializer>(v: &Option<T>, s: S) -> Result<S::
     }
 }
 
+/// Decodes a field written either as a boolean shorthand or as an object of options
+/// (`udp_over_tcp`, `optimistic`, `ssh_server`): `from_bool` builds the options for the
+/// shorthand.
+pub fn bool_or_object<'de, D, T>(d: D, from_bool: fn(bool) -> T) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct V<T>(fn(bool) -> T);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a boolean or an object")
+        }
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<T, E> {
+            Ok((self.0)(b))
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<T, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(m))
+        }
+    }
+    d.deserialize_any(V(from_bool))
+}
+
 /// Implements serde for a type through `FromStr`/`Display`, decoding from a JSON string.
 macro_rules! string_serde {
     ($t:ty, $what:expr) => {

@@ -60,20 +60,16 @@ pub fn decode(node: &Node, ctx: &mut Ctx) -> Result<Config, DecodeError> {
         c.dns = Some(dns::decode(n, &p, ctx)?);
     }
     if let Some((n, p)) = o.take_node("ntp") {
-        let ntp = Obj::new(n, &p)?;
-        if matches!(
-            ntp.peek("enabled").map(|m| &m.value.kind),
-            Some(Kind::Bool(true))
-        ) {
+        let mut ntp = Obj::new(n, &p)?;
+        let dial = super::outbound::dial_fields(&mut ntp, ctx)?;
+        let options: NtpOptions = ntp.group()?;
+        ntp.finish()?;
+        if options.enabled {
             return Err(ntp.error_at(
                 "enabled",
                 "ntp is not implemented by sb (sb uses the system clock)",
             ));
         }
-        let mut ntp = Obj::new(n, &p)?;
-        let dial = super::outbound::dial_fields(&mut ntp, ctx)?;
-        let options = ntp.group()?;
-        ntp.finish()?;
         c.ntp = Some(Ntp { dial, options });
     }
     c.certificate = o.take("certificate")?;

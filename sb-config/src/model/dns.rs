@@ -72,24 +72,11 @@ pub struct Optimistic(pub OptimisticOptions);
 
 impl<'de> Deserialize<'de> for Optimistic {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Optimistic;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a boolean or an object with \"enabled\" and \"timeout\"")
-            }
-            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Optimistic, E> {
-                Ok(Optimistic(OptimisticOptions {
-                    enabled: b,
-                    timeout: GoDuration(0),
-                }))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<Optimistic, A::Error> {
-                OptimisticOptions::deserialize(serde::de::value::MapAccessDeserializer::new(m))
-                    .map(Optimistic)
-            }
-        }
-        d.deserialize_any(V)
+        crate::types::bool_or_object(d, |enabled| OptimisticOptions {
+            enabled,
+            timeout: GoDuration(0),
+        })
+        .map(Optimistic)
     }
 }
 

@@ -266,29 +266,11 @@ pub struct TailscaleSshServer(pub TailscaleSshServerOptions);
 
 impl<'de> Deserialize<'de> for TailscaleSshServer {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = TailscaleSshServer;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a boolean or an object")
-            }
-            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<TailscaleSshServer, E> {
-                Ok(TailscaleSshServer(TailscaleSshServerOptions {
-                    enabled: b,
-                    ..Default::default()
-                }))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                m: A,
-            ) -> Result<TailscaleSshServer, A::Error> {
-                TailscaleSshServerOptions::deserialize(
-                    serde::de::value::MapAccessDeserializer::new(m),
-                )
-                .map(TailscaleSshServer)
-            }
-        }
-        d.deserialize_any(V)
+        crate::types::bool_or_object(d, |enabled| TailscaleSshServerOptions {
+            enabled,
+            ..Default::default()
+        })
+        .map(TailscaleSshServer)
     }
 }
 

@@ -129,26 +129,13 @@ pub struct UdpOverTcp(pub UdpOverTcpOptions);
 
 impl<'de> Deserialize<'de> for UdpOverTcp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = UdpOverTcp;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a boolean or an object with \"enabled\" and \"version\"")
-            }
-            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<UdpOverTcp, E> {
-                // Go fills in the default version when the bool form is used, which is why a
-                // written `false` survives `format` while `{}` does not.
-                Ok(UdpOverTcp(UdpOverTcpOptions {
-                    enabled: b,
-                    version: 2,
-                }))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<UdpOverTcp, A::Error> {
-                UdpOverTcpOptions::deserialize(serde::de::value::MapAccessDeserializer::new(m))
-                    .map(UdpOverTcp)
-            }
-        }
-        d.deserialize_any(V)
+        // Go fills in the default version when the bool form is used, which is why a
+        // written `false` survives `format` while `{}` does not.
+        crate::types::bool_or_object(d, |enabled| UdpOverTcpOptions {
+            enabled,
+            version: 2,
+        })
+        .map(UdpOverTcp)
     }
 }
 
