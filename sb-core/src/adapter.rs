@@ -1,0 +1,118 @@
+//! The adapter interface: what an inbound, an outbound and an endpoint (both at once) must
+//! provide. Adapters live in sb-adapters; sb-core only sees these traits, held as
+//! `Arc<dyn Outbound>` / `Arc<dyn Inbound>`.
+
+use crate::flow::{Destination, FlowContext, Network};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// A boxed future, so the adapter traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A byte stream one side of a flow is carried on.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// The plain TCP socket underneath, when there is nothing on top of it. The relay uses
+    /// it to copy in the kernel (`splice`) instead of through user space.
+    fn into_tcp(self: Box<Self>) -> Result<TcpStream, Box<dyn AsyncStream>>;
+}
+
+impl AsyncStream for TcpStream {
+    fn into_tcp(self: Box<Self>) -> Result<TcpStream, Box<dyn AsyncStream>> {
+        Ok(*self)
+    }
+}
+
+/// A boxed [`AsyncStream`].
+pub type BoxStream = Box<dyn AsyncStream>;
+
+/// Where flows leave sb: `direct`, `block`, `socks`, `http`, `selector`, `ssh`, an endpoint...
+pub trait Outbound: Send + Sync + 'static {
+    /// The tag (its index when the config left it empty).
+    fn tag(&self) -> &str;
+    /// The config `type`.
+    fn kind(&self) -> &'static str;
+    /// The networks it can carry.
+    fn networks(&self) -> &'static [Network] {
+        &[Network::Tcp]
+    }
+    /// Opens a TCP stream to `dest` on behalf of `flow`.
+    fn connect_tcp<'a>(
+        &'a self,
+        flow: &'a FlowContext,
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxStream>>;
+}
+
+/// What an inbound hands accepted flows to (implemented by the dispatcher in sb-core).
+pub trait FlowHandler: Send + Sync + 'static {
+    /// Routes and carries one TCP flow. `responder` tells the client how the upstream
+    /// connection went, in the inbound's protocol (SOCKS reply, HTTP status).
+    fn handle_tcp(
+        self: Arc<Self>,
+        flow: FlowContext,
+        stream: BoxStream,
+        responder: Box<dyn Responder>,
+    ) -> BoxFuture<'static, ()>;
+}
+
+/// Why a flow could not be connected, in the terms protocols reply with.
+#[derive(Debug)]
+pub enum ConnectFailure {
+    /// A rule rejected the flow.
+    Rejected,
+    /// No route (unknown outbound, unsupported network).
+    NoRoute(String),
+    /// The outbound failed to connect.
+    Dial(io::Error),
+}
+
+/// Lets the inbound answer its client once the upstream is (or is not) connected.
+pub trait Responder: Send + 'static {
+    /// The upstream is connected (`bound` is the local address used upstream, if known).
+    fn connected<'a>(
+        &'a mut self,
+        stream: &'a mut BoxStream,
+        bound: Option<SocketAddr>,
+    ) -> BoxFuture<'a, io::Result<()>>;
+    /// The flow will not be connected.
+    fn failed<'a>(&'a mut self, stream: &'a mut BoxStream, why: &'a ConnectFailure) -> BoxFuture<'a, ()>;
+}
+
+/// A responder for inbounds whose protocol has no reply (`direct`, `tun`).
+pub struct NoReply;
+
+impl Responder for NoReply {
+    fn connected<'a>(
+        &'a mut self,
+        _stream: &'a mut BoxStream,
+        _bound: Option<SocketAddr>,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn failed<'a>(&'a mut self, _stream: &'a mut BoxStream, _why: &'a ConnectFailure) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Where flows enter sb. `start` binds and begins accepting; it fails fast (bad address,
+/// port in use) so that sb refuses to start rather than run without the inbound.
+pub trait Inbound: Send + Sync + 'static {
+    /// The tag.
+    fn tag(&self) -> &str;
+    /// The config `type`.
+    fn kind(&self) -> &'static str;
+    /// Binds and starts accepting; flows go to `handler`.
+    fn start(self: Arc<Self>, handler: Arc<dyn FlowHandler>) -> BoxFuture<'static, io::Result<()>>;
+    /// Stops accepting. Flows already accepted run to completion or are cancelled by the
+    /// runtime's shutdown.
+    fn close(&self);
+    /// The address it listens on, once started.
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+}

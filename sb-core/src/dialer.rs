@@ -1,0 +1,215 @@
+//! How an adapter reaches the network: connect to a destination directly with the dial
+//! fields applied (`bind_interface`, `routing_mark`, `connect_timeout`, keep-alive, happy
+//! eyeballs with `fallback_delay`), or through another outbound (`detour`). Every adapter that
+//! opens connections of its own — the direct outbound, proxy clients, SSH, Tor, WireGuard's
+//! UDP socket, DNS transports — goes through a [`Dialer`], so chaining works the same way
+//! everywhere.
+
+use crate::adapter::{BoxStream, Outbound};
+use crate::flow::{Destination, FlowContext, Host};
+use socket2::SockRef;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Socket options for direct connections.
+#[derive(Clone, Debug)]
+pub struct DialOptions {
+    /// `SO_BINDTODEVICE`.
+    pub bind_interface: Option<String>,
+    /// `SO_MARK` (0 = none).
+    pub routing_mark: u32,
+    /// Per-attempt connect timeout.
+    pub connect_timeout: Duration,
+    /// Keep-alive idle time and interval; `None` disables keep-alive.
+    pub keep_alive: Option<(Duration, Duration)>,
+    /// Happy-eyeballs delay before the next address is tried in parallel.
+    pub fallback_delay: Duration,
+    /// Source address for IPv4.
+    pub inet4_bind: Option<IpAddr>,
+    /// Source address for IPv6.
+    pub inet6_bind: Option<IpAddr>,
+    /// `SO_REUSEADDR`.
+    pub reuse_addr: bool,
+}
+
+impl Default for DialOptions {
+    fn default() -> Self {
+        DialOptions {
+            bind_interface: None,
+            routing_mark: 0,
+            connect_timeout: Duration::from_secs(5),
+            keep_alive: Some((Duration::from_secs(300), Duration::from_secs(75))),
+            fallback_delay: Duration::from_millis(300),
+            inet4_bind: None,
+            inet6_bind: None,
+            reuse_addr: false,
+        }
+    }
+}
+
+/// An outbound tag resolved after every outbound is built (outbounds may refer to each other
+/// in any order).
+#[derive(Debug, Default)]
+pub struct Detour {
+    /// The tag written in `detour`.
+    pub tag: String,
+    target: OnceLock<Arc<dyn Outbound>>,
+}
+
+impl std::fmt::Debug for dyn Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "outbound/{}[{}]", self.kind(), self.tag())
+    }
+}
+
+impl Detour {
+    /// A detour to `tag`, to be bound later.
+    pub fn new(tag: &str) -> Detour {
+        Detour {
+            tag: tag.to_string(),
+            target: OnceLock::new(),
+        }
+    }
+    /// Binds the detour to its outbound (done once, at start).
+    pub fn bind(&self, outbound: Arc<dyn Outbound>) {
+        let _ = self.target.set(outbound);
+    }
+}
+
+/// How an adapter reaches its own server.
+#[derive(Debug)]
+pub enum Dialer {
+    /// From this host, with socket options.
+    Direct(DialOptions),
+    /// Through another outbound.
+    Detour(Detour),
+}
+
+impl Dialer {
+    /// Opens a TCP connection to `dest`.
+    pub async fn connect_tcp(&self, flow: &FlowContext, dest: &Destination) -> io::Result<BoxStream> {
+        match self {
+            Dialer::Direct(opts) => Ok(Box::new(connect_direct(opts, dest).await?)),
+            Dialer::Detour(d) => {
+                let target = d.target.get().ok_or_else(|| {
+                    io::Error::other(format!("detour outbound {:?} is not bound", d.tag))
+                })?;
+                target.connect_tcp(flow, dest).await
+            }
+        }
+    }
+}
+
+/// Resolves `dest` to socket addresses (the system resolver until sb's DNS module lands).
+pub async fn resolve(dest: &Destination) -> io::Result<Vec<SocketAddr>> {
+    match &dest.host {
+        Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, dest.port)]),
+        Host::Domain(d) => {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((d.as_str(), dest.port)).await?.collect();
+            if addrs.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::NotFound, format!("lookup {d}: no addresses")));
+            }
+            Ok(addrs)
+        }
+    }
+}
+
+/// Connects directly, trying the resolved addresses with happy eyeballs: the next address
+/// starts after `fallback_delay` if the previous one has not connected yet; the first to
+/// connect wins.
+pub async fn connect_direct(opts: &DialOptions, dest: &Destination) -> io::Result<TcpStream> {
+    let addrs = resolve(dest).await?;
+    let mut attempts = tokio::task::JoinSet::new();
+    let mut last_err = None;
+    let mut pending = addrs.into_iter();
+    let mut running = 0usize;
+    loop {
+        if let Some(addr) = pending.next() {
+            let opts = opts.clone();
+            attempts.spawn(async move { connect_one(&opts, addr).await });
+            running += 1;
+        }
+        if running == 0 {
+            return Err(last_err.unwrap_or_else(|| io::Error::other("no address to connect to")));
+        }
+        let more = pending.len() > 0;
+        let next = if more {
+            tokio::time::timeout(opts.fallback_delay, attempts.join_next()).await.ok().flatten()
+        } else {
+            attempts.join_next().await
+        };
+        match next {
+            Some(Ok(Ok(stream))) => return Ok(stream),
+            Some(Ok(Err(e))) => {
+                running -= 1;
+                last_err = Some(e);
+            }
+            Some(Err(join)) => {
+                running -= 1;
+                last_err = Some(io::Error::other(join.to_string()));
+            }
+            None if !more => {
+                return Err(last_err.unwrap_or_else(|| io::Error::other("no address to connect to")));
+            }
+            None => {}
+        }
+    }
+}
+
+async fn connect_one(opts: &DialOptions, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let sock = SockRef::from(&socket);
+    if opts.routing_mark != 0 {
+        sock.set_mark(opts.routing_mark)?;
+    }
+    if let Some(dev) = &opts.bind_interface {
+        sock.bind_device(Some(dev.as_bytes()))?;
+    }
+    if opts.reuse_addr {
+        socket.set_reuseaddr(true)?;
+    }
+    let bind = if addr.is_ipv4() { opts.inet4_bind } else { opts.inet6_bind };
+    if let Some(ip) = bind {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    if let Some((idle, interval)) = opts.keep_alive {
+        let ka = socket2::TcpKeepalive::new().with_time(idle).with_interval(interval);
+        sock.set_tcp_keepalive(&ka)?;
+    }
+    let stream = tokio::time::timeout(opts.connect_timeout, socket.connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("dial tcp {addr}: i/o timeout")))?
+        .map_err(|e| io::Error::new(e.kind(), format!("dial tcp {addr}: {e}")))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connects_and_reports_refusal() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dest = Destination::from_socket(addr);
+        connect_direct(&DialOptions::default(), &dest).await.unwrap();
+        drop(listener);
+        let e = connect_direct(&DialOptions::default(), &dest).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        assert!(e.to_string().starts_with(&format!("dial tcp {addr}: ")), "{e}");
+    }
+
+    #[tokio::test]
+    async fn falls_back_to_the_next_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // "localhost" resolves to ::1 and 127.0.0.1 here; only IPv4 listens.
+        let dest = Destination::from_host("localhost", port);
+        let stream = connect_direct(&DialOptions::default(), &dest).await.unwrap();
+        assert_eq!(stream.peer_addr().unwrap().port(), port);
+    }
+}

@@ -1,0 +1,188 @@
+//! What sb knows about one flow while it moves from an inbound through the router to an
+//! outbound: where it came from, where it goes, and what the router learned on the way.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A destination host: an address, or a name still to be resolved.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// An IP address.
+    Ip(IpAddr),
+    /// A domain name (without a trailing dot).
+    Domain(String),
+}
+
+/// Where a flow goes: host and port (Go's `Socksaddr`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Destination {
+    /// The host.
+    pub host: Host,
+    /// The port.
+    pub port: u16,
+}
+
+impl Destination {
+    /// A destination from a socket address.
+    pub fn from_socket(addr: SocketAddr) -> Destination {
+        Destination {
+            host: Host::Ip(addr.ip()),
+            port: addr.port(),
+        }
+    }
+
+    /// A destination from a host string that may be an IP literal or a domain.
+    pub fn from_host(host: &str, port: u16) -> Destination {
+        let trimmed = host.trim_start_matches('[').trim_end_matches(']');
+        let host = match trimmed.parse::<IpAddr>() {
+            Ok(ip) => Host::Ip(ip),
+            Err(_) => Host::Domain(host.trim_end_matches('.').to_ascii_lowercase()),
+        };
+        Destination { host, port }
+    }
+
+    /// The socket address, when the host is an IP.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self.host {
+            Host::Ip(ip) => Some(SocketAddr::new(ip, self.port)),
+            Host::Domain(_) => None,
+        }
+    }
+
+    /// The domain, when the host is a name.
+    pub fn domain(&self) -> Option<&str> {
+        match &self.host {
+            Host::Domain(d) => Some(d),
+            Host::Ip(_) => None,
+        }
+    }
+
+    /// The IP, when the host is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self.host {
+            Host::Ip(ip) => Some(ip),
+            Host::Domain(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]:{}", self.port),
+            Host::Ip(ip) => write!(f, "{ip}:{}", self.port),
+            Host::Domain(d) => write!(f, "{d}:{}", self.port),
+        }
+    }
+}
+
+/// Transport network of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Network {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Network {
+    /// Lower-case name, as in configs and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Tcp => "tcp",
+            Network::Udp => "udp",
+        }
+    }
+}
+
+/// Everything the router may match on, and what routing decided so far.
+#[derive(Clone, Debug)]
+pub struct FlowContext {
+    /// Random id shown in logs (`[id elapsed]`) and the Clash API, as Go does.
+    pub id: u32,
+    /// When the inbound accepted the flow.
+    pub started: Instant,
+    /// Tag of the inbound.
+    pub inbound_tag: Arc<str>,
+    /// Type of the inbound (`mixed`, `socks`, ...).
+    pub inbound_type: &'static str,
+    /// TCP or UDP.
+    pub network: Network,
+    /// The client.
+    pub source: SocketAddr,
+    /// The destination (after any override).
+    pub destination: Destination,
+    /// The authenticated user, if the inbound has users.
+    pub user: Option<String>,
+    /// Protocol found by a `sniff` action.
+    pub protocol: Option<&'static str>,
+    /// Domain found by a `sniff` action (TLS SNI, HTTP Host, ...).
+    pub sniffed_domain: Option<String>,
+    /// IPs found for a domain destination by a `resolve` action.
+    pub resolved: Vec<IpAddr>,
+}
+
+impl FlowContext {
+    /// A new flow with a fresh random id.
+    pub fn new(
+        inbound_tag: Arc<str>,
+        inbound_type: &'static str,
+        network: Network,
+        source: SocketAddr,
+        destination: Destination,
+    ) -> FlowContext {
+        FlowContext {
+            id: rand::random(),
+            started: Instant::now(),
+            inbound_tag,
+            inbound_type,
+            network,
+            source,
+            destination,
+            user: None,
+            protocol: None,
+            sniffed_domain: None,
+            resolved: Vec::new(),
+        }
+    }
+
+    /// The domain rules match: the sniffed one, else the destination's.
+    pub fn domain(&self) -> Option<&str> {
+        self.sniffed_domain
+            .as_deref()
+            .or_else(|| self.destination.domain())
+    }
+
+    /// The IPs rules match: the destination's, else those found by `resolve`.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        match self.destination.ip() {
+            Some(ip) => vec![ip],
+            None => self.resolved.clone(),
+        }
+    }
+
+    /// Time since the flow started, formatted as Go does in logs (`0ms`, `1.2s`).
+    pub fn elapsed_text(&self) -> String {
+        let ms = self.started.elapsed().as_millis();
+        if ms < 1000 {
+            format!("{ms}ms")
+        } else {
+            format!("{:.1}s", ms as f64 / 1000.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_print_like_go() {
+        assert_eq!(Destination::from_host("Example.COM.", 443).to_string(), "example.com:443");
+        assert_eq!(Destination::from_host("::1", 80).to_string(), "[::1]:80");
+        assert_eq!(Destination::from_host("[::1]", 80).to_string(), "[::1]:80");
+        assert_eq!(Destination::from_host("127.0.0.1", 8).to_string(), "127.0.0.1:8");
+    }
+}
