@@ -41,9 +41,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     }
                     if out != src.text {
                         std::fs::write(&path, out).with_context(|| format!("write {path}"))?;
+                        let shown =
+                            std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone().into());
+                        eprintln!("{}", shown.display());
                     }
                 } else {
-                    print!("{out}");
+                    // Go prints the formatted document followed by an empty line.
+                    stdout(&format!("{out}\n"))?;
                 }
             }
             Ok(())
@@ -54,9 +58,21 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let loaded = sb_config::load(&sources, &input::cwd()?)?;
             let out = sb_config::format(&loaded);
             std::fs::write(&output, out).with_context(|| format!("write {}", output.display()))?;
-            eprintln!("{}", output.display());
+            // Go names the written file by its absolute path.
+            let shown = std::fs::canonicalize(&output).unwrap_or(output);
+            eprintln!("{}", shown.display());
             Ok(())
         }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`sb format | head`) ends the command quietly.
+fn stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => r.context("write to stdout"),
     }
 }
 

@@ -23,8 +23,13 @@ pub fn enter_directory(g: &Global) -> Result<()> {
 pub fn paths(g: &Global) -> Result<Vec<String>> {
     let mut out: Vec<String> = g.config.clone();
     for dir in &g.config_directory {
-        let entries = std::fs::read_dir(dir)
-            .with_context(|| format!("read config directory at {}", dir.display()))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            anyhow::anyhow!(
+                "read config directory at {}: {}",
+                dir.display(),
+                go_io_error(&e)
+            )
+        })?;
         let mut files: Vec<PathBuf> = Vec::new();
         for entry in entries {
             let entry =
@@ -52,7 +57,9 @@ pub fn read(name: &str) -> Result<Source> {
             .context("read config from stdin")?;
         s
     } else {
-        std::fs::read_to_string(name).with_context(|| format!("read config at {name}"))?
+        std::fs::read_to_string(name).map_err(|e| {
+            anyhow::anyhow!("read config at {name}: open {name}: {}", go_io_error(&e))
+        })?
     };
     Ok(Source {
         name: name.to_string(),
@@ -68,4 +75,19 @@ pub fn read_all(g: &Global) -> Result<Vec<Source>> {
 /// The working directory, against which relative paths in a config resolve (as in Go).
 pub fn cwd() -> Result<PathBuf> {
     std::env::current_dir().context("get the working directory")
+}
+
+/// An OS error worded as Go words it (`no such file or directory`), without Rust's
+/// `(os error 2)` suffix.
+pub fn go_io_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }

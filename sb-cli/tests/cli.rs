@@ -140,7 +140,8 @@ fn format_matches_go_normalisation() {
   }
 }
 "#;
-    assert_eq!(text(&out.stdout), expected);
+    // Like Go, stdout gets the document and an empty line; -w writes the document.
+    assert_eq!(text(&out.stdout), format!("{expected}\n"));
     // -w writes the same text back, and a second run changes nothing.
     assert!(sb(&dir, &["format", "-w"]).status.success());
     assert_eq!(
@@ -166,7 +167,8 @@ fn merge_sorts_and_concatenates() {
     std::fs::write(dir.join("conf.d/notes.txt"), "not a config").unwrap();
     let out = sb(&dir, &["merge", "out.json", "-C", "conf.d"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stderr), "out.json\n");
+    let written = std::fs::canonicalize(dir.join("out.json")).unwrap();
+    assert_eq!(text(&out.stderr), format!("{}\n", written.display()));
     let merged: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).unwrap()).unwrap();
     assert_eq!(
@@ -238,4 +240,31 @@ fn generate_wg_keypair_is_a_real_pair() {
     let sk: [u8; 32] = b64.decode(private).unwrap().try_into().unwrap();
     let derived = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(sk));
     assert_eq!(b64.encode(derived.as_bytes()), public);
+}
+
+#[test]
+fn usage_errors_exit_1_like_go() {
+    let out = sb(Path::new("."), &["bogus"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let dir = scratch("pipe");
+    std::fs::write(dir.join("config.json"), r#"{"log": {"level": "info"}}"#).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sb"))
+        .current_dir(&dir)
+        .arg("format")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stderr), "");
+    assert!(
+        out.status.code() == Some(0) || out.status.code().is_none(),
+        "{:?}",
+        out.status
+    );
 }

@@ -24,6 +24,19 @@ pub fn encode(data: &[u8]) -> String {
     out
 }
 
+/// Decodes standard base64, with Go's error text (`illegal base64 data at input byte N`).
+pub fn decode_go(text: &str) -> Result<Vec<u8>, String> {
+    let illegal = |i: usize| format!("illegal base64 data at input byte {i}");
+    let body = text.trim_end_matches('=');
+    if let Some(i) = body.bytes().position(|c| !ALPHABET.contains(&c)) {
+        return Err(illegal(i));
+    }
+    if text.len() % 4 != 0 {
+        return Err(illegal(text.len() - text.len() % 4));
+    }
+    decode(text).ok_or_else(|| illegal(body.len()))
+}
+
 /// Decodes padded or unpadded standard base64; `None` on any invalid character.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = text

@@ -1,6 +1,7 @@
 //! Typed models of the sing-box 1.14 JSON, one file per section or adapter family, each with
 //! its decoder (from the located [`crate::jsonc::Node`] tree) and its `format` writer.
 
+pub mod check;
 pub mod config;
 pub mod dns;
 pub mod dns_record;

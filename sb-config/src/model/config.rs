@@ -73,6 +73,25 @@ pub fn decode(node: &Node, ctx: &mut Ctx) -> Result<Config, DecodeError> {
         c.ntp = Some(Ntp { dial, options });
     }
     c.certificate = o.take("certificate")?;
+    if let Some(cert) = &c.certificate {
+        if !matches!(
+            cert.store.as_str(),
+            "" | "system" | "mozilla" | "chrome" | "none"
+        ) {
+            return Err(o.error_at(
+                "certificate",
+                format!("unknown certificate store: {}", cert.store),
+            ));
+        }
+        for path in cert.certificate_path.iter() {
+            ctx.read_file(path).map_err(|e| {
+                o.error_at(
+                    "certificate",
+                    format!("initializing certificate store: {e}"),
+                )
+            })?;
+        }
+    }
     for key in TOP_LEVEL_NOT_IMPLEMENTED {
         if let Some((n, p)) = o.take_node(key) {
             if !matches!(&n.kind, Kind::Array(items) if items.is_empty()) {
@@ -130,7 +149,7 @@ pub fn decode(node: &Node, ctx: &mut Ctx) -> Result<Config, DecodeError> {
         if let Some(m) = e.peek("cache_file") {
             let cf = Obj::new(&m.value, &p.key("cache_file"))?;
             if let Some(s) = cf.peek("store_rdrc") {
-                ctx.warn(&p.key("cache_file").key("store_rdrc"), s.key_span.start, "`store_rdrc` is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0");
+                ctx.warn(&p.key("cache_file").key("store_rdrc"), s.key_span.start, "`store_rdrc` cache file option is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-store-rdrc");
             }
         }
         if let Some(m) = e.peek("v2ray_api") {

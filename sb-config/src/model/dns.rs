@@ -143,13 +143,13 @@ pub struct DnsOnlyMatch {
     /// Deprecated (1.14): let an empty rule-set CIDR list match.
     pub rule_set_ip_cidr_accept_empty: bool,
     /// Response rcode (1.14).
-    pub response_rcode: Option<serde_json::Value>,
+    pub response_rcode: Option<super::dns_record::Rcode>,
     /// Response answers (1.14).
-    pub response_answer: Listable<String>,
+    pub response_answer: Listable<super::dns_record::Record>,
     /// Response authority (1.14).
-    pub response_ns: Listable<String>,
+    pub response_ns: Listable<super::dns_record::Record>,
     /// Response additional (1.14).
-    pub response_extra: Listable<String>,
+    pub response_extra: Listable<super::dns_record::Record>,
 }
 
 /// DNS rule actions.
@@ -365,7 +365,7 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<Dns, DecodeErro
     })?;
     o.reference(&mut ctx.refs, "final", RefKind::DnsServer);
     if let Some(m) = o.peek("independent_cache") {
-        ctx.warn(&o.path().key("independent_cache"), m.key_span.start, "`independent_cache` is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0: the cache is now always independent");
+        ctx.warn(&o.path().key("independent_cache"), m.key_span.start, "`independent_cache` DNS option is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-independent-dns-cache");
     }
     let options: DnsOptions = o.group()?;
     o.finish()?;
@@ -417,8 +417,19 @@ fn check(o: &Obj<'_>, dns: &Dns) -> Result<(), DecodeError> {
             "`optimistic` is conflict with `disable_expire`",
         ));
     }
+    let mut evaluated: Vec<&str> = Vec::new();
     for (i, rule) in dns.rules.iter().enumerate() {
         let at = |msg: &str| o.error_at("rules", format!("rules[{i}]: {msg}"));
+        for tag in match_response_tags(&rule.matcher) {
+            if !evaluated.contains(&tag) {
+                return Err(at(&format!("undefined evaluate tag: {tag}")));
+            }
+        }
+        if let DnsAction::Evaluate(e, _) = &rule.action {
+            if !e.tag.is_empty() {
+                evaluated.push(&e.tag);
+            }
+        }
         let race = match &rule.action {
             DnsAction::Route(_, opts)
             | DnsAction::RouteOptions(opts)
@@ -437,6 +448,17 @@ fn check(o: &Obj<'_>, dns: &Dns) -> Result<(), DecodeError> {
         }
     }
     Ok(())
+}
+
+/// The evaluate tags a matcher's `match_response` strings name.
+fn match_response_tags(m: &DnsMatcher) -> Vec<&str> {
+    match m {
+        DnsMatcher::Default(d) => match &d.dns.match_response {
+            Some(serde_json::Value::String(t)) if !t.is_empty() => vec![t.as_str()],
+            _ => Vec::new(),
+        },
+        DnsMatcher::Logical { rules, .. } => rules.iter().flat_map(match_response_tags).collect(),
+    }
 }
 
 fn matcher_has_match_response(m: &DnsMatcher) -> bool {

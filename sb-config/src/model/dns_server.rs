@@ -215,12 +215,20 @@ pub fn decode(
             "tls" => {
                 let d = dial_fields(o, ctx)?;
                 let a = server_addr(o, &d)?;
-                DnsServerKind::Tls(d, a, o.group()?)
+                let t: TlsField = o.group()?;
+                if let Some(tls) = &t.tls {
+                    super::check::outbound_tls(tls, ctx).map_err(|e| o.error_at("tls", e))?;
+                }
+                DnsServerKind::Tls(d, a, t)
             }
             "https" => {
                 let d = dial_fields(o, ctx)?;
                 let a = server_addr(o, &d)?;
-                DnsServerKind::Https(d, a, o.group()?, o.group()?)
+                let t: TlsField = o.group()?;
+                if let Some(tls) = &t.tls {
+                    super::check::outbound_tls(tls, ctx).map_err(|e| o.error_at("tls", e))?;
+                }
+                DnsServerKind::Https(d, a, t, o.group()?)
             }
             _ => {
                 let f: FakeIpServer = o.group()?;

@@ -161,10 +161,21 @@ pub fn decode(
             if wg.private_key.is_empty() {
                 return Err(o.error("missing private key"));
             }
+            super::check::wireguard_key(&wg.private_key, "private key")
+                .map_err(|e| o.error_at("private_key", e))?;
             if wg.listen_port != 0 && !dial.detour.is_empty() {
                 return Err(o.error_at("listen_port", "`listen_port` is conflict with `detour`"));
             }
             for (i, peer) in wg.peers.iter().enumerate() {
+                super::check::wireguard_key(&peer.public_key, &format!("public key for peer {i}"))
+                    .map_err(|e| o.error_at("peers", e))?;
+                if !peer.pre_shared_key.is_empty() {
+                    super::check::wireguard_key(
+                        &peer.pre_shared_key,
+                        &format!("pre-shared key for peer {i}"),
+                    )
+                    .map_err(|e| o.error_at("peers", e))?;
+                }
                 if peer.allowed_ips.is_empty() {
                     return Err(o.error_at("peers", format!("missing allowed ips for peer {i}")));
                 }

@@ -139,7 +139,10 @@ pub fn decode(
                 InboundKind::Direct(l, d)
             }
             "mixed" => {
-                let (l, m) = listening(o, ctx)?;
+                let (l, m): (ListenFields, HttpMixedInbound) = listening(o, ctx)?;
+                if let Some(tls) = &m.tls {
+                    super::check::inbound_tls(tls, ctx).map_err(|e| o.error_at("tls", e))?;
+                }
                 InboundKind::Mixed(l, m)
             }
             "socks" => {
@@ -147,7 +150,10 @@ pub fn decode(
                 InboundKind::Socks(l, s)
             }
             "http" => {
-                let (l, h) = listening(o, ctx)?;
+                let (l, h): (ListenFields, HttpMixedInbound) = listening(o, ctx)?;
+                if let Some(tls) = &h.tls {
+                    super::check::inbound_tls(tls, ctx).map_err(|e| o.error_at("tls", e))?;
+                }
                 InboundKind::Http(l, h)
             }
             _ => InboundKind::Tun(super::tun::decode(o, ctx)?),

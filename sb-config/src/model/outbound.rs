@@ -311,7 +311,14 @@ pub fn decode(
             }
             "block" => OutboundKind::Block,
             "socks" => OutboundKind::Socks(dial_fields(o, ctx)?, o.group()?),
-            "http" => OutboundKind::Http(dial_fields(o, ctx)?, o.group()?),
+            "http" => {
+                let dial = dial_fields(o, ctx)?;
+                let http: HttpOutbound = o.group()?;
+                if let Some(tls) = &http.tls {
+                    super::check::outbound_tls(tls, ctx).map_err(|e| o.error_at("tls", e))?;
+                }
+                OutboundKind::Http(dial, http)
+            }
             "selector" => {
                 o.reference(&mut ctx.refs, "outbounds", RefKind::Outbound);
                 o.reference(&mut ctx.refs, "default", RefKind::Outbound);
@@ -369,6 +376,9 @@ pub fn decode(
                 } else {
                     (None, "")
                 };
+                for line in ssh.host_key.iter() {
+                    super::check::ssh_host_key(line).map_err(|e| o.error_at("host_key", e))?;
+                }
                 if let Some(text) = key {
                     if !(text.contains("-----BEGIN ") && text.contains("PRIVATE KEY-----")) {
                         return Err(o.error_at(key_field, "parse private key: ssh: no key found"));

@@ -60,11 +60,10 @@ pub struct RouteOptionsSection {
     pub default_fallback_delay: GoDuration,
     /// Default HTTP client tag (1.14).
     pub default_http_client: String,
-    /// Removed in 1.12 but still accepted silently by Go 1.14; sb warns.
-    #[serde(skip_serializing)]
+    /// Removed in 1.12 but still accepted silently by Go 1.14 (and kept by its `format`);
+    /// sb warns that it has no effect.
     pub geoip: Option<serde_json::Value>,
-    /// Removed in 1.12 but still accepted silently by Go 1.14; sb warns.
-    #[serde(skip_serializing)]
+    /// As `geoip`.
     pub geosite: Option<serde_json::Value>,
 }
 

@@ -194,6 +194,14 @@ pub fn decode(o: &mut Obj<'_>, ctx: &mut Ctx) -> Result<TunInbound, DecodeError>
             "`include_interface` and `exclude_interface` cannot be used together",
         ));
     }
+    for (key, list) in [
+        ("include_mac_address", &tun.include_mac_address),
+        ("exclude_mac_address", &tun.exclude_mac_address),
+    ] {
+        for mac in list.iter() {
+            super::check::mac_address(mac).map_err(|e| o.error_at(key, e))?;
+        }
+    }
     for key in ["include_uid_range", "exclude_uid_range"] {
         let ranges = if key == "include_uid_range" {
             &tun.include_uid_range
