@@ -1,6 +1,9 @@
 //! The `sb` command line as a user meets it: exit codes, silence on success, error lines,
 //! format/merge output, version and generate.
 
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,6 +2,9 @@
 //! a config and the one-line error `sb check` prints for it (after `FATAL[0000] `): file,
 //! line and column, JSON path, the adapter tag when inside one, what is wrong, and a hint.
 
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 const CASES: &[(&str, &str, &str)] = &[
     (
         "unknown top-level key",

@@ -1,6 +1,9 @@
 //! Shared helpers for sb's cross-crate tests: the real Go sing-box binary they compare against,
 //! and the corpus files under `tests/parity/`.
 
+// Test support: a missing peer or corpus file is a failed test, said in the panic message.
+#![allow(clippy::panic)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -2,6 +2,9 @@
 //! key to each object in turn and assert that sb rejects it, naming that key's path. This is
 //! what keeps "unknown fields are errors" true for every object the config language has.
 
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use sb_config::jsonc::{Kind, Member, Node, Span};
 use sb_config::path::Path as JsonPath;
 use sb_tests::{corpus, workspace};

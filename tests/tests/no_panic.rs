@@ -8,6 +8,9 @@
 //!
 //! For every accepted input, `format` must give a config that is accepted again.
 
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 

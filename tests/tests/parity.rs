@@ -2,6 +2,9 @@
 //! `tests/parity/`: `valid/` (both accept; formats equal as JSON values), `invalid/` (both
 //! reject), `stricter/` (Go accepts, sb rejects on purpose; each file says why).
 
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use sb_tests::{corpus, go_run, go_sing_box};
 use std::path::Path;
 
