@@ -80,7 +80,11 @@ pub trait Responder: Send + 'static {
         bound: Option<SocketAddr>,
     ) -> BoxFuture<'a, io::Result<()>>;
     /// The flow will not be connected.
-    fn failed<'a>(&'a mut self, stream: &'a mut BoxStream, why: &'a ConnectFailure) -> BoxFuture<'a, ()>;
+    fn failed<'a>(
+        &'a mut self,
+        stream: &'a mut BoxStream,
+        why: &'a ConnectFailure,
+    ) -> BoxFuture<'a, ()>;
 }
 
 /// A responder for inbounds whose protocol has no reply (`direct`, `tun`).
@@ -94,7 +98,11 @@ impl Responder for NoReply {
     ) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async { Ok(()) })
     }
-    fn failed<'a>(&'a mut self, _stream: &'a mut BoxStream, _why: &'a ConnectFailure) -> BoxFuture<'a, ()> {
+    fn failed<'a>(
+        &'a mut self,
+        _stream: &'a mut BoxStream,
+        _why: &'a ConnectFailure,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
 }

@@ -90,7 +90,11 @@ pub enum Dialer {
 
 impl Dialer {
     /// Opens a TCP connection to `dest`.
-    pub async fn connect_tcp(&self, flow: &FlowContext, dest: &Destination) -> io::Result<BoxStream> {
+    pub async fn connect_tcp(
+        &self,
+        flow: &FlowContext,
+        dest: &Destination,
+    ) -> io::Result<BoxStream> {
         match self {
             Dialer::Direct(opts) => Ok(Box::new(connect_direct(opts, dest).await?)),
             Dialer::Detour(d) => {
@@ -108,9 +112,14 @@ pub async fn resolve(dest: &Destination) -> io::Result<Vec<SocketAddr>> {
     match &dest.host {
         Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, dest.port)]),
         Host::Domain(d) => {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((d.as_str(), dest.port)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((d.as_str(), dest.port))
+                .await?
+                .collect();
             if addrs.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::NotFound, format!("lookup {d}: no addresses")));
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("lookup {d}: no addresses"),
+                ));
             }
             Ok(addrs)
         }
@@ -137,7 +146,10 @@ pub async fn connect_direct(opts: &DialOptions, dest: &Destination) -> io::Resul
         }
         let more = pending.len() > 0;
         let next = if more {
-            tokio::time::timeout(opts.fallback_delay, attempts.join_next()).await.ok().flatten()
+            tokio::time::timeout(opts.fallback_delay, attempts.join_next())
+                .await
+                .ok()
+                .flatten()
         } else {
             attempts.join_next().await
         };
@@ -152,7 +164,9 @@ pub async fn connect_direct(opts: &DialOptions, dest: &Destination) -> io::Resul
                 last_err = Some(io::Error::other(join.to_string()));
             }
             None if !more => {
-                return Err(last_err.unwrap_or_else(|| io::Error::other("no address to connect to")));
+                return Err(
+                    last_err.unwrap_or_else(|| io::Error::other("no address to connect to"))
+                );
             }
             None => {}
         }
@@ -160,7 +174,11 @@ pub async fn connect_direct(opts: &DialOptions, dest: &Destination) -> io::Resul
 }
 
 async fn connect_one(opts: &DialOptions, addr: SocketAddr) -> io::Result<TcpStream> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     let sock = SockRef::from(&socket);
     if opts.routing_mark != 0 {
         sock.set_mark(opts.routing_mark)?;
@@ -171,17 +189,28 @@ async fn connect_one(opts: &DialOptions, addr: SocketAddr) -> io::Result<TcpStre
     if opts.reuse_addr {
         socket.set_reuseaddr(true)?;
     }
-    let bind = if addr.is_ipv4() { opts.inet4_bind } else { opts.inet6_bind };
+    let bind = if addr.is_ipv4() {
+        opts.inet4_bind
+    } else {
+        opts.inet6_bind
+    };
     if let Some(ip) = bind {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
     if let Some((idle, interval)) = opts.keep_alive {
-        let ka = socket2::TcpKeepalive::new().with_time(idle).with_interval(interval);
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(interval);
         sock.set_tcp_keepalive(&ka)?;
     }
     let stream = tokio::time::timeout(opts.connect_timeout, socket.connect(addr))
         .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("dial tcp {addr}: i/o timeout")))?
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("dial tcp {addr}: i/o timeout"),
+            )
+        })?
         .map_err(|e| io::Error::new(e.kind(), format!("dial tcp {addr}: {e}")))?;
     stream.set_nodelay(true)?;
     Ok(stream)
@@ -196,11 +225,18 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let dest = Destination::from_socket(addr);
-        connect_direct(&DialOptions::default(), &dest).await.unwrap();
+        connect_direct(&DialOptions::default(), &dest)
+            .await
+            .unwrap();
         drop(listener);
-        let e = connect_direct(&DialOptions::default(), &dest).await.unwrap_err();
+        let e = connect_direct(&DialOptions::default(), &dest)
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
-        assert!(e.to_string().starts_with(&format!("dial tcp {addr}: ")), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("dial tcp {addr}: ")),
+            "{e}"
+        );
     }
 
     #[tokio::test]
@@ -209,7 +245,9 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         // "localhost" resolves to ::1 and 127.0.0.1 here; only IPv4 listens.
         let dest = Destination::from_host("localhost", port);
-        let stream = connect_direct(&DialOptions::default(), &dest).await.unwrap();
+        let stream = connect_direct(&DialOptions::default(), &dest)
+            .await
+            .unwrap();
         assert_eq!(stream.peer_addr().unwrap().port(), port);
     }
 }

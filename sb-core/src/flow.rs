@@ -180,9 +180,15 @@ mod tests {
 
     #[test]
     fn destinations_print_like_go() {
-        assert_eq!(Destination::from_host("Example.COM.", 443).to_string(), "example.com:443");
+        assert_eq!(
+            Destination::from_host("Example.COM.", 443).to_string(),
+            "example.com:443"
+        );
         assert_eq!(Destination::from_host("::1", 80).to_string(), "[::1]:80");
         assert_eq!(Destination::from_host("[::1]", 80).to_string(), "[::1]:80");
-        assert_eq!(Destination::from_host("127.0.0.1", 8).to_string(), "127.0.0.1:8");
+        assert_eq!(
+            Destination::from_host("127.0.0.1", 8).to_string(),
+            "127.0.0.1:8"
+        );
     }
 }

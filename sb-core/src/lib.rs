@@ -1,10 +1,18 @@
 //! sb-core: the kernel of sb, between the config (sb-config) and the protocol adapters
 //! (sb-adapters).
 //!
-//! It will hold the adapter traits (`Inbound`, `Outbound`; an endpoint is both), the flow
-//! context, the `Dialer`, the rule router, the relay and the connection tracker. Today it
-//! holds the build facts `sb version` prints; the runtime lands with the runtime issue
-//! (see `docs/ARCHITECTURE.md`).
+//! A flow's path through it: an inbound accepts a connection and builds a [`flow::FlowContext`];
+//! the [`dispatch::Dispatcher`] asks the [`router::Router`] for the first matching rule,
+//! carries out non-final actions and asks again, then opens the chosen outbound through its
+//! [`dialer::Dialer`] and hands both streams to the [`relay`]. Adapters implement the traits
+//! of [`adapter`]; sb-core never names a protocol.
+
+pub mod adapter;
+pub mod dialer;
+pub mod dispatch;
+pub mod flow;
+pub mod relay;
+pub mod router;
 
 /// sb's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

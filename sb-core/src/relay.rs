@@ -32,7 +32,11 @@ struct Counted<'a> {
 }
 
 impl AsyncRead for Counted<'_> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut *self.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
@@ -46,7 +50,11 @@ impl AsyncRead for Counted<'_> {
 }
 
 impl AsyncWrite for Counted<'_> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut *self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -106,12 +114,20 @@ mod tests {
 
     struct Duplex(tokio::io::DuplexStream);
     impl AsyncRead for Duplex {
-        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
             Pin::new(&mut self.0).poll_read(cx, buf)
         }
     }
     impl AsyncWrite for Duplex {
-        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            b: &[u8],
+        ) -> Poll<io::Result<usize>> {
             Pin::new(&mut self.0).poll_write(cx, b)
         }
         fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -132,7 +148,12 @@ mod tests {
         let (mut client, client_side) = tokio::io::duplex(1024);
         let (upstream_side, mut server) = tokio::io::duplex(1024);
         let counters = Arc::new(Counters::default());
-        let relay = tokio::spawn(relay(boxed(client_side), boxed(upstream_side), counters.clone(), Duration::from_secs(60)));
+        let relay = tokio::spawn(relay(
+            boxed(client_side),
+            boxed(upstream_side),
+            counters.clone(),
+            Duration::from_secs(60),
+        ));
         client.write_all(b"request").await.unwrap();
         client.shutdown().await.unwrap();
         let mut got = Vec::new();
@@ -153,7 +174,13 @@ mod tests {
     async fn idle_flows_end() {
         let (_client, client_side) = tokio::io::duplex(1024);
         let (upstream_side, _server) = tokio::io::duplex(1024);
-        let r = relay(boxed(client_side), boxed(upstream_side), Arc::default(), Duration::from_secs(30)).await;
+        let r = relay(
+            boxed(client_side),
+            boxed(upstream_side),
+            Arc::default(),
+            Duration::from_secs(30),
+        )
+        .await;
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 }

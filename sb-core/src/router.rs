@@ -1,0 +1,173 @@
+//! The rule router: route rules compiled once at start, evaluated in order for each flow.
+//! The router only decides; the dispatcher carries out actions (sniff, resolve, reject,
+//! route) and asks again from the next rule after a non-final action.
+
+mod cidr;
+mod domain;
+pub mod rule;
+
+pub use cidr::{is_private, CidrSet};
+pub use domain::DomainMatcher;
+
+use crate::flow::FlowContext;
+use rule::{Matcher, Probe, RuleSetMatcher, RuleSets};
+use sb_config::model::route::Route;
+use sb_config::model::route_rule::RouteAction;
+use std::sync::{Arc, RwLock};
+
+/// One compiled rule.
+#[derive(Debug)]
+pub struct CompiledRule {
+    /// Position in `route.rules` (Go logs `match[N]`).
+    pub index: usize,
+    /// The condition.
+    pub matcher: Matcher,
+    /// The action.
+    pub action: RouteAction,
+    /// Go-style description for logs and the Clash API (`ip_cidr=10.0.0.0/8 port=80`).
+    pub description: String,
+}
+
+/// The Clash API mode, shared with the API (`Rule` unless configured otherwise).
+#[derive(Debug)]
+pub struct ClashMode(RwLock<String>);
+
+impl ClashMode {
+    /// A mode holder.
+    pub fn new(initial: &str) -> ClashMode {
+        ClashMode(RwLock::new(initial.to_string()))
+    }
+    /// The current mode.
+    pub fn get(&self) -> String {
+        self.0.read().map(|m| m.clone()).unwrap_or_default()
+    }
+    /// Switches the mode.
+    pub fn set(&self, mode: &str) {
+        if let Ok(mut m) = self.0.write() {
+            *m = mode.to_string();
+        }
+    }
+}
+
+/// An error building the router, naming the rule.
+#[derive(Debug, thiserror::Error)]
+#[error("route.rules[{index}]: {message}")]
+pub struct RouterError {
+    /// The rule index (or rule-set index for rule sets).
+    pub index: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The compiled `route` section.
+#[derive(Debug)]
+pub struct Router {
+    rules: Vec<CompiledRule>,
+    /// `route.final`, when set.
+    pub final_outbound: Option<String>,
+    /// The Clash API mode.
+    pub mode: Arc<ClashMode>,
+}
+
+impl Router {
+    /// Compiles the route section (absent = no rules).
+    pub fn new(route: Option<&Route>, mode: Arc<ClashMode>) -> Result<Router, RouterError> {
+        let Some(route) = route else {
+            return Ok(Router {
+                rules: Vec::new(),
+                final_outbound: None,
+                mode,
+            });
+        };
+        let mut sets = RuleSets::new();
+        for (i, rs) in route.rule_set.iter().enumerate() {
+            let m = RuleSetMatcher::new(&rs.tag, &rs.kind).map_err(|message| RouterError {
+                index: i,
+                message: format!("(rule_set[{i}]) {message}"),
+            })?;
+            sets.insert(rs.tag.clone(), Arc::new(m));
+        }
+        let mut rules = Vec::with_capacity(route.rules.len());
+        for (index, r) in route.rules.iter().enumerate() {
+            let matcher = rule::compile(&r.matcher, &sets)
+                .map_err(|message| RouterError { index, message })?;
+            if let RouteAction::Resolve(_) = r.action {
+                return Err(RouterError {
+                    index,
+                    message: "the resolve action needs the DNS module, not implemented by sb yet"
+                        .into(),
+                });
+            }
+            let description = describe(&r.to_json());
+            rules.push(CompiledRule {
+                index,
+                matcher,
+                action: r.action.clone(),
+                description,
+            });
+        }
+        let final_outbound = Some(route.options.final_.clone()).filter(|f| !f.is_empty());
+        Ok(Router {
+            rules,
+            final_outbound,
+            mode,
+        })
+    }
+
+    /// The first rule at or after `from` that matches the flow.
+    pub fn first_match(&self, flow: &FlowContext, from: usize) -> Option<&CompiledRule> {
+        let mode = self.mode.get();
+        let probe = Probe {
+            flow,
+            clash_mode: &mode,
+            match_source: false,
+        };
+        self.rules
+            .iter()
+            .skip(from)
+            .find(|r| r.matcher.matches(&probe))
+    }
+
+    /// All rules, for the Clash API.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+}
+
+/// `key=value` pairs of a rule's match fields, as Go prints them in `match[N] ... => action`.
+fn describe(rule: &serde_json::Map<String, serde_json::Value>) -> String {
+    const ACTION_KEYS: &[&str] = &[
+        "action",
+        "outbound",
+        "method",
+        "no_drop",
+        "sniffer",
+        "timeout",
+        "server",
+        "strategy",
+        "override_address",
+        "override_port",
+        "udp_timeout",
+        "fallback_delay",
+    ];
+    let mut v = serde_json::Value::Object(rule.clone());
+    sb_config::format::prune(&mut v);
+    let serde_json::Value::Object(m) = v else {
+        return String::new();
+    };
+    m.iter()
+        .filter(|(k, _)| !ACTION_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}={s}"),
+            serde_json::Value::Array(a) => {
+                let items: Vec<String> = a
+                    .iter()
+                    .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                    .collect();
+                format!("{k}=[{}]", items.join(" "))
+            }
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,364 @@
+//! Route rules compiled for matching. Go's grouping: the destination-address fields
+//! (`domain*`, `ip_cidr`, `ip_is_private`) form one OR-group, the destination ports another,
+//! the source addresses and the source ports two more; the groups and every other field are
+//! ANDed; `invert` negates the whole rule; logical rules combine nested rules with and/or.
+
+use super::cidr::{is_private, CidrSet};
+use super::domain::DomainMatcher;
+use crate::flow::{FlowContext, Network};
+use sb_config::model::route_rule::{RouteMatch, RouteMatcher};
+use sb_config::model::rule_match::{IpVersion, LogicalMode, MatchCore, MatchFlow};
+use sb_config::model::rule_set::{HeadlessRule, RuleSetKind};
+use sb_config::types::{Cidr, Listable, PortRange, RuleNetwork};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// Rule sets by tag, compiled.
+pub type RuleSets = HashMap<String, Arc<RuleSetMatcher>>;
+
+/// A compiled rule set: any of its rules matching makes it match.
+#[derive(Debug)]
+pub struct RuleSetMatcher {
+    rules: Vec<Matcher>,
+}
+
+impl RuleSetMatcher {
+    /// Compiles an inline rule set. Local and remote sets are loaded by the rule-set
+    /// loader of the runtime issue; until then they are refused at start.
+    pub fn new(tag: &str, kind: &RuleSetKind) -> Result<RuleSetMatcher, String> {
+        match kind {
+            RuleSetKind::Inline(rules) => Ok(RuleSetMatcher {
+                rules: rules
+                    .iter()
+                    .map(compile_headless)
+                    .collect::<Result<_, _>>()?,
+            }),
+            RuleSetKind::Local(_) | RuleSetKind::Remote(_) => Err(format!(
+                "rule-set {tag:?}: local and remote rule sets are not implemented by sb yet"
+            )),
+        }
+    }
+
+    fn matches(&self, f: &Probe<'_>) -> bool {
+        self.rules.iter().any(|r| r.matches(f))
+    }
+}
+
+/// A compiled rule condition.
+#[derive(Debug)]
+pub enum Matcher {
+    /// Match fields.
+    Default(Box<DefaultMatcher>),
+    /// Nested rules.
+    Logical {
+        /// `and` (true) or `or` (false).
+        all: bool,
+        /// Sub-rules.
+        rules: Vec<Matcher>,
+        /// Negate.
+        invert: bool,
+    },
+}
+
+/// What a matcher looks at, taken from the flow plus router state.
+pub struct Probe<'a> {
+    /// The flow.
+    pub flow: &'a FlowContext,
+    /// The Clash API mode (`Rule`, `Direct`, ...).
+    pub clash_mode: &'a str,
+    /// Match rule-set CIDRs against the source instead of the destination.
+    pub match_source: bool,
+}
+
+#[derive(Debug, Default)]
+struct Ports {
+    set: HashSet<u16>,
+    ranges: Vec<(u16, u16)>,
+}
+
+impl Ports {
+    fn new(ports: &Listable<u16>, ranges: &Listable<PortRange>) -> Ports {
+        Ports {
+            set: ports.iter().copied().collect(),
+            ranges: ranges.iter().map(|r| (r.start, r.end)).collect(),
+        }
+    }
+    fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.ranges.is_empty()
+    }
+    fn contains(&self, p: u16) -> bool {
+        self.set.contains(&p) || self.ranges.iter().any(|(a, b)| (*a..=*b).contains(&p))
+    }
+}
+
+/// A default rule's fields, compiled.
+#[derive(Debug, Default)]
+pub struct DefaultMatcher {
+    inbound: HashSet<String>,
+    ip_version: Option<IpVersion>,
+    network: Vec<Network>,
+    auth_user: HashSet<String>,
+    protocol: HashSet<String>,
+    domain: DomainMatcher,
+    ip_cidr: CidrSet,
+    ip_is_private: bool,
+    port: Ports,
+    source_ip_cidr: CidrSet,
+    source_ip_is_private: bool,
+    source_port: Ports,
+    clash_mode: Option<String>,
+    rule_sets: Vec<Arc<RuleSetMatcher>>,
+    rule_set_match_source: bool,
+    invert: bool,
+}
+
+fn nets(list: &Listable<Cidr>) -> Vec<ipnet::IpNet> {
+    list.iter().map(|c| c.net).collect()
+}
+
+fn strings(list: &Listable<String>) -> Vec<String> {
+    list.0.clone()
+}
+
+/// Fields sb cannot match yet; a rule using them is refused at start rather than silently
+/// never (or always) matching.
+fn unsupported(core: &MatchCore, flow: Option<&MatchFlow>) -> Option<&'static str> {
+    let mut names = vec![
+        ("process_name", !core.process_name.is_empty()),
+        ("process_path", !core.process_path.is_empty()),
+        ("process_path_regex", !core.process_path_regex.is_empty()),
+        ("package_name", !core.package_name.is_empty()),
+        ("package_name_regex", !core.package_name_regex.is_empty()),
+        ("network_type", !core.network_type.is_empty()),
+        ("network_is_expensive", core.network_is_expensive),
+        ("network_is_constrained", core.network_is_constrained),
+        ("wifi_ssid", !core.wifi_ssid.is_empty()),
+        ("wifi_bssid", !core.wifi_bssid.is_empty()),
+        (
+            "network_interface_address",
+            !core.network_interface_address.is_empty(),
+        ),
+        (
+            "default_interface_address",
+            !core.default_interface_address.is_empty(),
+        ),
+    ];
+    if let Some(f) = flow {
+        names.extend([
+            ("user", !f.user.is_empty()),
+            ("user_id", !f.user_id.is_empty()),
+            ("interface_address", !f.interface_address.is_empty()),
+            ("source_mac_address", !f.source_mac_address.is_empty()),
+            ("source_hostname", !f.source_hostname.is_empty()),
+            ("preferred_by", !f.preferred_by.is_empty()),
+        ]);
+    }
+    names.into_iter().find(|(_, used)| *used).map(|(n, _)| n)
+}
+
+fn compile_core(m: &mut DefaultMatcher, core: &MatchCore) -> Result<(), String> {
+    m.network = core
+        .network
+        .iter()
+        .filter_map(|n| match n {
+            RuleNetwork::Tcp => Some(Network::Tcp),
+            RuleNetwork::Udp => Some(Network::Udp),
+            RuleNetwork::Icmp => None,
+        })
+        .collect();
+    if m.network.is_empty() && !core.network.is_empty() {
+        return Err("ICMP rules are not implemented by sb yet".into());
+    }
+    m.domain = DomainMatcher::new(
+        &strings(&core.domain),
+        &strings(&core.domain_suffix),
+        &strings(&core.domain_keyword),
+        &strings(&core.domain_regex),
+    )?;
+    m.ip_cidr = CidrSet::new(&nets(&core.ip_cidr));
+    m.source_ip_cidr = CidrSet::new(&nets(&core.source_ip_cidr));
+    m.port = Ports::new(&core.port, &core.port_range);
+    m.source_port = Ports::new(&core.source_port, &core.source_port_range);
+    m.invert = core.invert;
+    Ok(())
+}
+
+/// Compiles a route rule's matcher.
+pub fn compile(m: &RouteMatcher, sets: &RuleSets) -> Result<Matcher, String> {
+    match m {
+        RouteMatcher::Default(r) => compile_default(r, sets).map(|d| Matcher::Default(Box::new(d))),
+        RouteMatcher::Logical {
+            mode,
+            rules,
+            invert,
+        } => Ok(Matcher::Logical {
+            all: *mode == LogicalMode::And,
+            rules: rules
+                .iter()
+                .map(|r| compile(r, sets))
+                .collect::<Result<_, _>>()?,
+            invert: *invert,
+        }),
+    }
+}
+
+fn compile_default(r: &RouteMatch, sets: &RuleSets) -> Result<DefaultMatcher, String> {
+    if let Some(field) = unsupported(&r.core, Some(&r.flow)) {
+        return Err(format!("rule field {field:?} is not implemented by sb yet"));
+    }
+    if !r.route.client.is_empty() {
+        return Err("rule field \"client\" is not implemented by sb yet".into());
+    }
+    let mut m = DefaultMatcher::default();
+    compile_core(&mut m, &r.core)?;
+    let f = &r.flow;
+    m.inbound = f.inbound.iter().cloned().collect();
+    m.ip_version = f.ip_version;
+    m.auth_user = f.auth_user.iter().cloned().collect();
+    m.protocol = f
+        .protocol
+        .iter()
+        .map(|p| format!("{p:?}").to_ascii_lowercase())
+        .collect();
+    m.ip_is_private = f.ip_is_private;
+    m.source_ip_is_private = f.source_ip_is_private;
+    m.clash_mode = (!f.clash_mode.is_empty()).then(|| f.clash_mode.to_ascii_lowercase());
+    m.rule_set_match_source = f.rule_set_ip_cidr_match_source;
+    for tag in f.rule_set.iter() {
+        let set = sets
+            .get(tag)
+            .ok_or_else(|| format!("rule-set not found: {tag}"))?;
+        m.rule_sets.push(set.clone());
+    }
+    Ok(m)
+}
+
+fn compile_headless(r: &HeadlessRule) -> Result<Matcher, String> {
+    match r {
+        HeadlessRule::Default(h) => {
+            if let Some(field) = unsupported(&h.core, None) {
+                return Err(format!("rule field {field:?} is not implemented by sb yet"));
+            }
+            if !h.query.query_type.is_empty() {
+                return Err(
+                    "query_type in route rule sets needs the DNS module, not implemented by sb yet"
+                        .into(),
+                );
+            }
+            let mut m = DefaultMatcher::default();
+            compile_core(&mut m, &h.core)?;
+            Ok(Matcher::Default(Box::new(m)))
+        }
+        HeadlessRule::Logical {
+            mode,
+            rules,
+            invert,
+        } => Ok(Matcher::Logical {
+            all: *mode == LogicalMode::And,
+            rules: rules
+                .iter()
+                .map(compile_headless)
+                .collect::<Result<_, _>>()?,
+            invert: *invert,
+        }),
+    }
+}
+
+impl Matcher {
+    /// Whether the flow matches.
+    pub fn matches(&self, p: &Probe<'_>) -> bool {
+        match self {
+            Matcher::Default(d) => d.matches(p) != d.invert,
+            Matcher::Logical { all, rules, invert } => {
+                let r = if *all {
+                    rules.iter().all(|r| r.matches(p))
+                } else {
+                    rules.iter().any(|r| r.matches(p))
+                };
+                r != *invert
+            }
+        }
+    }
+}
+
+fn ip_matches(ips: &[IpAddr], set: &CidrSet, private: bool) -> bool {
+    ips.iter()
+        .any(|ip| set.contains(*ip) || (private && is_private(*ip)))
+}
+
+impl DefaultMatcher {
+    fn matches(&self, p: &Probe<'_>) -> bool {
+        let f = p.flow;
+        if !self.inbound.is_empty() && !self.inbound.contains(&*f.inbound_tag) {
+            return false;
+        }
+        if !self.network.is_empty() && !self.network.contains(&f.network) {
+            return false;
+        }
+        if let Some(v) = self.ip_version {
+            let want_v4 = v == IpVersion::V4;
+            let ips = f.ips();
+            if ips.is_empty() || ips.iter().any(|ip| ip.is_ipv4() != want_v4) {
+                return false;
+            }
+        }
+        if !self.auth_user.is_empty()
+            && !f.user.as_ref().is_some_and(|u| self.auth_user.contains(u))
+        {
+            return false;
+        }
+        if !self.protocol.is_empty() && !f.protocol.is_some_and(|p| self.protocol.contains(p)) {
+            return false;
+        }
+        if let Some(mode) = &self.clash_mode {
+            if !p.clash_mode.eq_ignore_ascii_case(mode) {
+                return false;
+            }
+        }
+        // Destination address group.
+        let (addr_ips, addr_set, addr_private, source_side) = if p.match_source {
+            (vec![f.source.ip()], &self.ip_cidr, self.ip_is_private, true)
+        } else {
+            (f.ips(), &self.ip_cidr, self.ip_is_private, false)
+        };
+        let has_addr_group =
+            !self.domain.is_empty() || !self.ip_cidr.is_empty() || self.ip_is_private;
+        if has_addr_group {
+            let by_domain = !source_side && f.domain().is_some_and(|d| self.domain.matches(d));
+            if !by_domain && !ip_matches(&addr_ips, addr_set, addr_private) {
+                return false;
+            }
+        }
+        if !self.port.is_empty() && !self.port.contains(f.destination.port) {
+            return false;
+        }
+        if (!self.source_ip_cidr.is_empty() || self.source_ip_is_private)
+            && !ip_matches(
+                &[f.source.ip()],
+                &self.source_ip_cidr,
+                self.source_ip_is_private,
+            )
+        {
+            return false;
+        }
+        if !self.source_port.is_empty() && !self.source_port.contains(source_port(&f.source)) {
+            return false;
+        }
+        if !self.rule_sets.is_empty() {
+            let probe = Probe {
+                flow: f,
+                clash_mode: p.clash_mode,
+                match_source: self.rule_set_match_source,
+            };
+            if !self.rule_sets.iter().any(|s| s.matches(&probe)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn source_port(a: &SocketAddr) -> u16 {
+    a.port()
+}
