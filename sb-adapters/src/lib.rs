@@ -1,5 +1,13 @@
-//! sb-adapters: one module per protocol (inbounds, outbounds, endpoints), each behind a cargo
-//! feature, and the one registry table that maps a config `type` to its builder.
+//! sb-adapters: the protocol adapters (inbounds, outbounds, endpoints) and the one registry
+//! table that maps a config `type` to its builder.
 //!
-//! No adapter is built yet: every type is recognised and checked by sb-config, and the
-//! runtime issue adds the builders here (see `docs/ARCHITECTURE.md`).
+//! In the flow, inbounds here accept connections and hand flows to sb-core's dispatcher;
+//! outbounds here carry the flows the router chose. Implemented so far: inbounds `mixed`,
+//! `socks`, `http`, `direct` (TCP); outbounds `direct`, `block`. Every other type sb-config
+//! accepts is refused by [`registry::build`] with an error naming the adapter, never run as a
+//! stub.
+
+pub mod inbound;
+pub mod outbound;
+pub mod proto;
+pub mod registry;

@@ -27,7 +27,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             input::enter_directory(&g)?;
             let loaded = sb_config::load(&input::read_all(&g)?, &input::cwd()?)?;
             warnings(color, &loaded);
-            bail!("sb run: the runtime is not implemented in this build yet; the config is valid (sb can check, format and merge it)")
+            crate::run::run(&g, loaded)
         }
         Command::Format { write } => {
             input::enter_directory(&g)?;

@@ -77,17 +77,7 @@ pub fn cwd() -> Result<PathBuf> {
     std::env::current_dir().context("get the working directory")
 }
 
-/// An OS error worded as Go words it (`no such file or directory`), without Rust's
-/// `(os error 2)` suffix.
+/// An OS error worded as Go words it (`no such file or directory`).
 pub fn go_io_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error ") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    sb_core::error_text(e)
 }

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod input;
 mod report;
+mod run;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -189,16 +189,145 @@ fn directory_flag_changes_working_directory() {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
+/// A running `sb run`, killed on drop so a failing test leaves nothing behind.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(dir: &Path, args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sb"))
+            .current_dir(dir)
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// Waits (at most 20 s) for a line containing `needle`; returns it.
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no log line containing {needle:?}: {e}"),
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mixed_config(level: &str) -> String {
+    format!(
+        r#"{{"log": {{"level": "{level}"}}, "inbounds": [{{"type": "mixed", "tag": "m", "listen_port": 0}}], "outbounds": [{{"type": "direct", "tag": "d"}}]}}"#
+    )
+}
+
 #[test]
-fn run_refuses_until_the_runtime_exists() {
-    let dir = scratch("run");
-    std::fs::write(dir.join("config.json"), "{}").unwrap();
+fn run_serves_until_sigterm_and_exits_0() {
+    let dir = scratch("run-term");
+    std::fs::write(dir.join("config.json"), mixed_config("info")).unwrap();
+    let mut sb = Running::start(&dir, &["run", "--disable-color"]);
+    let line = sb.wait_for("tcp server started at");
+    assert!(
+        line.starts_with("INFO[0000] inbound/mixed[m]: tcp server started at 127.0.0.1:"),
+        "{line}"
+    );
+    sb.wait_for("sb started");
+    sb.signal("-TERM");
+    let status = sb.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sighup_with_a_bad_config_keeps_the_old_one_running() {
+    let dir = scratch("run-hup");
+    std::fs::write(dir.join("config.json"), mixed_config("info")).unwrap();
+    let mut sb = Running::start(&dir, &["run", "--disable-color"]);
+    let line = sb.wait_for("tcp server started at");
+    let addr = line.rsplit(' ').next().unwrap().to_string();
+    sb.wait_for("sb started");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"inbounds": [{"type": "mixd"}]}"#,
+    )
+    .unwrap();
+    sb.signal("-HUP");
+    let err = sb.wait_for("reload service");
+    assert!(err.contains("unknown inbound type \"mixd\""), "{err}");
+    // Still serving on the old address.
+    std::net::TcpStream::connect(&addr).unwrap();
+    // A good config is taken.
+    std::fs::write(dir.join("config.json"), mixed_config("info")).unwrap();
+    sb.signal("-HUP");
+    sb.wait_for("sb reloaded");
+    sb.signal("-INT");
+    assert_eq!(sb.child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn run_refuses_adapters_without_a_runtime() {
+    let dir = scratch("run-unbuilt");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"outbounds": [{"type": "direct"}, {"type": "ssh", "tag": "box", "server": "127.0.0.1", "password": "x"}]}"#,
+    )
+    .unwrap();
     let out = sb(&dir, &["run", "--disable-color"]);
     assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "FATAL[0000] initialize: outbounds[1] (tag \"box\"): the ssh outbound is not implemented by sb's runtime yet (sb check accepts it)\n"
+    );
+}
+
+#[test]
+fn run_fails_fast_when_a_port_is_taken() {
+    let dir = scratch("run-port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    std::fs::write(
+        dir.join("config.json"),
+        format!(r#"{{"inbounds": [{{"type": "socks", "tag": "s", "listen_port": {port}}}]}}"#),
+    )
+    .unwrap();
+    let out = sb(&dir, &["run", "--disable-color"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("runtime is not implemented"),
-        "{}",
-        text(&out.stderr)
+        err.starts_with("FATAL[0000] start service: start inbound/socks[s]: "),
+        "{err}"
     );
 }
 

@@ -116,9 +116,9 @@ pub trait Inbound: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Binds and starts accepting; flows go to `handler`.
     fn start(self: Arc<Self>, handler: Arc<dyn FlowHandler>) -> BoxFuture<'static, io::Result<()>>;
-    /// Stops accepting. Flows already accepted run to completion or are cancelled by the
-    /// runtime's shutdown.
-    fn close(&self);
+    /// Stops accepting and releases the listening socket before returning, so a reload can
+    /// bind the same address again. Flows already accepted are not interrupted.
+    fn close(&self) -> BoxFuture<'_, ()>;
     /// The address it listens on, once started.
     fn local_addr(&self) -> Option<SocketAddr> {
         None

@@ -84,8 +84,8 @@ impl Detour {
 pub enum Dialer {
     /// From this host, with socket options.
     Direct(DialOptions),
-    /// Through another outbound.
-    Detour(Detour),
+    /// Through another outbound (bound after every outbound is built).
+    Detour(Arc<Detour>),
 }
 
 impl Dialer {
@@ -211,7 +211,12 @@ async fn connect_one(opts: &DialOptions, addr: SocketAddr) -> io::Result<TcpStre
                 format!("dial tcp {addr}: i/o timeout"),
             )
         })?
-        .map_err(|e| io::Error::new(e.kind(), format!("dial tcp {addr}: {e}")))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("dial tcp {addr}: connect: {}", crate::error_text(&e)),
+            )
+        })?;
     stream.set_nodelay(true)?;
     Ok(stream)
 }

@@ -11,8 +11,24 @@ pub mod adapter;
 pub mod dialer;
 pub mod dispatch;
 pub mod flow;
+pub mod lifecycle;
+pub mod log;
 pub mod relay;
 pub mod router;
+
+/// An OS error worded as Go words it (`connection refused`), without Rust's `(os error N)`.
+pub fn error_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text
+        .find(" (os error ")
+        .map_or(text.as_str(), |i| &text[..i])
+        .to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
 
 /// sb's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,6 @@
+//! Inbounds: where flows enter sb.
+
+pub mod direct;
+pub mod listener;
+pub mod proxy;
+pub mod stream;

@@ -1,0 +1,126 @@
+//! The `direct` inbound: a TCP tunnel. Each accepted connection becomes a flow to
+//! `override_address:override_port` (either part defaulting to the address the client
+//! connected to), which the router then sends on. UDP lands with the UDP relay.
+
+use super::listener;
+use sb_config::model::inbound::DirectInbound;
+use sb_config::model::shared::ListenFields;
+use sb_config::types::Network as ConfigNetwork;
+use sb_core::adapter::{BoxFuture, FlowHandler, Inbound, NoReply};
+use sb_core::flow::{Destination, FlowContext, Network};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tracing::{info, Instrument};
+
+/// A `direct` inbound.
+pub struct DirectIn {
+    tag: Arc<str>,
+    listen: ListenFields,
+    options: DirectInbound,
+    stop: Arc<Notify>,
+    local: Mutex<Option<SocketAddr>>,
+    /// The accept loop; awaited by `close` so the socket is gone when it returns.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl DirectIn {
+    /// Builds it; refuses UDP-only configurations it cannot serve yet.
+    pub fn new(
+        tag: &str,
+        listen: ListenFields,
+        options: DirectInbound,
+    ) -> Result<DirectIn, String> {
+        if !options.network.is_empty() && !options.network.iter().any(|n| *n == ConfigNetwork::Tcp)
+        {
+            return Err("UDP on the direct inbound is not implemented by sb yet".into());
+        }
+        Ok(DirectIn {
+            tag: tag.into(),
+            listen,
+            options,
+            stop: Arc::new(Notify::new()),
+            local: Mutex::new(None),
+            task: Mutex::new(None),
+        })
+    }
+
+    fn destination(&self, local: SocketAddr) -> Destination {
+        let mut d = if self.options.override_address.is_empty() {
+            Destination::from_socket(local)
+        } else {
+            Destination::from_host(&self.options.override_address, local.port())
+        };
+        if self.options.override_port != 0 {
+            d.port = self.options.override_port;
+        }
+        d
+    }
+}
+
+impl Inbound for DirectIn {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+    fn kind(&self) -> &'static str {
+        "direct"
+    }
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.local.lock().ok().and_then(|l| *l)
+    }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.stop.notify_one();
+            let task = self.task.lock().ok().and_then(|mut t| t.take());
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+        })
+    }
+    fn start(self: Arc<Self>, handler: Arc<dyn FlowHandler>) -> BoxFuture<'static, io::Result<()>> {
+        Box::pin(async move {
+            let listener = listener::bind(&self.listen)?;
+            let addr = listener.local_addr()?;
+            if let Ok(mut l) = self.local.lock() {
+                *l = Some(addr);
+            }
+            let label = format!("inbound/direct[{}]", self.tag);
+            info!(target: "inbound", tag = %label, "tcp server started at {addr}");
+            let me = self.clone();
+            let task = tokio::spawn(listener::serve(
+                listener,
+                self.stop.clone(),
+                move |stream, peer| {
+                    let me = me.clone();
+                    let handler = handler.clone();
+                    let label = label.clone();
+                    async move {
+                        let _ = listener::configure(&me.listen, &stream);
+                        let local = stream.local_addr().unwrap_or(addr);
+                        let mut flow = FlowContext::new(
+                            me.tag.clone(),
+                            "direct",
+                            Network::Tcp,
+                            peer,
+                            me.destination(local),
+                        );
+                        let id = flow.id;
+                        flow.id = id;
+                        let span = tracing::info_span!("flow", id);
+                        async move {
+                        info!(target: "inbound", tag = %label, "inbound connection from {peer}");
+                        handler.handle_tcp(flow, Box::new(stream), Box::new(NoReply)).await;
+                    }
+                    .instrument(span)
+                    .await;
+                    }
+                },
+            ));
+            if let Ok(mut t) = self.task.lock() {
+                *t = Some(task);
+            }
+            Ok(())
+        })
+    }
+}

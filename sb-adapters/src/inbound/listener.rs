@@ -1,0 +1,81 @@
+//! The TCP listener shared by `mixed`, `socks`, `http` and `direct`: binds with the listen
+//! fields, accepts, and runs each connection's handler on its own task until `close`.
+
+use sb_config::model::shared::ListenFields;
+use socket2::SockRef;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Notify;
+
+/// Go binds 127.0.0.1 when `listen` is omitted.
+pub const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Binds a listener as the listen fields say.
+pub fn bind(l: &ListenFields) -> io::Result<TcpListener> {
+    let ip = l.listen.map_or(DEFAULT_LISTEN, |i| i.0);
+    let addr = SocketAddr::new(ip, l.listen_port);
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Restarting sb must not fail on sockets of the previous run in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    let sock = SockRef::from(&socket);
+    if l.routing_mark.0 != 0 {
+        sock.set_mark(l.routing_mark.0)?;
+    }
+    if !l.bind_interface.is_empty() {
+        sock.bind_device(Some(l.bind_interface.as_bytes()))?;
+    }
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Applies per-connection listen options to an accepted socket.
+pub fn configure(l: &ListenFields, s: &TcpStream) -> io::Result<()> {
+    s.set_nodelay(true)?;
+    if !l.disable_tcp_keep_alive {
+        let idle = if l.tcp_keep_alive.is_zero() {
+            std::time::Duration::from_secs(300)
+        } else {
+            l.tcp_keep_alive.to_std()
+        };
+        let interval = if l.tcp_keep_alive_interval.is_zero() {
+            std::time::Duration::from_secs(75)
+        } else {
+            l.tcp_keep_alive_interval.to_std()
+        };
+        SockRef::from(s).set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval(interval),
+        )?;
+    }
+    Ok(())
+}
+
+/// Accepts until `stop` is notified, handing each connection to `handle`.
+pub async fn serve<F, Fut>(listener: TcpListener, stop: Arc<Notify>, handle: F)
+where
+    F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        tokio::select! {
+            _ = stop.notified() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(handle(stream, peer));
+                }
+                Err(e) => {
+                    // EMFILE and friends: wait a little instead of spinning.
+                    tracing::error!(target: "inbound", "accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,487 @@
+//! The `mixed`, `socks` and `http` inbounds: one listener speaking SOCKS4/4a/5 and/or HTTP
+//! proxy (CONNECT and plain-HTTP forwarding), with optional users. They sit at the start of
+//! the flow: they accept, authenticate, read where the client wants to go, and hand the flow
+//! to the dispatcher with a responder that answers in the client's protocol only once the
+//! upstream is connected (Go answers CONNECT before dialing; sb does not).
+//!
+//! Limits: SOCKS5 UDP ASSOCIATE and BIND are answered "command not supported" until the UDP
+//! relay lands; plain HTTP is forwarded one request per connection (`Connection: close`).
+
+use super::listener;
+use super::stream::Prefixed;
+use crate::proto::{http, socks};
+use sb_config::model::shared::{ListenFields, User};
+use sb_core::adapter::{BoxFuture, BoxStream, ConnectFailure, FlowHandler, Inbound, Responder};
+use sb_core::flow::{Destination, FlowContext, Network};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tracing::{debug, error, info, Instrument};
+
+/// Clients must finish the proxy handshake within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which protocols the listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocols {
+    /// SOCKS and HTTP (`mixed`).
+    Mixed,
+    /// SOCKS only (`socks`).
+    Socks,
+    /// HTTP only (`http`).
+    Http,
+}
+
+/// A `mixed`, `socks` or `http` inbound.
+pub struct ProxyInbound {
+    tag: Arc<str>,
+    kind: &'static str,
+    protocols: Protocols,
+    listen: ListenFields,
+    users: Arc<Vec<User>>,
+    stop: Arc<Notify>,
+    local: Mutex<Option<SocketAddr>>,
+    /// The accept loop; awaited by `close` so the socket is gone when it returns.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl ProxyInbound {
+    /// Builds the inbound (nothing is bound until `start`).
+    pub fn new(
+        tag: &str,
+        protocols: Protocols,
+        listen: ListenFields,
+        users: Vec<User>,
+    ) -> ProxyInbound {
+        let kind = match protocols {
+            Protocols::Mixed => "mixed",
+            Protocols::Socks => "socks",
+            Protocols::Http => "http",
+        };
+        ProxyInbound {
+            tag: tag.into(),
+            kind,
+            protocols,
+            listen,
+            users: Arc::new(users),
+            stop: Arc::new(Notify::new()),
+            local: Mutex::new(None),
+            task: Mutex::new(None),
+        }
+    }
+}
+
+impl Inbound for ProxyInbound {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+    fn kind(&self) -> &'static str {
+        self.kind
+    }
+    fn local_addr(&self) -> Option<SocketAddr> {
+        self.local.lock().ok().and_then(|l| *l)
+    }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.stop.notify_one();
+            let task = self.task.lock().ok().and_then(|mut t| t.take());
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+        })
+    }
+    fn start(self: Arc<Self>, handler: Arc<dyn FlowHandler>) -> BoxFuture<'static, io::Result<()>> {
+        Box::pin(async move {
+            let listener = listener::bind(&self.listen)?;
+            let addr = listener.local_addr()?;
+            if let Ok(mut l) = self.local.lock() {
+                *l = Some(addr);
+            }
+            info!(target: "inbound", tag = %format!("inbound/{}[{}]", self.kind, self.tag), "tcp server started at {addr}");
+            let me = self.clone();
+            let task = tokio::spawn(listener::serve(
+                listener,
+                self.stop.clone(),
+                move |stream, peer| {
+                    let me = me.clone();
+                    let handler = handler.clone();
+                    async move {
+                        if let Err(e) = listener::configure(&me.listen, &stream) {
+                            debug!(target: "inbound", "configure accepted socket: {e}");
+                        }
+                        // The flow id exists from accept on, so every line of the flow carries it.
+                        let id: u32 = rand::random();
+                        let span = tracing::info_span!("flow", id);
+                        me.connection(stream, peer, id, handler)
+                            .instrument(span)
+                            .await;
+                    }
+                },
+            ));
+            if let Ok(mut t) = self.task.lock() {
+                *t = Some(task);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl ProxyInbound {
+    fn label(&self) -> String {
+        format!("inbound/{}[{}]", self.kind, self.tag)
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        id: u32,
+        handler: Arc<dyn FlowHandler>,
+    ) {
+        info!(target: "inbound", tag = %self.label(), "inbound connection from {peer}");
+        let handshake =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(&mut stream, peer)).await;
+        let accepted = match handshake {
+            Ok(Ok(Some(a))) => a,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                debug!(target: "inbound", tag = %self.label(), "connection closed: {e}");
+                return;
+            }
+            Err(_) => {
+                debug!(target: "inbound", tag = %self.label(), "connection closed: handshake timeout");
+                return;
+            }
+        };
+        let mut flow = FlowContext::new(
+            self.tag.clone(),
+            self.kind,
+            Network::Tcp,
+            peer,
+            accepted.destination,
+        );
+        flow.id = id;
+        flow.user = accepted.user;
+        let stream = Prefixed::wrap(accepted.prefix, stream);
+        handler.handle_tcp(flow, stream, accepted.responder).await;
+    }
+
+    /// Reads the proxy request. `Ok(None)` when the connection was answered and closed
+    /// (failed authentication, unsupported command).
+    async fn handshake(&self, s: &mut TcpStream, peer: SocketAddr) -> io::Result<Option<Accepted>> {
+        let mut buf = Vec::with_capacity(512);
+        read_more(s, &mut buf).await?;
+        let first = buf[0];
+        let socks_ok = self.protocols != Protocols::Http;
+        let http_ok = self.protocols != Protocols::Socks;
+        match first {
+            5 if socks_ok => self.socks5(s, buf).await,
+            4 if socks_ok => self.socks4(s, buf, peer).await,
+            _ if http_ok => self.http(s, buf).await,
+            v => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("unknown socks version {v}"),
+            )),
+        }
+    }
+
+    fn check_user(&self, user: &str, pass: &str) -> bool {
+        self.users
+            .iter()
+            .any(|u| u.username == user && u.password == pass)
+    }
+
+    async fn socks5(&self, s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Option<Accepted>> {
+        let (greeting, n) = parse_loop(s, &mut buf, socks::greeting).await?;
+        buf.drain(..n);
+        if self.users.is_empty() {
+            if !greeting.methods.contains(&0) {
+                s.write_all(&[5, 0xff]).await?;
+                return Ok(None);
+            }
+            s.write_all(&[5, 0]).await?;
+        } else {
+            if !greeting.methods.contains(&2) {
+                s.write_all(&[5, 0xff]).await?;
+                info!(target: "inbound", tag = %self.label(), "socks5: no acceptable authentication method offered");
+                return Ok(None);
+            }
+            s.write_all(&[5, 2]).await?;
+            let (cred, n) = parse_loop(s, &mut buf, socks::credentials).await?;
+            buf.drain(..n);
+            if !self.check_user(&cred.username, &cred.password) {
+                s.write_all(&[1, 1]).await?;
+                // The password is never logged.
+                error!(target: "inbound", tag = %self.label(), "socks5: authentication failed, username={}", cred.username);
+                return Ok(None);
+            }
+            s.write_all(&[1, 0]).await?;
+            let (req, n) = parse_loop(s, &mut buf, socks::request).await?;
+            buf.drain(..n);
+            return self.socks5_request(s, req, Some(cred.username), buf).await;
+        }
+        let (req, n) = parse_loop(s, &mut buf, socks::request).await?;
+        buf.drain(..n);
+        self.socks5_request(s, req, None, buf).await
+    }
+
+    async fn socks5_request(
+        &self,
+        s: &mut TcpStream,
+        req: socks::Request,
+        user: Option<String>,
+        rest: Vec<u8>,
+    ) -> io::Result<Option<Accepted>> {
+        if req.command != socks::Command::Connect {
+            s.write_all(&socks::reply(
+                socks::code::COMMAND_NOT_SUPPORTED,
+                unspecified(),
+            ))
+            .await?;
+            info!(target: "inbound", tag = %self.label(), "socks5: command {:?} is not supported by sb yet", req.command);
+            return Ok(None);
+        }
+        Ok(Some(Accepted {
+            destination: req.destination,
+            user,
+            prefix: rest,
+            responder: Box::new(Socks5Reply),
+        }))
+    }
+
+    async fn socks4(
+        &self,
+        s: &mut TcpStream,
+        mut buf: Vec<u8>,
+        _peer: SocketAddr,
+    ) -> io::Result<Option<Accepted>> {
+        let (req, n) = parse_loop(s, &mut buf, socks::request4).await?;
+        buf.drain(..n);
+        // SOCKS4 carries no password, so it cannot authenticate a configured user.
+        if !self.users.is_empty() || req.command != 1 {
+            s.write_all(&socks::reply4(false)).await?;
+            return Ok(None);
+        }
+        Ok(Some(Accepted {
+            destination: req.destination,
+            user: None,
+            prefix: buf,
+            responder: Box::new(Socks4Reply),
+        }))
+    }
+
+    async fn http(&self, s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Option<Accepted>> {
+        let (head, n) = parse_loop(s, &mut buf, |b| http::parse_head(b)).await?;
+        buf.drain(..n);
+        let mut user = None;
+        if !self.users.is_empty() {
+            match head
+                .header("Proxy-Authorization")
+                .and_then(basic_credentials)
+            {
+                Some((u, p)) if self.check_user(&u, &p) => user = Some(u),
+                other => {
+                    if let Some((u, _)) = other {
+                        error!(target: "inbound", tag = %self.label(), "http: authentication failed, username={u}");
+                    }
+                    s.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"sing-box\" charset=\"UTF-8\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await?;
+                    return Ok(None);
+                }
+            }
+        }
+        if head.method.eq_ignore_ascii_case("CONNECT") {
+            let Some(dest) = http::authority(&head.target, 443) else {
+                s.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await?;
+                return Ok(None);
+            };
+            return Ok(Some(Accepted {
+                destination: dest,
+                user,
+                prefix: buf,
+                responder: Box::new(HttpReply { connect: true }),
+            }));
+        }
+        let Some((dest, mut forwarded)) = http::to_origin(&head) else {
+            s.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await?;
+            return Ok(None);
+        };
+        // What the client sent after the head (a request body) follows the rewritten head.
+        forwarded.extend_from_slice(&buf);
+        Ok(Some(Accepted {
+            destination: dest,
+            user,
+            prefix: forwarded,
+            responder: Box::new(HttpReply { connect: false }),
+        }))
+    }
+}
+
+/// The result of a successful handshake.
+struct Accepted {
+    destination: Destination,
+    user: Option<String>,
+    /// Bytes to deliver upstream before the client's further data.
+    prefix: Vec<u8>,
+    responder: Box<dyn Responder>,
+}
+
+fn unspecified() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 0))
+}
+
+async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut chunk = [0u8; 4096];
+    let n = s.read(&mut chunk).await?;
+    if n == 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "EOF"));
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
+/// Reads until `parse` has a complete message (bounded by the parsers' own limits).
+async fn parse_loop<T, E: std::fmt::Display>(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    parse: impl Fn(&[u8]) -> Result<Option<(T, usize)>, E>,
+) -> io::Result<(T, usize)> {
+    loop {
+        match parse(buf) {
+            Ok(Some(done)) => return Ok(done),
+            Ok(None) => {
+                if buf.len() > http::MAX_HEAD + 4096 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "request too large",
+                    ));
+                }
+                read_more(s, buf).await?;
+            }
+            Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        }
+    }
+}
+
+/// `Proxy-Authorization: Basic base64(user:pass)`.
+fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bytes = sb_config::base64::decode(token.trim())?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (u, p) = text.split_once(':')?;
+    Some((u.to_string(), p.to_string()))
+}
+
+fn socks5_code(why: &ConnectFailure) -> u8 {
+    match why {
+        ConnectFailure::Rejected => socks::code::NOT_ALLOWED,
+        ConnectFailure::NoRoute(_) => socks::code::GENERAL_FAILURE,
+        ConnectFailure::Dial(e) => match e.kind() {
+            io::ErrorKind::ConnectionRefused => socks::code::CONNECTION_REFUSED,
+            io::ErrorKind::TimedOut => socks::code::TTL_EXPIRED,
+            io::ErrorKind::HostUnreachable => socks::code::HOST_UNREACHABLE,
+            io::ErrorKind::NetworkUnreachable => socks::code::NETWORK_UNREACHABLE,
+            _ => socks::code::GENERAL_FAILURE,
+        },
+    }
+}
+
+struct Socks5Reply;
+
+impl Responder for Socks5Reply {
+    fn connected<'a>(
+        &'a mut self,
+        s: &'a mut BoxStream,
+        bound: Option<SocketAddr>,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            s.write_all(&socks::reply(
+                socks::code::SUCCEEDED,
+                bound.unwrap_or_else(unspecified),
+            ))
+            .await
+        })
+    }
+    fn failed<'a>(
+        &'a mut self,
+        s: &'a mut BoxStream,
+        why: &'a ConnectFailure,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = s
+                .write_all(&socks::reply(socks5_code(why), unspecified()))
+                .await;
+        })
+    }
+}
+
+struct Socks4Reply;
+
+impl Responder for Socks4Reply {
+    fn connected<'a>(
+        &'a mut self,
+        s: &'a mut BoxStream,
+        _bound: Option<SocketAddr>,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move { s.write_all(&socks::reply4(true)).await })
+    }
+    fn failed<'a>(
+        &'a mut self,
+        s: &'a mut BoxStream,
+        _why: &'a ConnectFailure,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = s.write_all(&socks::reply4(false)).await;
+        })
+    }
+}
+
+struct HttpReply {
+    connect: bool,
+}
+
+impl Responder for HttpReply {
+    fn connected<'a>(
+        &'a mut self,
+        s: &'a mut BoxStream,
+        _bound: Option<SocketAddr>,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            if self.connect {
+                s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+    fn failed<'a>(
+        &'a mut self,
+        s: &'a mut BoxStream,
+        why: &'a ConnectFailure,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let status = match why {
+                ConnectFailure::Rejected => "403 Forbidden",
+                ConnectFailure::Dial(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    "504 Gateway Timeout"
+                }
+                _ => "502 Bad Gateway",
+            };
+            let reply =
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(reply.as_bytes()).await;
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! Outbounds: where flows leave sb.
+
+pub mod block;
+pub mod direct;

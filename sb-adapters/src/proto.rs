@@ -1,0 +1,4 @@
+//! Wire formats the adapters speak, sans-IO and tested as pure functions.
+
+pub mod http;
+pub mod socks;

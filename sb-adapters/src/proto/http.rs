@@ -1,0 +1,177 @@
+//! HTTP proxy requests, server side, sans-IO: find the end of the request head, parse it,
+//! and turn an absolute-form request (`GET http://host/path`) into what the origin expects.
+
+use sb_core::flow::Destination;
+
+/// The longest request head accepted (Go's net/http default is 1 MiB; proxies rarely need
+/// more than a few KiB, and a bound keeps a slow client from holding memory).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// `GET`, `CONNECT`, ...
+    pub method: String,
+    /// The request target as written.
+    pub target: String,
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    pub version: String,
+    /// Headers in order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why a head was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// Longer than [`MAX_HEAD`].
+    #[error("request head too large")]
+    TooLarge,
+    /// Not an HTTP/1 request.
+    #[error("malformed HTTP request: {0}")]
+    Malformed(&'static str),
+}
+
+/// Parses the head if `b` holds all of it: `Ok(Some((head, head_len)))`.
+pub fn parse_head(b: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
+    let Some(end) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if b.len() > MAX_HEAD {
+            Err(HttpError::TooLarge)
+        } else {
+            Ok(None)
+        };
+    };
+    if end > MAX_HEAD {
+        return Err(HttpError::TooLarge);
+    }
+    let text = std::str::from_utf8(&b[..end]).map_err(|_| HttpError::Malformed("not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let first = lines.next().ok_or(HttpError::Malformed("empty"))?;
+    let mut parts = first.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HttpError::Malformed("request line"));
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() || target.is_empty() {
+        return Err(HttpError::Malformed("request line"));
+    }
+    let mut headers = Vec::new();
+    for line in lines {
+        let (k, v) = line.split_once(':').ok_or(HttpError::Malformed("header"))?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(Some((
+        Head {
+            method: method.to_string(),
+            target: target.to_string(),
+            version: version.to_string(),
+            headers,
+        },
+        end + 4,
+    )))
+}
+
+impl Head {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Splits `host:port` (or `[v6]:port`, or a bare host with `default_port`).
+pub fn authority(s: &str, default_port: u16) -> Option<Destination> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        return Some(Destination::from_host(host, port));
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Some(Destination::from_host(h, p.parse().ok()?)),
+        Some(_) => None,
+        None if !s.is_empty() => Some(Destination::from_host(s, default_port)),
+        None => None,
+    }
+}
+
+/// An absolute-form request turned into an origin-form one: the destination and the head to
+/// send upstream (proxy headers removed, one request per connection).
+pub fn to_origin(head: &Head) -> Option<(Destination, Vec<u8>)> {
+    let rest = head.target.strip_prefix("http://")?;
+    let (auth, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let dest = authority(auth, 80)?;
+    let mut out = format!("{} {} {}\r\n", head.method, path, head.version);
+    let mut has_host = false;
+    for (k, v) in &head.headers {
+        let lower = k.to_ascii_lowercase();
+        if lower.starts_with("proxy-") || lower == "connection" || lower == "keep-alive" {
+            continue;
+        }
+        has_host |= lower == "host";
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !has_host {
+        out.push_str(&format!("Host: {auth}\r\n"));
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    Some((dest, out.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads() {
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: a").unwrap(), None);
+        let (h, n) = parse_head(b"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\nextra")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (h.method.as_str(), h.target.as_str(), n),
+            ("CONNECT", "a.test:443", 49)
+        );
+        assert_eq!(h.header("host"), Some("a.test:443"));
+        assert!(parse_head(b"GARBAGE\r\n\r\n").is_err());
+        assert_eq!(
+            parse_head(&vec![b'a'; MAX_HEAD + 1]),
+            Err(HttpError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn authorities() {
+        assert_eq!(
+            authority("a.test:443", 80).unwrap().to_string(),
+            "a.test:443"
+        );
+        assert_eq!(
+            authority("[::1]:8080", 80).unwrap().to_string(),
+            "[::1]:8080"
+        );
+        assert_eq!(authority("a.test", 80).unwrap().to_string(), "a.test:80");
+        assert!(authority("a.test:x", 80).is_none());
+    }
+
+    #[test]
+    fn origin_form() {
+        let (h, _) = parse_head(b"GET http://a.test:8080/x?y HTTP/1.1\r\nHost: a.test:8080\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        let (dest, out) = to_origin(&h).unwrap();
+        assert_eq!(dest.to_string(), "a.test:8080");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /x?y HTTP/1.1\r\nHost: a.test:8080\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        );
+    }
+}

@@ -1,0 +1,365 @@
+//! SOCKS4/4a/5 server-side messages, sans-IO: each parser takes the bytes received so far
+//! and returns `Ok(None)` when more are needed, the message and its length when complete,
+//! or an error for bytes no valid client sends. Tested as pure functions.
+
+use sb_core::flow::Destination;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// A parse result: `None` means "read more".
+pub type Parse<T> = Result<Option<(T, usize)>, SocksError>;
+
+/// Bytes no valid SOCKS client sends.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SocksError {
+    /// Wrong version byte.
+    #[error("unsupported SOCKS version {0}")]
+    Version(u8),
+    /// Unknown address type.
+    #[error("unsupported address type {0}")]
+    AddressType(u8),
+    /// A field that must not be empty is, or is not UTF-8.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+}
+
+/// SOCKS5 greeting: the authentication methods the client offers.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Greeting {
+    /// Method codes (0 = none, 2 = username/password).
+    pub methods: Vec<u8>,
+}
+
+/// Parses the SOCKS5 greeting.
+pub fn greeting(b: &[u8]) -> Parse<Greeting> {
+    let (Some(&ver), Some(&n)) = (b.first(), b.get(1)) else {
+        return Ok(None);
+    };
+    if ver != 5 {
+        return Err(SocksError::Version(ver));
+    }
+    let len = 2 + usize::from(n);
+    if b.len() < len {
+        return Ok(None);
+    }
+    Ok(Some((
+        Greeting {
+            methods: b[2..len].to_vec(),
+        },
+        len,
+    )))
+}
+
+/// RFC 1929 username/password.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+/// Parses the username/password sub-negotiation.
+pub fn credentials(b: &[u8]) -> Parse<Credentials> {
+    let (Some(&ver), Some(&ulen)) = (b.first(), b.get(1)) else {
+        return Ok(None);
+    };
+    if ver != 1 {
+        return Err(SocksError::Malformed("authentication version"));
+    }
+    let ulen = usize::from(ulen);
+    let Some(&plen) = b.get(2 + ulen) else {
+        return Ok(None);
+    };
+    let len = 3 + ulen + usize::from(plen);
+    if b.len() < len {
+        return Ok(None);
+    }
+    let text =
+        |s: &[u8], what| String::from_utf8(s.to_vec()).map_err(|_| SocksError::Malformed(what));
+    Ok(Some((
+        Credentials {
+            username: text(&b[2..2 + ulen], "username")?,
+            password: text(&b[3 + ulen..len], "password")?,
+        },
+        len,
+    )))
+}
+
+/// SOCKS5 commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// CONNECT.
+    Connect,
+    /// BIND.
+    Bind,
+    /// UDP ASSOCIATE.
+    UdpAssociate,
+    /// Anything else.
+    Unknown(u8),
+}
+
+/// A SOCKS5 request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request {
+    /// What the client asks for.
+    pub command: Command,
+    /// Where to.
+    pub destination: Destination,
+}
+
+/// Parses a SOCKS5 address (`atyp`, address, port) at the start of `b`.
+pub fn address(b: &[u8]) -> Parse<Destination> {
+    let Some(&atyp) = b.first() else {
+        return Ok(None);
+    };
+    let (host_len, start) = match atyp {
+        1 => (4, 1),
+        4 => (16, 1),
+        3 => match b.get(1) {
+            Some(&n) if n > 0 => (usize::from(n), 2),
+            Some(_) => return Err(SocksError::Malformed("domain")),
+            None => return Ok(None),
+        },
+        t => return Err(SocksError::AddressType(t)),
+    };
+    let len = start + host_len + 2;
+    if b.len() < len {
+        return Ok(None);
+    }
+    let host = &b[start..start + host_len];
+    let port = u16::from_be_bytes([b[len - 2], b[len - 1]]);
+    let dest = match atyp {
+        1 => {
+            let ip = Ipv4Addr::new(host[0], host[1], host[2], host[3]);
+            Destination::from_socket(SocketAddr::from((ip, port)))
+        }
+        4 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(host);
+            Destination::from_socket(SocketAddr::from((Ipv6Addr::from(a), port)))
+        }
+        _ => {
+            let name = std::str::from_utf8(host).map_err(|_| SocksError::Malformed("domain"))?;
+            Destination::from_host(name, port)
+        }
+    };
+    Ok(Some((dest, len)))
+}
+
+/// Parses a SOCKS5 request.
+pub fn request(b: &[u8]) -> Parse<Request> {
+    if b.len() < 4 {
+        return Ok(None);
+    }
+    if b[0] != 5 {
+        return Err(SocksError::Version(b[0]));
+    }
+    let command = match b[1] {
+        1 => Command::Connect,
+        2 => Command::Bind,
+        3 => Command::UdpAssociate,
+        c => Command::Unknown(c),
+    };
+    Ok(address(&b[3..])?.map(|(destination, n)| {
+        (
+            Request {
+                command,
+                destination,
+            },
+            3 + n,
+        )
+    }))
+}
+
+/// Encodes a SOCKS5 address.
+pub fn encode_address(out: &mut Vec<u8>, dest: &Destination) {
+    match &dest.host {
+        sb_core::flow::Host::Ip(std::net::IpAddr::V4(a)) => {
+            out.push(1);
+            out.extend_from_slice(&a.octets());
+        }
+        sb_core::flow::Host::Ip(std::net::IpAddr::V6(a)) => {
+            out.push(4);
+            out.extend_from_slice(&a.octets());
+        }
+        sb_core::flow::Host::Domain(d) => {
+            let bytes = d.as_bytes();
+            let n = bytes.len().min(255);
+            out.push(3);
+            out.push(n as u8);
+            out.extend_from_slice(&bytes[..n]);
+        }
+    }
+    out.extend_from_slice(&dest.port.to_be_bytes());
+}
+
+/// A SOCKS5 reply with a bound address.
+pub fn reply(code: u8, bound: SocketAddr) -> Vec<u8> {
+    let mut out = vec![5, code, 0];
+    encode_address(&mut out, &Destination::from_socket(bound));
+    out
+}
+
+/// SOCKS5 reply codes.
+pub mod code {
+    /// Succeeded.
+    pub const SUCCEEDED: u8 = 0;
+    /// General failure.
+    pub const GENERAL_FAILURE: u8 = 1;
+    /// Connection not allowed by ruleset.
+    pub const NOT_ALLOWED: u8 = 2;
+    /// Network unreachable.
+    pub const NETWORK_UNREACHABLE: u8 = 3;
+    /// Host unreachable.
+    pub const HOST_UNREACHABLE: u8 = 4;
+    /// Connection refused.
+    pub const CONNECTION_REFUSED: u8 = 5;
+    /// TTL expired (used for timeouts).
+    pub const TTL_EXPIRED: u8 = 6;
+    /// Command not supported.
+    pub const COMMAND_NOT_SUPPORTED: u8 = 7;
+}
+
+/// A SOCKS4/4a CONNECT request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request4 {
+    /// Command (1 = CONNECT, 2 = BIND).
+    pub command: u8,
+    /// Where to (a domain for 4a).
+    pub destination: Destination,
+    /// The user id field.
+    pub user_id: String,
+}
+
+fn cstr(b: &[u8], from: usize) -> Option<(&[u8], usize)> {
+    let rest = b.get(from..)?;
+    let end = rest.iter().position(|&c| c == 0)?;
+    Some((&rest[..end], from + end + 1))
+}
+
+/// Parses a SOCKS4 or 4a request. The NUL-terminated fields are capped at 255 bytes.
+pub fn request4(b: &[u8]) -> Parse<Request4> {
+    if b.len() < 8 {
+        return Ok(None);
+    }
+    if b[0] != 4 {
+        return Err(SocksError::Version(b[0]));
+    }
+    let port = u16::from_be_bytes([b[2], b[3]]);
+    let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
+    let Some((user, after_user)) = cstr(b, 8) else {
+        return if b.len() > 8 + 256 {
+            Err(SocksError::Malformed("user id"))
+        } else {
+            Ok(None)
+        };
+    };
+    let user_id = String::from_utf8_lossy(user).into_owned();
+    let o = ip.octets();
+    let is_4a = o[0] == 0 && o[1] == 0 && o[2] == 0 && o[3] != 0;
+    if !is_4a {
+        let destination = Destination::from_socket(SocketAddr::from((ip, port)));
+        return Ok(Some((
+            Request4 {
+                command: b[1],
+                destination,
+                user_id,
+            },
+            after_user,
+        )));
+    }
+    let Some((host, end)) = cstr(b, after_user) else {
+        return if b.len() > after_user + 256 {
+            Err(SocksError::Malformed("domain"))
+        } else {
+            Ok(None)
+        };
+    };
+    let name = std::str::from_utf8(host).map_err(|_| SocksError::Malformed("domain"))?;
+    if name.is_empty() {
+        return Err(SocksError::Malformed("domain"));
+    }
+    Ok(Some((
+        Request4 {
+            command: b[1],
+            destination: Destination::from_host(name, port),
+            user_id,
+        },
+        end,
+    )))
+}
+
+/// A SOCKS4 reply: 0x5A granted, 0x5B rejected.
+pub fn reply4(granted: bool) -> [u8; 8] {
+    [0, if granted { 0x5a } else { 0x5b }, 0, 0, 0, 0, 0, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socks5_messages() {
+        assert_eq!(greeting(&[5]).unwrap(), None);
+        assert_eq!(
+            greeting(&[5, 2, 0, 2]).unwrap(),
+            Some((
+                Greeting {
+                    methods: vec![0, 2]
+                },
+                4
+            ))
+        );
+        assert_eq!(greeting(&[4, 1, 0]), Err(SocksError::Version(4)));
+        let c = credentials(&[1, 1, b'u', 2, b'p', b'w']).unwrap().unwrap();
+        assert_eq!(
+            (c.0.username.as_str(), c.0.password.as_str(), c.1),
+            ("u", "pw", 6)
+        );
+        assert_eq!(credentials(&[1, 1, b'u', 2, b'p']).unwrap(), None);
+        let r = request(&[
+            5, 1, 0, 3, 9, b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b't', 0, 80,
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(r.0.command, Command::Connect);
+        assert_eq!(r.0.destination.to_string(), "example.t:80");
+        assert_eq!(r.1, 16);
+        let r = request(&[5, 1, 0, 1, 127, 0, 0, 1, 0x1f, 0x90])
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.0.destination.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            request(&[5, 1, 0, 9, 0, 0]),
+            Err(SocksError::AddressType(9))
+        );
+        assert_eq!(
+            request(&[5, 1, 0, 3, 0, 0, 0]),
+            Err(SocksError::Malformed("domain"))
+        );
+    }
+
+    #[test]
+    fn socks4_and_4a() {
+        let r = request4(&[4, 1, 0, 80, 10, 0, 0, 1, b'u', 0])
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.0.destination.to_string(), "10.0.0.1:80");
+        assert_eq!(r.0.user_id, "u");
+        let r = request4(&[4, 1, 0, 80, 0, 0, 0, 1, 0, b'a', b'.', b'b', 0])
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.0.destination.to_string(), "a.b:80");
+        assert_eq!(r.1, 13);
+        assert_eq!(request4(&[4, 1, 0, 80, 0, 0, 0, 1, 0, b'a']).unwrap(), None);
+    }
+
+    #[test]
+    fn replies() {
+        assert_eq!(
+            reply(0, "0.0.0.0:0".parse().unwrap()),
+            vec![5, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(reply4(true), [0, 0x5a, 0, 0, 0, 0, 0, 0]);
+    }
+}

@@ -1,0 +1,253 @@
+//! The registry: one table per adapter family mapping a config `type` to its builder, and
+//! [`build`], which turns a checked config into running parts. A type whose builder is
+//! missing fails here with the adapter's tag, so `sb run` never starts without it.
+
+use crate::inbound::direct::DirectIn;
+use crate::inbound::proxy::{Protocols, ProxyInbound};
+use crate::outbound::{block::Block, direct::Direct};
+use sb_config::model::inbound::{Inbound, InboundKind};
+use sb_config::model::outbound::{Outbound, OutboundKind};
+use sb_config::model::route::RouteOptionsSection;
+use sb_config::model::shared::DialFields;
+use sb_config::Config;
+use sb_core::adapter::{Inbound as RunInbound, Outbound as RunOutbound};
+use sb_core::dialer::{Detour, DialOptions, Dialer};
+use sb_core::dispatch::Dispatcher;
+use sb_core::router::{ClashMode, Router};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An error building an adapter, naming it as Go does (`outbounds[2] (tag "x"): ...`).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An adapter could not be built.
+    #[error("{section}[{index}] (tag {tag:?}): {message}")]
+    Adapter {
+        /// `inbounds`, `outbounds` or `endpoints`.
+        section: &'static str,
+        /// Index in the section.
+        index: usize,
+        /// Effective tag.
+        tag: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The router could not be built.
+    #[error(transparent)]
+    Router(#[from] sb_core::router::RouterError),
+}
+
+/// Everything needed to start an instance.
+pub struct Built {
+    /// Inbounds, in config order.
+    pub inbounds: Vec<Arc<dyn RunInbound>>,
+    /// The dispatcher (router + outbounds).
+    pub dispatcher: Arc<Dispatcher>,
+}
+
+type InboundBuilder = fn(&str, &InboundKind) -> Result<Arc<dyn RunInbound>, String>;
+type OutboundBuilder = fn(&str, &OutboundKind, &BuildCtx) -> Result<Arc<dyn RunOutbound>, String>;
+
+/// Inbound builders by `type`.
+const INBOUNDS: &[(&str, InboundBuilder)] = &[
+    ("mixed", build_proxy_inbound),
+    ("socks", build_proxy_inbound),
+    ("http", build_proxy_inbound),
+    ("direct", build_direct_inbound),
+];
+
+/// Outbound builders by `type`.
+const OUTBOUNDS: &[(&str, OutboundBuilder)] = &[("direct", build_direct), ("block", build_block)];
+
+/// Shared state while building: route defaults for dialers, detours to bind.
+struct BuildCtx<'a> {
+    route: Option<&'a RouteOptionsSection>,
+    detours: std::cell::RefCell<Vec<Arc<Detour>>>,
+}
+
+fn build_proxy_inbound(tag: &str, kind: &InboundKind) -> Result<Arc<dyn RunInbound>, String> {
+    let (protocols, listen, users, tls) = match kind {
+        InboundKind::Mixed(l, h) => (Protocols::Mixed, l, &h.users, h.tls.as_ref()),
+        InboundKind::Http(l, h) => (Protocols::Http, l, &h.users, h.tls.as_ref()),
+        InboundKind::Socks(l, s) => (Protocols::Socks, l, &s.users, None),
+        _ => return Err("not a proxy inbound".into()),
+    };
+    if tls.is_some_and(|t| t.enabled) {
+        return Err("inbound TLS is not implemented by sb yet".into());
+    }
+    Ok(Arc::new(ProxyInbound::new(
+        tag,
+        protocols,
+        listen.clone(),
+        users.clone(),
+    )))
+}
+
+fn build_direct_inbound(tag: &str, kind: &InboundKind) -> Result<Arc<dyn RunInbound>, String> {
+    match kind {
+        InboundKind::Direct(l, d) => Ok(Arc::new(DirectIn::new(tag, l.clone(), d.clone())?)),
+        _ => Err("not a direct inbound".into()),
+    }
+}
+
+fn build_direct(
+    tag: &str,
+    kind: &OutboundKind,
+    ctx: &BuildCtx,
+) -> Result<Arc<dyn RunOutbound>, String> {
+    match kind {
+        OutboundKind::Direct(d) => Ok(Arc::new(Direct::new(tag, ctx.dialer(d)))),
+        _ => Err("not a direct outbound".into()),
+    }
+}
+
+fn build_block(
+    tag: &str,
+    _kind: &OutboundKind,
+    _ctx: &BuildCtx,
+) -> Result<Arc<dyn RunOutbound>, String> {
+    Ok(Arc::new(Block::new(tag)))
+}
+
+impl BuildCtx<'_> {
+    /// The dialer for an adapter's dial fields, with `route.default_*` applied.
+    fn dialer(&self, d: &DialFields) -> Dialer {
+        if !d.detour.is_empty() {
+            let detour = Arc::new(Detour::new(&d.detour));
+            self.detours.borrow_mut().push(detour.clone());
+            return Dialer::Detour(detour);
+        }
+        let mut o = DialOptions::default();
+        let route = self.route;
+        o.bind_interface = Some(d.bind_interface.clone())
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                route
+                    .map(|r| r.default_interface.clone())
+                    .filter(|s| !s.is_empty())
+            });
+        o.routing_mark = if d.routing_mark.0 != 0 {
+            d.routing_mark.0
+        } else {
+            route.map_or(0, |r| r.default_mark.0)
+        };
+        if !d.connect_timeout.is_zero() {
+            o.connect_timeout = d.connect_timeout.to_std();
+        }
+        if d.disable_tcp_keep_alive {
+            o.keep_alive = None;
+        } else if let Some((idle, interval)) = o.keep_alive.as_mut() {
+            if !d.tcp_keep_alive.is_zero() {
+                *idle = d.tcp_keep_alive.to_std();
+            }
+            if !d.tcp_keep_alive_interval.is_zero() {
+                *interval = d.tcp_keep_alive_interval.to_std();
+            }
+        }
+        if !d.fallback_delay.is_zero() {
+            o.fallback_delay = d.fallback_delay.to_std();
+        }
+        o.inet4_bind = d.inet4_bind_address.map(|i| i.0);
+        o.inet6_bind = d.inet6_bind_address.map(|i| i.0);
+        o.reuse_addr = d.reuse_addr;
+        Dialer::Direct(o)
+    }
+}
+
+fn tag_of(tag: &str, index: usize) -> String {
+    sb_config::model::config::effective_tag(Some(tag), index)
+}
+
+fn build_inbound(i: usize, ib: &Inbound) -> Result<Arc<dyn RunInbound>, BuildError> {
+    let tag = tag_of(&ib.tag, i);
+    let err = |message: String| BuildError::Adapter {
+        section: "inbounds",
+        index: i,
+        tag: tag.clone(),
+        message,
+    };
+    let ty = ib.kind.type_name();
+    let builder = INBOUNDS.iter().find(|(t, _)| *t == ty).ok_or_else(|| {
+        err(format!(
+            "the {ty} inbound is not implemented by sb's runtime yet (sb check accepts it)"
+        ))
+    })?;
+    (builder.1)(&tag, &ib.kind).map_err(err)
+}
+
+fn build_outbound(
+    i: usize,
+    ob: &Outbound,
+    ctx: &BuildCtx,
+) -> Result<Arc<dyn RunOutbound>, BuildError> {
+    let tag = tag_of(&ob.tag, i);
+    let err = |message: String| BuildError::Adapter {
+        section: "outbounds",
+        index: i,
+        tag: tag.clone(),
+        message,
+    };
+    let ty = ob.kind.type_name();
+    let builder = OUTBOUNDS.iter().find(|(t, _)| *t == ty).ok_or_else(|| {
+        err(format!(
+            "the {ty} outbound is not implemented by sb's runtime yet (sb check accepts it)"
+        ))
+    })?;
+    (builder.1)(&tag, &ob.kind, ctx).map_err(err)
+}
+
+/// Builds every adapter and the dispatcher from a checked config.
+pub fn build(config: &Config) -> Result<Built, BuildError> {
+    if let Some((i, e)) = config.endpoints.iter().enumerate().next() {
+        return Err(BuildError::Adapter {
+            section: "endpoints",
+            index: i,
+            tag: tag_of(&e.tag, i),
+            message: format!(
+                "the {} endpoint is not implemented by sb's runtime yet",
+                e.kind.type_name()
+            ),
+        });
+    }
+    let route = config.route.as_ref();
+    let ctx = BuildCtx {
+        route: route.map(|r| &r.options),
+        detours: Default::default(),
+    };
+    let inbounds = config
+        .inbounds
+        .iter()
+        .enumerate()
+        .map(|(i, ib)| build_inbound(i, ib))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut outbounds: Vec<Arc<dyn RunOutbound>> = config
+        .outbounds
+        .iter()
+        .enumerate()
+        .map(|(i, ob)| build_outbound(i, ob, &ctx))
+        .collect::<Result<_, _>>()?;
+    if outbounds.is_empty() {
+        // Go creates a `direct` outbound tagged `direct` when there is none.
+        outbounds.push(Arc::new(Direct::new(
+            "direct",
+            Dialer::Direct(DialOptions::default()),
+        )));
+    }
+    let by_tag: HashMap<String, Arc<dyn RunOutbound>> = outbounds
+        .iter()
+        .map(|o| (o.tag().to_string(), o.clone()))
+        .collect();
+    for d in ctx.detours.borrow().iter() {
+        // sb-config has resolved every detour tag, so the lookup cannot miss.
+        if let Some(target) = by_tag.get(&d.tag) {
+            d.bind(target.clone());
+        }
+    }
+    let mode = Arc::new(ClashMode::new("Rule"));
+    let router = Router::new(route, mode)?;
+    let default = outbounds[0].clone();
+    Ok(Built {
+        inbounds,
+        dispatcher: Arc::new(Dispatcher::new(router, by_tag, default)),
+    })
+}

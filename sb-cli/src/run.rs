@@ -1,0 +1,98 @@
+//! `sb run`: build the instance from the config, start it, and serve until SIGINT/SIGTERM.
+//! SIGHUP re-reads and re-checks the config; a bad new config is reported and the running one
+//! keeps serving, as in Go.
+
+use crate::cli::Global;
+use crate::input;
+use anyhow::{Context, Result};
+use sb_core::lifecycle::Instance;
+use sb_core::log::{GoLogLayer, Output};
+use std::time::Instant;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+/// Sets up logging from the `log` section (once per process).
+fn init_logging(config: &sb_config::Config, disable_color: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    let log = config.log.clone().unwrap_or_default();
+    if log.disabled {
+        return Ok(());
+    }
+    let (output, tty) = match log.output.as_str() {
+        "" | "stderr" => (Output::Stderr, std::io::stderr().is_terminal()),
+        "stdout" => (Output::Stdout, std::io::stdout().is_terminal()),
+        path => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("open log output {path}"))?;
+            (Output::File(f), false)
+        }
+    };
+    let layer = GoLogLayer::new(&log, output, tty && !disable_color);
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::set_global_default(subscriber).context("set up logging")?;
+    Ok(())
+}
+
+async fn start(config: &sb_config::Config) -> Result<Instance> {
+    let built = sb_adapters::registry::build(config).context("initialize")?;
+    let instance = Instance::start(built.inbounds, built.dispatcher)
+        .await
+        .context("start service")?;
+    Ok(instance)
+}
+
+/// Runs until a stop signal.
+pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
+    let started = Instant::now();
+    init_logging(&loaded.config, g.disable_color)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(async move {
+        let mut instance = start(&loaded.config).await?;
+        let mut current = loaded.config;
+        info!(target: "sb", "sb started ({:.2}s)", started.elapsed().as_secs_f64());
+        let mut int = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
+        let mut term = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
+        let mut hup = signal(SignalKind::hangup()).context("listen for SIGHUP")?;
+        loop {
+            tokio::select! {
+                _ = int.recv() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => match prepare(g) {
+                    // The new config is bad: the running instance keeps serving.
+                    Err(e) => error!(target: "sb", "reload service: {e:#}"),
+                    Ok(config) => {
+                        instance.close().await;
+                        match start(&config).await {
+                            Ok(next) => {
+                                instance = next;
+                                current = config;
+                                info!(target: "sb", "sb reloaded");
+                            }
+                            Err(e) => {
+                                error!(target: "sb", "reload service: {e:#}");
+                                instance = start(&current).await?;
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        instance.close().await;
+        Ok(())
+    })
+}
+
+/// Re-reads and checks the config and that its adapters can be built.
+fn prepare(g: &Global) -> Result<sb_config::Config> {
+    let sources = input::read_all(g)?;
+    let loaded = sb_config::load(&sources, &input::cwd()?)?;
+    sb_adapters::registry::build(&loaded.config).context("initialize")?;
+    Ok(loaded.config)
+}
