@@ -98,7 +98,7 @@ impl Inbound for DirectIn {
                     async move {
                         let _ = listener::configure(&me.listen, &stream);
                         let local = stream.local_addr().unwrap_or(addr);
-                        let mut flow = FlowContext::new(
+                        let flow = FlowContext::new(
                             me.tag.clone(),
                             "direct",
                             Network::Tcp,
@@ -106,7 +106,6 @@ impl Inbound for DirectIn {
                             me.destination(local),
                         );
                         let id = flow.id;
-                        flow.id = id;
                         let span = tracing::info_span!("flow", id);
                         async move {
                         info!(target: "inbound", tag = %label, "inbound connection from {peer}");

@@ -275,7 +275,7 @@ impl ProxyInbound {
     }
 
     async fn http(&self, s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Option<Accepted>> {
-        let (head, n) = parse_loop(s, &mut buf, |b| http::parse_head(b)).await?;
+        let (head, n) = parse_loop(s, &mut buf, http::parse_head).await?;
         buf.drain(..n);
         let mut user = None;
         if !self.users.is_empty() {
