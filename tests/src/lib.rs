@@ -106,3 +106,43 @@ pub fn corpus(dir: &str) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// A running sb instance inside the test process, listening on ports the OS picked.
+pub struct Instance {
+    /// The runtime the instance's tasks run on (dropped last).
+    pub rt: tokio::runtime::Runtime,
+    instance: sb_core::lifecycle::Instance,
+}
+
+impl Instance {
+    /// Checks, builds and starts `config` (JSON text). Inbounds should use `listen_port: 0`.
+    pub fn start(config: &str) -> Instance {
+        let loaded = sb_config::load_text("test.json", config).unwrap_or_else(|e| panic!("{e}"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"));
+        let built = sb_adapters::registry::build(&loaded.config).unwrap_or_else(|e| panic!("{e}"));
+        let instance = rt
+            .block_on(sb_core::lifecycle::Instance::start(
+                built.inbounds,
+                built.dispatcher,
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+        Instance { rt, instance }
+    }
+
+    /// Where inbound `i` listens.
+    pub fn addr(&self, i: usize) -> std::net::SocketAddr {
+        self.instance.inbounds()[i]
+            .local_addr()
+            .unwrap_or_else(|| panic!("inbound {i} has no address"))
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.rt.block_on(self.instance.close());
+    }
+}

@@ -1,0 +1,338 @@
+//! The proxy inbounds against real clients: `curl` through the mixed inbound as HTTP proxy,
+//! with CONNECT, SOCKS5, SOCKS5h, SOCKS4 and SOCKS4a, with and without users; rejects; a
+//! 100 MiB transfer compared byte for byte; half-close; many concurrent flows. Every server
+//! binds port 0 on loopback and every wait is bounded.
+
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sb_tests::Instance;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+const BIG: usize = 100 * 1024 * 1024;
+
+/// Deterministic test bytes.
+fn byte_at(i: usize) -> u8 {
+    (i.wrapping_mul(2654435761) >> 13) as u8
+}
+
+/// A tiny HTTP/1.0 origin: `/big` is 100 MiB of test bytes, anything else says hello.
+fn origin() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+                if path == "/big" {
+                    let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < BIG {
+                        let n = buf.len().min(BIG - sent);
+                        for (j, b) in buf[..n].iter_mut().enumerate() {
+                            *b = byte_at(sent + j);
+                        }
+                        if conn.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                        sent += n;
+                    }
+                } else {
+                    let body = format!("hello from origin {path}");
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            });
+        }
+    });
+    addr
+}
+
+struct Curl {
+    code: i32,
+    body: String,
+}
+
+fn curl(args: &[&str]) -> Curl {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl must be installed (scripts/install-test-deps.sh installs it)");
+    Curl {
+        code: out.status.code().unwrap_or(-1),
+        body: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
+fn mixed(users: &str, rules: &str) -> Instance {
+    Instance::start(&format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "mixed", "tag": "m", "listen_port": 0 {users}}}],
+            "outbounds": [{{"type": "direct", "tag": "direct"}}, {{"type": "block", "tag": "block"}}],
+            "route": {{"rules": [{rules}]}}}}"#
+    ))
+}
+
+#[test]
+fn curl_through_every_proxy_protocol() {
+    let o = origin();
+    let sb = mixed("", "");
+    let p = sb.addr(0);
+    let url = format!("http://127.0.0.1:{}/x", o.port());
+    let by_name = format!("http://localhost:{}/x", o.port());
+    for (name, args) in [
+        (
+            "http proxy",
+            vec!["-x".to_string(), format!("http://{p}"), url.clone()],
+        ),
+        (
+            "CONNECT",
+            vec!["-p".into(), "-x".into(), format!("http://{p}"), url.clone()],
+        ),
+        (
+            "socks5",
+            vec!["-x".into(), format!("socks5://{p}"), url.clone()],
+        ),
+        (
+            "socks5h",
+            vec!["-x".into(), format!("socks5h://{p}"), by_name.clone()],
+        ),
+        (
+            "socks4",
+            vec!["-x".into(), format!("socks4://{p}"), url.clone()],
+        ),
+        (
+            "socks4a",
+            vec!["-x".into(), format!("socks4a://{p}"), by_name.clone()],
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = curl(&args);
+        assert_eq!(
+            (r.code, r.body.as_str()),
+            (0, "hello from origin /x"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn users_are_required_and_checked() {
+    let o = origin();
+    let sb = mixed(r#", "users": [{"username": "u", "password": "p"}]"#, "");
+    let p = sb.addr(0);
+    let url = format!("http://127.0.0.1:{}/auth", o.port());
+    let ok = curl(&["-x", &format!("socks5://u:p@{p}"), &url]);
+    assert_eq!((ok.code, ok.body.as_str()), (0, "hello from origin /auth"));
+    let ok = curl(&["-x", &format!("http://{p}"), "-U", "u:p", &url]);
+    assert_eq!((ok.code, ok.body.as_str()), (0, "hello from origin /auth"));
+    // Wrong password over SOCKS5: curl reports a proxy handshake failure (97).
+    let bad = curl(&["-x", &format!("socks5://u:wrong@{p}"), &url]);
+    assert_eq!(bad.code, 97);
+    // No credentials over HTTP: 407 with Go's realm.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "--max-time",
+            "10",
+            "-x",
+            &format!("http://{p}"),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        head.starts_with("HTTP/1.1 407 Proxy Authentication Required"),
+        "{head}"
+    );
+    assert!(
+        head.contains("Proxy-Authenticate: Basic realm=\"sing-box\""),
+        "{head}"
+    );
+    // SOCKS4 cannot carry a password, so it is refused when users are set.
+    assert_eq!(curl(&["-x", &format!("socks4://{p}"), &url]).code, 97);
+}
+
+#[test]
+fn rejected_and_blocked_flows_get_protocol_answers() {
+    let o = origin();
+    let sb = mixed(
+        "",
+        r#"{"domain": "blocked.test", "outbound": "block"}, {"port": 9, "action": "reject"}"#,
+    );
+    let p = sb.addr(0);
+    let rejected = "http://127.0.0.1:9/";
+    let code = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(code(&["-x", &format!("http://{p}"), rejected]), "403");
+    assert_eq!(
+        code(&["-x", &format!("http://{p}"), "http://blocked.test/"]),
+        "502"
+    );
+    // SOCKS5 "connection not allowed by ruleset": curl exits 97.
+    assert_eq!(curl(&["-x", &format!("socks5://{p}"), rejected]).code, 97);
+    // The origin itself is still reachable.
+    let ok = curl(&[
+        "-x",
+        &format!("socks5://{p}"),
+        &format!("http://127.0.0.1:{}/still", o.port()),
+    ]);
+    assert_eq!(ok.body, "hello from origin /still");
+    // A refused upstream: HTTP 502, SOCKS5 "connection refused".
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(
+        code(&["-x", &format!("http://{p}"), &format!("http://{closed}/")]),
+        "502"
+    );
+}
+
+#[test]
+fn hundred_mebibytes_arrive_intact() {
+    let o = origin();
+    let sb = mixed("", "");
+    let p = sb.addr(0);
+    let dir = std::env::temp_dir().join(format!("sb-big-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("big.bin");
+    let r = curl(&[
+        "-x",
+        &format!("socks5h://{p}"),
+        "-o",
+        file.to_str().unwrap(),
+        &format!("http://127.0.0.1:{}/big", o.port()),
+    ]);
+    assert_eq!(r.code, 0);
+    let mut got = std::fs::File::open(&file).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0;
+    loop {
+        let n = got.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for (j, b) in buf[..n].iter().enumerate() {
+            assert_eq!(*b, byte_at(offset + j), "byte {}", offset + j);
+        }
+        offset += n;
+    }
+    assert_eq!(offset, BIG);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A SOCKS5 CONNECT by hand, returning the connected stream.
+fn socks5_connect(proxy: SocketAddr, dest: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&[5, 1, 0]).unwrap();
+    let mut r = [0u8; 2];
+    s.read_exact(&mut r).unwrap();
+    assert_eq!(r, [5, 0]);
+    let SocketAddr::V4(d) = dest else {
+        panic!("v4 only")
+    };
+    let mut req = vec![5, 1, 0, 1];
+    req.extend_from_slice(&d.ip().octets());
+    req.extend_from_slice(&d.port().to_be_bytes());
+    s.write_all(&req).unwrap();
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[1], 0, "socks reply {reply:?}");
+    s
+}
+
+#[test]
+fn half_close_reaches_the_server_and_the_answer_still_comes_back() {
+    // The server reads to EOF, then answers with what it read, reversed.
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut c, _) = server.accept().unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        got.reverse();
+        c.write_all(&got).unwrap();
+    });
+    let sb = mixed("", "");
+    let mut s = socks5_connect(sb.addr(0), addr);
+    s.write_all(b"abcdef").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"fedcba");
+}
+
+#[test]
+fn many_concurrent_flows() {
+    // An echo server.
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in server.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let sb = mixed("", "");
+    let proxy = sb.addr(0);
+    let clients: Vec<_> = (0..200)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = socks5_connect(proxy, addr);
+                let msg = format!("flow {i} says hello");
+                s.write_all(msg.as_bytes()).unwrap();
+                let mut back = vec![0u8; msg.len()];
+                s.read_exact(&mut back).unwrap();
+                assert_eq!(back, msg.as_bytes());
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
