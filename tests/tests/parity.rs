@@ -3,7 +3,12 @@
 //! reject), `stricter/` (Go accepts, sb rejects on purpose; each file says why).
 
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::result_large_err
+)]
 
 use sb_tests::{corpus, go_run, go_sing_box};
 use std::path::Path;
@@ -88,7 +93,7 @@ fn invalid_configs_are_rejected_by_both() {
             "{}: Go accepts an invalid-corpus file",
             f.display()
         );
-        if let Ok(_) = sb_load(f) {
+        if sb_load(f).is_ok() {
             failures.push(format!(
                 "{}: sb accepts; Go says: {}",
                 f.display(),
