@@ -8,7 +8,7 @@
 //! located) -> the typed decoders in [`model`] (Go's field names, shapes and defaults; unknown
 //! keys rejected with a "did you mean") -> [`validate`] (duplicate tags, every tag reference
 //! resolved). Every error is a [`ConfigError`] naming `file:line:column`, the JSON path, the
-//! adapter tag, what was expected and what was found. [`format`] writes a config back the way
+//! adapter tag, what was expected and what was found. [`format()`] writes a config back the way
 //! Go's `sing-box format` does, comments kept; [`merge`] combines files as Go does.
 
 // Config errors are built once, on the cold path of loading a file; their size does not
