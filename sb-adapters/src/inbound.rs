@@ -3,4 +3,3 @@
 pub mod direct;
 pub mod listener;
 pub mod proxy;
-pub mod stream;

@@ -6,6 +6,8 @@ use crate::adapter::{BoxFuture, BoxStream, ConnectFailure, FlowHandler, Outbound
 use crate::flow::{Destination, FlowContext};
 use crate::relay::{relay, Counters};
 use crate::router::Router;
+use crate::sniff::{self, Sniffed};
+use crate::stream::Prefixed;
 use sb_config::model::route_rule::{RejectMethod, RouteAction, RouteOptions};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,11 +30,30 @@ pub struct Dispatcher {
     rejects: Mutex<HashMap<usize, VecDeque<Instant>>>,
 }
 
-enum Decision {
+/// What the rules decided for a flow.
+pub enum Decision {
+    /// Carry it through this outbound.
     Route(Arc<dyn Outbound>),
-    Reject { drop: bool },
+    /// Refuse it; `drop` means without an answer.
+    Reject {
+        /// Close without answering the client.
+        drop: bool,
+    },
+    /// It cannot be routed (the reason is logged and answered as a general failure).
     Fail(String),
+    /// A `sniff` action: peek at the client's first bytes, then decide again from rule `next`.
+    Sniff {
+        /// The rule to continue from.
+        next: usize,
+        /// Sniffers to run (all when empty).
+        sniffers: Vec<&'static str>,
+        /// How long to wait for the client's first bytes.
+        timeout: Duration,
+    },
 }
+
+/// Go's default wait for the first bytes of a sniffed flow.
+const SNIFF_TIMEOUT: Duration = Duration::from_millis(300);
 
 impl Dispatcher {
     /// A dispatcher over built outbounds. `default_outbound` is `route.final`, else the first
@@ -82,8 +103,15 @@ impl Dispatcher {
         q.len() > REJECT_BURST
     }
 
-    fn decide(&self, flow: &mut FlowContext) -> Decision {
-        let mut from = 0;
+    /// Walks the rules for `flow`: applies `route-options`, stops at the first final action,
+    /// and falls back to `route.final` or the default outbound.
+    pub fn decide(&self, flow: &mut FlowContext) -> Decision {
+        self.decide_from(flow, 0)
+    }
+
+    /// [`Dispatcher::decide`], starting at rule `from` (after a sniff).
+    pub fn decide_from(&self, flow: &mut FlowContext, from: usize) -> Decision {
+        let mut from = from;
         while let Some(rule) = self.router.first_match(flow, from) {
             debug!(target: "router", "match[{}] {} => {}", rule.index, rule.description, action_text(&rule.action));
             match &rule.action {
@@ -108,7 +136,22 @@ impl Dispatcher {
                         "hijack-dns needs the DNS module, not implemented by sb yet".into(),
                     )
                 }
-                RouteAction::Sniff(_) | RouteAction::Resolve(_) => {
+                RouteAction::Sniff(sn) => {
+                    if flow.protocol.is_some() {
+                        from = rule.index + 1;
+                        continue;
+                    }
+                    return Decision::Sniff {
+                        next: rule.index + 1,
+                        sniffers: sn.sniffer.iter().map(protocol_name).collect(),
+                        timeout: if sn.timeout.is_zero() {
+                            SNIFF_TIMEOUT
+                        } else {
+                            sn.timeout.to_std()
+                        },
+                    };
+                }
+                RouteAction::Resolve(_) => {
                     // Refused when the router is built; never reached.
                     from = rule.index + 1;
                 }
@@ -130,23 +173,51 @@ impl Dispatcher {
         mut responder: Box<dyn Responder>,
     ) {
         info!(target: "inbound", tag = %inbound_label(&flow), "inbound connection to {}", flow.destination);
-        let outbound = match self.decide(&mut flow) {
-            Decision::Route(o) => o,
-            Decision::Reject { drop } => {
-                info!(target: "router", "rejected connection to {}", flow.destination);
-                if !drop {
-                    responder
-                        .failed(&mut stream, &ConnectFailure::Rejected)
-                        .await;
+        // Sniffing needs the client's first bytes, which SOCKS and HTTP CONNECT clients send
+        // only after the proxy said yes; so a sniffed flow is answered before it is dialed.
+        let mut replied = false;
+        let mut from = 0;
+        let outbound = loop {
+            match self.decide_from(&mut flow, from) {
+                Decision::Route(o) => break o,
+                Decision::Sniff {
+                    next,
+                    sniffers,
+                    timeout,
+                } => {
+                    if !replied {
+                        if responder.connected(&mut stream, None).await.is_err() {
+                            return;
+                        }
+                        replied = true;
+                    }
+                    let (bytes, found) = peek(&mut stream, timeout, &sniffers).await;
+                    if let Some((protocol, domain)) = found {
+                        debug!(target: "router", "sniffed protocol: {protocol}{}", domain.as_deref().map(|d| format!(", domain: {d}")).unwrap_or_default());
+                        flow.protocol = Some(protocol);
+                        flow.sniffed_domain = domain;
+                    }
+                    stream = Prefixed::wrap_boxed(bytes, stream);
+                    from = next;
                 }
-                return;
-            }
-            Decision::Fail(why) => {
-                error!(target: "router", "{why}");
-                responder
-                    .failed(&mut stream, &ConnectFailure::NoRoute(why))
-                    .await;
-                return;
+                Decision::Reject { drop } => {
+                    info!(target: "router", "rejected connection to {}", flow.destination);
+                    if !drop && !replied {
+                        responder
+                            .failed(&mut stream, &ConnectFailure::Rejected)
+                            .await;
+                    }
+                    return;
+                }
+                Decision::Fail(why) => {
+                    error!(target: "router", "{why}");
+                    if !replied {
+                        responder
+                            .failed(&mut stream, &ConnectFailure::NoRoute(why))
+                            .await;
+                    }
+                    return;
+                }
             }
         };
         let label = format!("outbound/{}[{}]", outbound.kind(), outbound.tag());
@@ -156,21 +227,66 @@ impl Dispatcher {
             Ok(u) => u,
             Err(e) => {
                 error!(target: "connection", "open connection to {dest} using {label}: {e}");
-                responder
-                    .failed(&mut stream, &ConnectFailure::Dial(e))
-                    .await;
+                if !replied {
+                    responder
+                        .failed(&mut stream, &ConnectFailure::Dial(e))
+                        .await;
+                }
                 return;
             }
         };
-        if let Err(e) = responder.connected(&mut stream, None).await {
-            debug!(target: "connection", "reply to client: {e}");
-            return;
+        if !replied {
+            if let Err(e) = responder.connected(&mut stream, None).await {
+                debug!(target: "connection", "reply to client: {e}");
+                return;
+            }
         }
         let counters = Arc::new(Counters::default());
         match relay(stream, upstream, counters, TCP_IDLE_TIMEOUT).await {
             Ok((up, down)) => debug!(target: "connection", up, down, "connection closed"),
             Err(e) => debug!(target: "connection", "connection closed: {e}"),
         }
+    }
+}
+
+/// Reads the client's first bytes until a sniffer decides, `timeout` passes, or 64 KiB.
+async fn peek(
+    stream: &mut BoxStream,
+    timeout: Duration,
+    sniffers: &[&'static str],
+) -> (Vec<u8>, Option<(&'static str, Option<String>)>) {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    while buf.len() < 64 * 1024 {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await;
+        match read {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+        match sniff::sniff(&buf, sniffers) {
+            Sniffed::NeedMore => continue,
+            Sniffed::No => break,
+            Sniffed::Yes(p, d) => return (buf, Some((p, d))),
+        }
+    }
+    (buf, None)
+}
+
+fn protocol_name(p: &sb_config::model::rule_match::Protocol) -> &'static str {
+    use sb_config::model::rule_match::Protocol as P;
+    match p {
+        P::Tls => "tls",
+        P::Http => "http",
+        P::Quic => "quic",
+        P::Dns => "dns",
+        P::Stun => "stun",
+        P::Bittorrent => "bittorrent",
+        P::Dtls => "dtls",
+        P::Ssh => "ssh",
+        P::Rdp => "rdp",
+        P::Ntp => "ntp",
     }
 }
 

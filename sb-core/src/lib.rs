@@ -15,6 +15,8 @@ pub mod lifecycle;
 pub mod log;
 pub mod relay;
 pub mod router;
+pub mod sniff;
+pub mod stream;
 
 /// An OS error worded as Go words it (`connection refused`), without Rust's `(os error N)`.
 pub fn error_text(e: &std::io::Error) -> String {

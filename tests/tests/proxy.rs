@@ -336,3 +336,87 @@ fn many_concurrent_flows() {
         c.join().unwrap();
     }
 }
+
+/// A server that reports the first bytes of each connection it accepts.
+fn recorder() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 512];
+            let n = c.read(&mut buf).unwrap_or(0);
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn sniffed_domains_route_flows() {
+    // Flows to `decoy` whose TLS SNI or HTTP Host names sniff.test are sent to `real` instead.
+    let (decoy, decoy_rx) = recorder();
+    let (real, real_rx) = recorder();
+    let sb = mixed(
+        "",
+        &format!(
+            r#"{{"action": "sniff"}},
+               {{"protocol": "tls", "domain_suffix": "sniff.test", "action": "route-options", "override_port": {}}},
+               {{"protocol": "http", "domain": "host.sniff.test", "action": "route-options", "override_port": {}}},
+               {{"outbound": "direct"}}"#,
+            real.port(),
+            real.port()
+        ),
+    );
+    let p = sb.addr(0);
+    let wait = Duration::from_secs(10);
+    // TLS: curl sends a ClientHello with SNI www.sniff.test to the decoy's address.
+    let _ = curl(&[
+        "-x",
+        &format!("socks5://{p}"),
+        "--connect-to",
+        &format!("www.sniff.test:443:{decoy}"),
+        "https://www.sniff.test/",
+    ]);
+    let hello = real_rx
+        .recv_timeout(wait)
+        .expect("the TLS flow reached the sniffed route");
+    assert_eq!(hello.first(), Some(&0x16));
+    // HTTP: the Host header is sniffed on a plain CONNECT tunnel.
+    let _ = curl(&[
+        "-p",
+        "-x",
+        &format!("http://{p}"),
+        "-H",
+        "Host: host.sniff.test",
+        &format!("http://{decoy}/"),
+    ]);
+    let req = real_rx
+        .recv_timeout(wait)
+        .expect("the HTTP flow reached the sniffed route");
+    assert!(
+        req.starts_with(b"GET / HTTP/1.1"),
+        "{}",
+        String::from_utf8_lossy(&req)
+    );
+    // Anything else goes where it was going.
+    let _ = curl(&[
+        "-p",
+        "-x",
+        &format!("http://{p}"),
+        &format!("http://{decoy}/plain"),
+    ]);
+    let plain = decoy_rx
+        .recv_timeout(wait)
+        .expect("the unsniffed flow reached its destination");
+    assert!(
+        plain.starts_with(b"GET /plain"),
+        "{}",
+        String::from_utf8_lossy(&plain)
+    );
+    assert!(real_rx.try_recv().is_err());
+}

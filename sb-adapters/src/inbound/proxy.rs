@@ -8,11 +8,11 @@
 //! relay lands; plain HTTP is forwarded one request per connection (`Connection: close`).
 
 use super::listener;
-use super::stream::Prefixed;
 use crate::proto::{http, socks};
 use sb_config::model::shared::{ListenFields, User};
 use sb_core::adapter::{BoxFuture, BoxStream, ConnectFailure, FlowHandler, Inbound, Responder};
 use sb_core::flow::{Destination, FlowContext, Network};
+use sb_core::stream::Prefixed;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

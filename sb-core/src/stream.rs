@@ -1,7 +1,7 @@
-//! Streams inbounds hand to the dispatcher: the accepted socket, possibly with bytes that
-//! were read during the handshake and must be delivered first.
+//! A stream with bytes to deliver first: what an inbound read during its handshake, or what
+//! a sniffer peeked at, must still reach the upstream before the rest of the client's data.
 
-use sb_core::adapter::{AsyncStream, BoxStream};
+use crate::adapter::{AsyncStream, BoxStream};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -18,13 +18,18 @@ pub struct Prefixed {
 impl Prefixed {
     /// `inner`, with `prefix` read first; the plain stream when there is no prefix.
     pub fn wrap(prefix: Vec<u8>, inner: TcpStream) -> BoxStream {
+        Prefixed::wrap_boxed(prefix, Box::new(inner))
+    }
+
+    /// Like [`Prefixed::wrap`], for any stream.
+    pub fn wrap_boxed(prefix: Vec<u8>, inner: BoxStream) -> BoxStream {
         if prefix.is_empty() {
-            Box::new(inner)
+            inner
         } else {
             Box::new(Prefixed {
                 prefix,
                 pos: 0,
-                inner: Box::new(inner),
+                inner,
             })
         }
     }

@@ -1,0 +1,436 @@
+//! Router table tests: flows × rules → the outbound (or reject) the dispatcher chooses, for
+//! every match field sb routes on today, Go's grouping, logical and inverted rules, rule sets,
+//! route-options and the final/default outbound. Outbounds are in-process stand-ins that only
+//! carry a tag; nothing is dialed.
+
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
+use sb_core::dispatch::{Decision, Dispatcher};
+use sb_core::flow::{Destination, FlowContext, Network};
+use sb_core::router::{ClashMode, Router};
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+struct Tagged(&'static str);
+
+impl Outbound for Tagged {
+    fn tag(&self) -> &str {
+        self.0
+    }
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+    fn connect_tcp<'a>(
+        &'a self,
+        _f: &'a FlowContext,
+        _d: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxStream>> {
+        Box::pin(async { Err(io::Error::other("not dialed in router tests")) })
+    }
+}
+
+fn dispatcher(route: &str, mode: &str) -> Dispatcher {
+    let config = format!(
+        r#"{{"inbounds": [{{"type": "mixed", "tag": "in-a"}}, {{"type": "socks", "tag": "in-b"}}],
+            "outbounds": [{{"type": "direct", "tag": "a"}}, {{"type": "direct", "tag": "b"}}, {{"type": "direct", "tag": "c"}}],
+            "route": {route}}}"#
+    );
+    let loaded = sb_config::load_text("router.json", &config).unwrap_or_else(|e| panic!("{e}"));
+    let router = Router::new(loaded.config.route.as_ref(), Arc::new(ClashMode::new(mode))).unwrap();
+    let outbounds: HashMap<String, Arc<dyn Outbound>> = ["a", "b", "c"]
+        .iter()
+        .map(|t| (t.to_string(), Arc::new(Tagged(t)) as Arc<dyn Outbound>))
+        .collect();
+    Dispatcher::new(router, outbounds.clone(), outbounds["a"].clone())
+}
+
+struct F {
+    inbound: &'static str,
+    network: Network,
+    src: &'static str,
+    dst: &'static str,
+    port: u16,
+    user: Option<&'static str>,
+}
+
+const BASE: F = F {
+    inbound: "in-a",
+    network: Network::Tcp,
+    src: "192.168.1.10:40000",
+    dst: "example.com",
+    port: 443,
+    user: None,
+};
+
+fn flow(f: &F) -> FlowContext {
+    let mut ctx = FlowContext::new(
+        f.inbound.into(),
+        "mixed",
+        f.network,
+        f.src.parse().unwrap(),
+        Destination::from_host(f.dst, f.port),
+    );
+    ctx.user = f.user.map(str::to_string);
+    ctx
+}
+
+/// `tag` of the chosen outbound, `reject`, `drop` or `fail: ...`.
+fn decide(d: &Dispatcher, f: &F) -> String {
+    let mut ctx = flow(f);
+    match d.decide(&mut ctx) {
+        Decision::Route(o) => o.tag().to_string(),
+        Decision::Reject { drop: false } => "reject".into(),
+        Decision::Reject { drop: true } => "drop".into(),
+        Decision::Fail(why) => format!("fail: {why}"),
+        Decision::Sniff { next, .. } => format!("sniff, then from {next}"),
+    }
+}
+
+fn check(route: &str, cases: &[(F, &str)]) {
+    let d = dispatcher(route, "Rule");
+    for (i, (f, want)) in cases.iter().enumerate() {
+        assert_eq!(decide(&d, f), *want, "case {i} of {route}");
+    }
+}
+
+#[test]
+fn destination_fields() {
+    check(
+        r#"{"rules": [
+            {"domain": "exact.test", "outbound": "b"},
+            {"domain_suffix": "suffix.test", "outbound": "b"},
+            {"domain_keyword": "kw", "outbound": "b"},
+            {"domain_regex": "^re\\d+\\.", "outbound": "b"},
+            {"ip_cidr": ["10.0.0.0/8", "fd00::/8"], "outbound": "c"},
+            {"ip_is_private": true, "outbound": "c"}
+        ]}"#,
+        &[
+            (
+                F {
+                    dst: "exact.test",
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    dst: "a.exact.test",
+                    ..BASE
+                },
+                "a",
+            ),
+            (
+                F {
+                    dst: "x.suffix.test",
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    dst: "has-kw-inside.test",
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    dst: "re42.test",
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    dst: "10.1.2.3",
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    dst: "fd00::1",
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    dst: "192.168.0.1",
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    dst: "1.1.1.1",
+                    ..BASE
+                },
+                "a",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn ports_sources_inbound_network_user_ip_version() {
+    check(
+        r#"{"rules": [
+            {"port": [80, 8080], "outbound": "b"},
+            {"port_range": "1000:2000", "outbound": "b"},
+            {"source_ip_cidr": "172.16.0.0/12", "outbound": "c"},
+            {"source_port_range": "50000:", "outbound": "c"},
+            {"source_port": 40001, "outbound": "c"},
+            {"inbound": "in-b", "outbound": "b"},
+            {"network": "udp", "outbound": "c"},
+            {"auth_user": "alice", "outbound": "b"},
+            {"ip_version": 6, "outbound": "c"}
+        ]}"#,
+        &[
+            (F { port: 8080, ..BASE }, "b"),
+            (F { port: 1500, ..BASE }, "b"),
+            (
+                F {
+                    src: "172.20.0.1:1",
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    src: "192.168.1.10:50001",
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    src: "192.168.1.10:40001",
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    inbound: "in-b",
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    network: Network::Udp,
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    user: Some("alice"),
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    user: Some("bob"),
+                    ..BASE
+                },
+                "a",
+            ),
+            (
+                F {
+                    dst: "2001:db8::1",
+                    ..BASE
+                },
+                "c",
+            ),
+            (BASE, "a"),
+        ],
+    );
+}
+
+#[test]
+fn go_grouping_ors_inside_groups_and_ands_across() {
+    // (domain_suffix || ip_cidr) && (port || port_range) && source_ip_is_private
+    check(
+        r#"{"rules": [{"domain_suffix": "g.test", "ip_cidr": "10.0.0.0/8", "port": 443, "port_range": "8000:8100",
+                       "source_ip_is_private": true, "outbound": "b"}]}"#,
+        &[
+            (
+                F {
+                    dst: "x.g.test",
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    dst: "10.0.0.1",
+                    port: 8050,
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    dst: "x.g.test",
+                    port: 80,
+                    ..BASE
+                },
+                "a",
+            ),
+            (
+                F {
+                    dst: "other.test",
+                    ..BASE
+                },
+                "a",
+            ),
+            (
+                F {
+                    dst: "x.g.test",
+                    src: "8.8.8.8:1",
+                    ..BASE
+                },
+                "a",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn invert_logical_and_rule_sets() {
+    check(
+        r#"{"rules": [
+            {"type": "logical", "mode": "and", "rules": [{"domain_suffix": "l.test"}, {"port": 80, "invert": true}], "outbound": "b"},
+            {"type": "logical", "mode": "or", "rules": [{"port": 81}, {"port": 82}], "invert": true, "outbound": "c"},
+            {"rule_set": "set", "outbound": "b"}
+        ],
+        "rule_set": [{"tag": "set", "rules": [{"domain": "in-set.test"}]}]}"#,
+        &[
+            (
+                F {
+                    dst: "x.l.test",
+                    port: 443,
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    dst: "x.l.test",
+                    port: 80,
+                    ..BASE
+                },
+                "c",
+            ),
+            (F { port: 443, ..BASE }, "c"),
+            (
+                F {
+                    dst: "in-set.test",
+                    port: 81,
+                    ..BASE
+                },
+                "b",
+            ),
+            (F { port: 82, ..BASE }, "a"),
+        ],
+    );
+}
+
+#[test]
+fn actions_and_fallbacks() {
+    let d = dispatcher(
+        r#"{"rules": [
+            {"port": 1, "action": "reject"},
+            {"port": 2, "action": "reject", "method": "drop"},
+            {"domain": "moved.test", "action": "route-options", "override_address": "10.9.9.9", "override_port": 8443},
+            {"ip_cidr": "10.9.9.9/32", "port": 8443, "outbound": "c"},
+            {"clash_mode": "direct", "outbound": "b"}
+        ], "final": "b"}"#,
+        "Rule",
+    );
+    assert_eq!(decide(&d, &F { port: 1, ..BASE }), "reject");
+    assert_eq!(decide(&d, &F { port: 2, ..BASE }), "drop");
+    // route-options changes the destination and matching continues with the next rule.
+    let mut moved = flow(&F {
+        dst: "moved.test",
+        ..BASE
+    });
+    match d.decide(&mut moved) {
+        Decision::Route(o) => assert_eq!(o.tag(), "c"),
+        _ => panic!("expected a route"),
+    }
+    assert_eq!(moved.destination.to_string(), "10.9.9.9:8443");
+    // No rule matched: route.final.
+    assert_eq!(decide(&d, &BASE), "b");
+    // clash_mode is matched case-insensitively against the current mode.
+    let direct = dispatcher(
+        r#"{"rules": [{"clash_mode": "direct", "outbound": "c"}]}"#,
+        "Direct",
+    );
+    assert_eq!(decide(&direct, &BASE), "c");
+    // Without final, the first outbound.
+    assert_eq!(decide(&dispatcher(r#"{"rules": []}"#, "Rule"), &BASE), "a");
+}
+
+#[test]
+fn reject_turns_into_drop_after_fifty_in_thirty_seconds() {
+    let d = dispatcher(
+        r#"{"rules": [{"port": 1, "action": "reject"}, {"port": 2, "action": "reject", "no_drop": true}]}"#,
+        "Rule",
+    );
+    let answers: Vec<String> = (0..51)
+        .map(|_| decide(&d, &F { port: 1, ..BASE }))
+        .collect();
+    assert!(answers[..50].iter().all(|a| a == "reject"));
+    assert_eq!(answers[50], "drop");
+    assert!((0..60).all(|_| decide(&d, &F { port: 2, ..BASE }) == "reject"));
+}
+
+#[test]
+fn fields_sb_cannot_match_yet_are_refused_at_start() {
+    for rule in [
+        r#"{"process_name": "curl", "outbound": "a"}"#,
+        r#"{"port": 53, "action": "resolve"}"#,
+        r#"{"network": "icmp", "outbound": "a"}"#,
+    ] {
+        let config = format!(
+            r#"{{"outbounds": [{{"type": "direct", "tag": "a"}}], "route": {{"rules": [{rule}]}}}}"#
+        );
+        let loaded = sb_config::load_text("r.json", &config).unwrap();
+        let err = Router::new(
+            loaded.config.route.as_ref(),
+            Arc::new(ClashMode::new("Rule")),
+        );
+        assert!(err.is_err(), "{rule} was accepted");
+    }
+}
+
+#[test]
+fn sniffed_protocol_and_domain_are_matched() {
+    let d = dispatcher(
+        r#"{"rules": [{"action": "sniff"}, {"protocol": "tls", "domain_suffix": "sni.test", "outbound": "b"}, {"protocol": "http", "outbound": "c"}]}"#,
+        "Rule",
+    );
+    let mut f = flow(&F {
+        dst: "10.0.0.1",
+        ..BASE
+    });
+    match d.decide(&mut f) {
+        Decision::Sniff { next, .. } => assert_eq!(next, 1),
+        _ => panic!("expected a sniff"),
+    }
+    f.protocol = Some("tls");
+    f.sniffed_domain = Some("www.sni.test".into());
+    assert!(matches!(d.decide_from(&mut f, 1), Decision::Route(o) if o.tag() == "b"));
+    f.protocol = Some("http");
+    f.sniffed_domain = None;
+    assert!(matches!(d.decide_from(&mut f, 1), Decision::Route(o) if o.tag() == "c"));
+    // Already sniffed: the sniff rule is passed over.
+    assert!(matches!(d.decide(&mut f), Decision::Route(o) if o.tag() == "c"));
+}
