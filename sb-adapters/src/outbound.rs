@@ -2,3 +2,5 @@
 
 pub mod block;
 pub mod direct;
+pub mod http;
+pub mod socks;

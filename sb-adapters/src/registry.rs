@@ -57,7 +57,12 @@ const INBOUNDS: &[(&str, InboundBuilder)] = &[
 ];
 
 /// Outbound builders by `type`.
-const OUTBOUNDS: &[(&str, OutboundBuilder)] = &[("direct", build_direct), ("block", build_block)];
+const OUTBOUNDS: &[(&str, OutboundBuilder)] = &[
+    ("direct", build_direct),
+    ("block", build_block),
+    ("socks", build_socks),
+    ("http", build_http),
+];
 
 /// Shared state while building: route defaults for dialers, detours to bind.
 struct BuildCtx<'a> {
@@ -99,6 +104,78 @@ fn build_direct(
         OutboundKind::Direct(d) => Ok(Arc::new(Direct::new(tag, ctx.dialer(d)))),
         _ => Err("not a direct outbound".into()),
     }
+}
+
+fn server(host: &str, port: u16) -> Result<sb_core::flow::Destination, String> {
+    if host.is_empty() {
+        return Err("missing server address".into());
+    }
+    if port == 0 {
+        return Err("missing server port".into());
+    }
+    Ok(sb_core::flow::Destination::from_host(host, port))
+}
+
+fn credentials(user: &str, pass: &str) -> Option<(String, String)> {
+    (!user.is_empty()).then(|| (user.to_string(), pass.to_string()))
+}
+
+fn build_socks(
+    tag: &str,
+    kind: &OutboundKind,
+    ctx: &BuildCtx,
+) -> Result<Arc<dyn RunOutbound>, String> {
+    use crate::outbound::socks::{Socks, Version};
+    use sb_config::model::outbound::SocksVersion;
+    let OutboundKind::Socks(d, s) = kind else {
+        return Err("not a socks outbound".into());
+    };
+    if s.udp_over_tcp.is_some_and(|u| u.0.enabled) {
+        return Err("udp_over_tcp is not implemented by sb yet".into());
+    }
+    let version = match s.version {
+        Some(SocksVersion::V4) => Version::V4,
+        Some(SocksVersion::V4a) => Version::V4a,
+        _ => Version::V5,
+    };
+    let server = server(&s.server, s.server_port)?;
+    Ok(Arc::new(Socks::new(
+        tag,
+        server,
+        version,
+        credentials(&s.username, &s.password),
+        ctx.dialer(d),
+    )))
+}
+
+fn build_http(
+    tag: &str,
+    kind: &OutboundKind,
+    ctx: &BuildCtx,
+) -> Result<Arc<dyn RunOutbound>, String> {
+    use crate::outbound::http::HttpProxy;
+    let OutboundKind::Http(d, h) = kind else {
+        return Err("not an http outbound".into());
+    };
+    if h.tls.as_ref().is_some_and(|t| t.enabled) {
+        return Err("TLS to the HTTP proxy is not implemented by sb yet".into());
+    }
+    if !h.path.is_empty() {
+        return Err("`path` on the http outbound is not implemented by sb yet".into());
+    }
+    let headers = h
+        .headers
+        .iter()
+        .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+        .collect();
+    let server = server(&h.server, h.server_port)?;
+    Ok(Arc::new(HttpProxy::new(
+        tag,
+        server,
+        credentials(&h.username, &h.password),
+        headers,
+        ctx.dialer(d),
+    )))
 }
 
 fn build_block(

@@ -146,3 +146,127 @@ impl Drop for Instance {
         self.rt.block_on(self.instance.close());
     }
 }
+
+/// A running Go sing-box, killed (and waited for) on drop, so a failing test leaves nothing.
+pub struct GoSingBox {
+    child: std::process::Child,
+    dir: PathBuf,
+    /// The addresses its inbounds listen on, in the order they started.
+    pub listening: Vec<std::net::SocketAddr>,
+}
+
+impl GoSingBox {
+    /// Runs `config` (its inbounds should use `listen_port: 0` and `log.level` at least
+    /// `info`) and waits, at most 20 s, until `inbounds` inbounds have logged their address.
+    /// `None` when the Go binary is not installed (outside CI).
+    pub fn start(config: &str, inbounds: usize) -> Option<GoSingBox> {
+        use std::io::BufRead;
+        let bin = go_sing_box()?;
+        let dir =
+            std::env::temp_dir().join(format!("sb-go-{}-{}", std::process::id(), rand_suffix()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("config.json"), config).unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Command::new(bin)
+            .current_dir(&dir)
+            .args(["run", "-c", "config.json", "--disable-color"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start Go sing-box: {e}"));
+        let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Keep draining after the test stops listening: a closed pipe would kill Go
+            // (SIGPIPE on stderr) at its next log line.
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut go = GoSingBox {
+            child,
+            dir,
+            listening: Vec::new(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while go.listening.len() < inbounds {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("Go sing-box did not start its inbounds: {e}"));
+            if let Some(addr) = line.split("server started at ").nth(1) {
+                go.listening.push(
+                    addr.trim()
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{line}: {e}")),
+                );
+            }
+        }
+        Some(go)
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0);
+    h.finish()
+}
+
+impl Drop for GoSingBox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback HTTP/1.0 origin answering `hello from origin <path>`; port picked by the OS.
+pub fn hello_origin() -> std::net::SocketAddr {
+    use std::io::{BufRead, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let Ok(clone) = conn.try_clone() else { return };
+                let mut reader = std::io::BufReader::new(clone);
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+                let body = format!("hello from origin {path}");
+                let _ = write!(
+                    conn,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    addr
+}
+
+/// Runs curl (bounded to 20 s) and returns (exit code, body).
+pub fn curl(args: &[&str]) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "20"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("curl must be installed (scripts/install-test-deps.sh installs it): {e}")
+        });
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

@@ -175,3 +175,42 @@ mod tests {
         );
     }
 }
+
+/// Client side: the status code and head length of a response, once the head is complete.
+pub fn parse_head_response(b: &[u8]) -> Result<Option<(u16, usize)>, HttpError> {
+    let Some(end) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if b.len() > MAX_HEAD {
+            Err(HttpError::TooLarge)
+        } else {
+            Ok(None)
+        };
+    };
+    let line = b[..end].split(|&c| c == b'\r').next().unwrap_or_default();
+    let text = std::str::from_utf8(line).map_err(|_| HttpError::Malformed("status line"))?;
+    let mut parts = text.split(' ');
+    let (Some(version), Some(code)) = (parts.next(), parts.next()) else {
+        return Err(HttpError::Malformed("status line"));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(HttpError::Malformed("status line"));
+    }
+    let status = code
+        .parse()
+        .map_err(|_| HttpError::Malformed("status code"))?;
+    Ok(Some((status, end + 4)))
+}
+
+#[cfg(test)]
+mod response_tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(
+            parse_head_response(b"HTTP/1.1 200 Connection established\r\n\r\nxy").unwrap(),
+            Some((200, 39))
+        );
+        assert_eq!(parse_head_response(b"HTTP/1.1 407 Proxy").unwrap(), None);
+        assert!(parse_head_response(b"SSH-2.0\r\n\r\n").is_err());
+    }
+}

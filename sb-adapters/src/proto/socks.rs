@@ -363,3 +363,84 @@ mod tests {
         assert_eq!(reply4(true), [0, 0x5a, 0, 0, 0, 0, 0, 0]);
     }
 }
+
+/// Client side: the reply to a SOCKS5 request (`ver rep rsv atyp addr port`).
+pub fn reply5(b: &[u8]) -> Parse<(u8, Destination)> {
+    if b.len() < 4 {
+        return Ok(None);
+    }
+    if b[0] != 5 {
+        return Err(SocksError::Version(b[0]));
+    }
+    Ok(address(&b[3..])?.map(|(bound, n)| ((b[1], bound), 3 + n)))
+}
+
+/// Client side: a SOCKS5 CONNECT request.
+pub fn connect_request(dest: &Destination) -> Vec<u8> {
+    let mut out = vec![5, 1, 0];
+    encode_address(&mut out, dest);
+    out
+}
+
+/// Client side: RFC 1929 credentials.
+pub fn credentials_request(user: &str, pass: &str) -> Vec<u8> {
+    let (u, p) = (
+        &user.as_bytes()[..user.len().min(255)],
+        &pass.as_bytes()[..pass.len().min(255)],
+    );
+    let mut out = vec![1, u.len() as u8];
+    out.extend_from_slice(u);
+    out.push(p.len() as u8);
+    out.extend_from_slice(p);
+    out
+}
+
+/// Client side: a SOCKS4 (IPv4 address) or SOCKS4a (domain) CONNECT request. SOCKS4 cannot
+/// carry a domain or an IPv6 address; callers resolve first or use 4a.
+pub fn connect_request4(dest: &Destination, user: &str) -> Option<Vec<u8>> {
+    let mut out = vec![4, 1];
+    out.extend_from_slice(&dest.port.to_be_bytes());
+    match &dest.host {
+        sb_core::flow::Host::Ip(std::net::IpAddr::V4(a)) => {
+            out.extend_from_slice(&a.octets());
+            out.extend_from_slice(user.as_bytes());
+            out.push(0);
+        }
+        sb_core::flow::Host::Domain(d) => {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(user.as_bytes());
+            out.push(0);
+            out.extend_from_slice(d.as_bytes());
+            out.push(0);
+        }
+        sb_core::flow::Host::Ip(std::net::IpAddr::V6(_)) => return None,
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_round_trip_through_the_server_parsers() {
+        let dest = Destination::from_host("example.test", 443);
+        let (req, n) = request(&connect_request(&dest)).unwrap().unwrap();
+        assert_eq!(
+            (req.destination, req.command, n),
+            (dest.clone(), Command::Connect, 19)
+        );
+        let (c, _) = credentials(&credentials_request("u", "p"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
+        let (r4, _) = request4(&connect_request4(&dest, "id").unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(r4.destination, dest);
+        let ((code, bound), _) = reply5(&reply(0, "127.0.0.1:9".parse().unwrap()))
+            .unwrap()
+            .unwrap();
+        assert_eq!((code, bound.to_string().as_str()), (0, "127.0.0.1:9"));
+    }
+}

@@ -1,0 +1,141 @@
+//! Interop with the real Go sing-box 1.14.4, both ways: sb's `socks` and `http` outbounds
+//! into Go's `mixed` inbound, and Go's `socks` and `http` outbounds into sb's `mixed` inbound,
+//! with and without users. Traffic is real curl to a loopback origin; every port is picked by
+//! the OS and read back from the logs.
+
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sb_tests::{curl, hello_origin, GoSingBox, Instance};
+
+fn go_mixed(users: &str) -> Option<GoSingBox> {
+    GoSingBox::start(
+        &format!(
+            r#"{{"log": {{"level": "info"}},
+                "inbounds": [{{"type": "mixed", "tag": "go-in", "listen": "127.0.0.1", "listen_port": 0 {users}}}],
+                "outbounds": [{{"type": "direct", "tag": "direct"}}]}}"#
+        ),
+        1,
+    )
+}
+
+#[test]
+fn sb_outbounds_into_go_inbound() {
+    let origin = hello_origin();
+    for (users, auth) in [
+        ("", ""),
+        (
+            r#", "users": [{"username": "u", "password": "p"}]"#,
+            r#", "username": "u", "password": "p""#,
+        ),
+    ] {
+        let Some(go) = go_mixed(users) else { return };
+        let g = go.listening[0];
+        for (ty, extra) in [
+            ("socks", r#", "version": "5""#),
+            ("socks", r#", "version": "4a""#),
+            ("http", ""),
+        ] {
+            if ty == "socks" && extra.contains("4a") && !auth.is_empty() {
+                continue; // SOCKS4a cannot carry a password.
+            }
+            let sb = Instance::start(&format!(
+                r#"{{"log": {{"disabled": true}},
+                    "inbounds": [{{"type": "mixed", "tag": "in", "listen_port": 0}}],
+                    "outbounds": [{{"type": "{ty}", "tag": "up", "server": "{}", "server_port": {} {extra} {auth}}}]}}"#,
+                g.ip(),
+                g.port()
+            ));
+            let (code, body) = curl(&[
+                "-x",
+                &format!("socks5h://{}", sb.addr(0)),
+                &format!("http://localhost:{}/via-go", origin.port()),
+            ]);
+            assert_eq!(
+                (code, body.as_str()),
+                (0, "hello from origin /via-go"),
+                "{ty}{extra} users={}",
+                !users.is_empty()
+            );
+        }
+    }
+}
+
+#[test]
+fn sb_outbound_reports_go_refusals() {
+    let origin = hello_origin();
+    let Some(go) = go_mixed(r#", "users": [{"username": "u", "password": "p"}]"#) else {
+        return;
+    };
+    let g = go.listening[0];
+    for ty in ["socks", "http"] {
+        let sb = Instance::start(&format!(
+            r#"{{"log": {{"disabled": true}},
+                "inbounds": [{{"type": "mixed", "tag": "in", "listen_port": 0}}],
+                "outbounds": [{{"type": "{ty}", "tag": "up", "server": "{}", "server_port": {}, "username": "u", "password": "wrong"}}]}}"#,
+            g.ip(),
+            g.port()
+        ));
+        // The upstream refused: HTTP proxy clients get 502, nothing reaches the origin.
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "20",
+                "-x",
+                &format!("http://{}", sb.addr(0)),
+            ])
+            .arg(format!("http://127.0.0.1:{}/", origin.port()))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "502", "{ty}");
+    }
+}
+
+#[test]
+fn go_outbounds_into_sb_inbound() {
+    let origin = hello_origin();
+    for (users, auth) in [
+        ("", ""),
+        (
+            r#", "users": [{"username": "u", "password": "p"}]"#,
+            r#", "username": "u", "password": "p""#,
+        ),
+    ] {
+        let sb = Instance::start(&format!(
+            r#"{{"log": {{"disabled": true}},
+                "inbounds": [{{"type": "mixed", "tag": "sb-in", "listen_port": 0 {users}}}],
+                "outbounds": [{{"type": "direct", "tag": "direct"}}]}}"#
+        ));
+        let s = sb.addr(0);
+        for (ty, extra) in [("socks", r#", "version": "5""#), ("http", "")] {
+            let Some(go) = GoSingBox::start(
+                &format!(
+                    r#"{{"log": {{"level": "info"}},
+                        "inbounds": [{{"type": "mixed", "tag": "go-in", "listen": "127.0.0.1", "listen_port": 0}}],
+                        "outbounds": [{{"type": "{ty}", "tag": "up", "server": "{}", "server_port": {} {extra} {auth}}}]}}"#,
+                    s.ip(),
+                    s.port()
+                ),
+                1,
+            ) else {
+                return;
+            };
+            let (code, body) = curl(&[
+                "-x",
+                &format!("socks5h://{}", go.listening[0]),
+                &format!("http://localhost:{}/via-sb", origin.port()),
+            ]);
+            assert_eq!(
+                (code, body.as_str()),
+                (0, "hello from origin /via-sb"),
+                "Go {ty} outbound, users={}",
+                !users.is_empty()
+            );
+        }
+    }
+}
