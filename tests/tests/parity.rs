@@ -180,3 +180,28 @@ fn diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<
         _ => {}
     }
 }
+
+#[test]
+fn example_configs_pass_both_checkers() {
+    let Some(go) = go_sing_box() else { return };
+    let dir = sb_tests::workspace().join("configs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "configs/ has {} examples", files.len());
+    for f in &files {
+        let go_check = go_run(&go, "check", f);
+        assert!(
+            go_check.ok,
+            "{}: Go rejects it: {}",
+            f.display(),
+            go_check.stderr
+        );
+        if let Err(e) = sb_load(f) {
+            panic!("{}: sb rejects it: {e}", f.display());
+        }
+    }
+}
