@@ -3,4 +3,5 @@
 pub mod block;
 pub mod direct;
 pub mod http;
+pub mod selector;
 pub mod socks;

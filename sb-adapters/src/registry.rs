@@ -43,6 +43,8 @@ pub struct Built {
     pub inbounds: Vec<Arc<dyn RunInbound>>,
     /// The dispatcher (router + outbounds).
     pub dispatcher: Arc<Dispatcher>,
+    /// Selectors by tag, for switching at runtime (the Clash API).
+    pub selectors: HashMap<String, Arc<crate::outbound::selector::Selector>>,
 }
 
 type InboundBuilder = fn(&str, &InboundKind) -> Result<Arc<dyn RunInbound>, String>;
@@ -62,12 +64,14 @@ const OUTBOUNDS: &[(&str, OutboundBuilder)] = &[
     ("block", build_block),
     ("socks", build_socks),
     ("http", build_http),
+    ("selector", build_selector),
 ];
 
 /// Shared state while building: route defaults for dialers, detours to bind.
 struct BuildCtx<'a> {
     route: Option<&'a RouteOptionsSection>,
     detours: std::cell::RefCell<Vec<Arc<Detour>>>,
+    selectors: std::cell::RefCell<Vec<Arc<crate::outbound::selector::Selector>>>,
 }
 
 fn build_proxy_inbound(tag: &str, kind: &InboundKind) -> Result<Arc<dyn RunInbound>, String> {
@@ -176,6 +180,23 @@ fn build_http(
         headers,
         ctx.dialer(d),
     )))
+}
+
+fn build_selector(
+    tag: &str,
+    kind: &OutboundKind,
+    ctx: &BuildCtx,
+) -> Result<Arc<dyn RunOutbound>, String> {
+    use crate::outbound::selector::Selector;
+    let OutboundKind::Selector(s) = kind else {
+        return Err("not a selector".into());
+    };
+    if s.interrupt_exist_connections {
+        return Err("interrupt_exist_connections is not implemented by sb yet".into());
+    }
+    let sel = Arc::new(Selector::new(tag, s.outbounds.clone(), &s.default));
+    ctx.selectors.borrow_mut().push(sel.clone());
+    Ok(sel)
 }
 
 fn build_block(
@@ -290,6 +311,7 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
     let ctx = BuildCtx {
         route: route.map(|r| &r.options),
         detours: Default::default(),
+        selectors: Default::default(),
     };
     let inbounds = config
         .inbounds
@@ -320,11 +342,21 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             d.bind(target.clone());
         }
     }
+    let selectors: HashMap<String, Arc<crate::outbound::selector::Selector>> = ctx
+        .selectors
+        .borrow()
+        .iter()
+        .map(|s| {
+            s.bind(&by_tag);
+            (s.tag().to_string(), s.clone())
+        })
+        .collect();
     let mode = Arc::new(ClashMode::new("Rule"));
     let router = Router::new(route, mode)?;
     let default = outbounds[0].clone();
     Ok(Built {
         inbounds,
         dispatcher: Arc::new(Dispatcher::new(router, by_tag, default)),
+        selectors,
     })
 }

@@ -112,6 +112,11 @@ pub struct Instance {
     /// The runtime the instance's tasks run on (dropped last).
     pub rt: tokio::runtime::Runtime,
     instance: sb_core::lifecycle::Instance,
+    /// Selectors by tag.
+    pub selectors: std::collections::HashMap<
+        String,
+        std::sync::Arc<sb_adapters::outbound::selector::Selector>,
+    >,
 }
 
 impl Instance {
@@ -124,13 +129,18 @@ impl Instance {
             .build()
             .unwrap_or_else(|e| panic!("runtime: {e}"));
         let built = sb_adapters::registry::build(&loaded.config).unwrap_or_else(|e| panic!("{e}"));
+        let selectors = built.selectors;
         let instance = rt
             .block_on(sb_core::lifecycle::Instance::start(
                 built.inbounds,
                 built.dispatcher,
             ))
             .unwrap_or_else(|e| panic!("{e}"));
-        Instance { rt, instance }
+        Instance {
+            rt,
+            instance,
+            selectors,
+        }
     }
 
     /// Where inbound `i` listens.

@@ -420,3 +420,30 @@ fn sniffed_domains_route_flows() {
     );
     assert!(real_rx.try_recv().is_err());
 }
+
+#[test]
+fn selector_switches_at_runtime() {
+    let o = origin();
+    let sb = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}],
+            "outbounds": [{"type": "selector", "tag": "pick", "outbounds": ["direct", "block"], "default": "direct"},
+                          {"type": "direct", "tag": "direct"}, {"type": "block", "tag": "block"}]}"#,
+    );
+    let p = sb.addr(0);
+    let url = format!("http://127.0.0.1:{}/sel", o.port());
+    assert_eq!(
+        curl(&["-x", &format!("socks5://{p}"), &url]).body,
+        "hello from origin /sel"
+    );
+    let sel = &sb.selectors["pick"];
+    assert_eq!(sel.selected(), "direct");
+    sel.select("block").unwrap();
+    assert_ne!(curl(&["-x", &format!("socks5://{p}"), &url]).code, 0);
+    assert_eq!(sel.select("nope"), Err("not found".to_string()));
+    sel.select("direct").unwrap();
+    assert_eq!(
+        curl(&["-x", &format!("socks5://{p}"), &url]).body,
+        "hello from origin /sel"
+    );
+}

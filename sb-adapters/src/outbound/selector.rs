@@ -1,0 +1,99 @@
+//! The `selector` outbound: one of several outbounds, chosen by the user at runtime (the Clash
+//! API's `PUT /proxies/{name}` will call [`Selector::select`]). Flows use the member selected
+//! when they start; with `interrupt_exist_connections` a switch also ends running flows (not
+//! yet: it is refused at start until the connection tracker lands).
+
+use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
+use sb_core::flow::{Destination, FlowContext, Network};
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// A `selector` outbound.
+pub struct Selector {
+    tag: String,
+    members: Vec<String>,
+    selected: RwLock<String>,
+    outbounds: OnceLock<HashMap<String, Arc<dyn Outbound>>>,
+}
+
+impl Selector {
+    /// Builds it; `default` (or the first member) is selected.
+    pub fn new(tag: &str, members: Vec<String>, default: &str) -> Selector {
+        let first = if default.is_empty() {
+            members.first().cloned().unwrap_or_default()
+        } else {
+            default.to_string()
+        };
+        Selector {
+            tag: tag.to_string(),
+            members,
+            selected: RwLock::new(first),
+            outbounds: OnceLock::new(),
+        }
+    }
+
+    /// Resolves the member tags once every outbound is built.
+    pub fn bind(&self, all: &HashMap<String, Arc<dyn Outbound>>) {
+        let members = self
+            .members
+            .iter()
+            .filter_map(|m| all.get(m).map(|o| (m.clone(), o.clone())))
+            .collect();
+        let _ = self.outbounds.set(members);
+    }
+
+    /// The members, in config order.
+    pub fn members(&self) -> &[String] {
+        &self.members
+    }
+
+    /// The selected member.
+    pub fn selected(&self) -> String {
+        self.selected.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Selects `tag`, which must be a member (Go: `Selector update error: not found`).
+    pub fn select(&self, tag: &str) -> Result<(), String> {
+        if !self.members.iter().any(|m| m == tag) {
+            return Err("not found".into());
+        }
+        if let Ok(mut s) = self.selected.write() {
+            *s = tag.to_string();
+        }
+        tracing::info!(target: "outbound", tag = %format!("outbound/selector[{}]", self.tag), "selected {tag}");
+        Ok(())
+    }
+
+    fn current(&self) -> io::Result<Arc<dyn Outbound>> {
+        let tag = self.selected();
+        self.outbounds
+            .get()
+            .and_then(|m| m.get(&tag).cloned())
+            .ok_or_else(|| {
+                io::Error::other(format!(
+                    "selector {}: member {tag} is not available",
+                    self.tag
+                ))
+            })
+    }
+}
+
+impl Outbound for Selector {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+    fn kind(&self) -> &'static str {
+        "selector"
+    }
+    fn networks(&self) -> &'static [Network] {
+        &[Network::Tcp, Network::Udp]
+    }
+    fn connect_tcp<'a>(
+        &'a self,
+        flow: &'a FlowContext,
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxStream>> {
+        Box::pin(async move { self.current()?.connect_tcp(flow, dest).await })
+    }
+}
