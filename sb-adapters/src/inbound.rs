@@ -3,3 +3,4 @@
 pub mod direct;
 pub mod listener;
 pub mod proxy;
+pub mod udp_nat;

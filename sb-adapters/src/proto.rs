@@ -2,3 +2,4 @@
 
 pub mod http;
 pub mod socks;
+pub mod socks_udp;

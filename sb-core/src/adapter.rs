@@ -30,6 +30,22 @@ impl AsyncStream for TcpStream {
 /// A boxed [`AsyncStream`].
 pub type BoxStream = Box<dyn AsyncStream>;
 
+/// A datagram socket one side of a UDP flow is carried on. Every packet carries its peer:
+/// the destination when sending upstream, the sender when receiving from upstream.
+pub trait PacketConn: Send + Sync + 'static {
+    /// Sends one datagram to `dest`.
+    fn send_to<'a>(&'a self, buf: &'a [u8], dest: &'a Destination)
+        -> BoxFuture<'a, io::Result<()>>;
+    /// Receives one datagram and who sent it (for the client side: where it is going).
+    fn recv_from<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, io::Result<(usize, Destination)>>;
+}
+
+/// A shared [`PacketConn`].
+pub type BoxPacketConn = Arc<dyn PacketConn>;
+
 /// Where flows leave sb: `direct`, `block`, `socks`, `http`, `selector`, `ssh`, an endpoint...
 pub trait Outbound: Send + Sync + 'static {
     /// The tag (its index when the config left it empty).
@@ -46,6 +62,20 @@ pub trait Outbound: Send + Sync + 'static {
         flow: &'a FlowContext,
         dest: &'a Destination,
     ) -> BoxFuture<'a, io::Result<BoxStream>>;
+    /// Opens a UDP association for `flow`, whose first packet goes to `dest`. Outbounds
+    /// that cannot carry UDP keep this default, which fails the flow with a clear error.
+    fn connect_udp<'a>(
+        &'a self,
+        _flow: &'a FlowContext,
+        _dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxPacketConn>> {
+        let msg = format!(
+            "outbound/{}[{}] does not carry UDP",
+            self.kind(),
+            self.tag()
+        );
+        Box::pin(async move { Err(io::Error::new(io::ErrorKind::Unsupported, msg)) })
+    }
 }
 
 /// What an inbound hands accepted flows to (implemented by the dispatcher in sb-core).
@@ -57,6 +87,14 @@ pub trait FlowHandler: Send + Sync + 'static {
         flow: FlowContext,
         stream: BoxStream,
         responder: Box<dyn Responder>,
+    ) -> BoxFuture<'static, ()>;
+    /// Routes and carries one UDP flow: packets read from `client` carry their destination,
+    /// replies are written back with their source. Returns when the flow ends (idle for the
+    /// UDP timeout, or either side failed).
+    fn handle_udp(
+        self: Arc<Self>,
+        flow: FlowContext,
+        client: BoxPacketConn,
     ) -> BoxFuture<'static, ()>;
 }
 

@@ -2,7 +2,9 @@
 //! router's rules (applying `route-options`, stopping at the first final action), opens the
 //! chosen outbound, answers the client through the inbound's [`Responder`], and relays.
 
-use crate::adapter::{BoxFuture, BoxStream, ConnectFailure, FlowHandler, Outbound, Responder};
+use crate::adapter::{
+    BoxFuture, BoxPacketConn, BoxStream, ConnectFailure, FlowHandler, Outbound, Responder,
+};
 use crate::flow::{Destination, FlowContext};
 use crate::relay::{relay, Counters};
 use crate::router::Router;
@@ -28,6 +30,7 @@ pub struct Dispatcher {
     outbounds: HashMap<String, Arc<dyn Outbound>>,
     default_outbound: Arc<dyn Outbound>,
     rejects: Mutex<HashMap<usize, VecDeque<Instant>>>,
+    udp_timeout: Duration,
 }
 
 /// What the rules decided for a flow.
@@ -68,6 +71,7 @@ impl Dispatcher {
             outbounds,
             default_outbound,
             rejects: Mutex::new(HashMap::new()),
+            udp_timeout: crate::udp::UDP_TIMEOUT,
         }
     }
 
@@ -311,7 +315,56 @@ fn action_text(a: &RouteAction) -> String {
     }
 }
 
+impl Dispatcher {
+    async fn run_udp(self: Arc<Self>, mut flow: FlowContext, client: BoxPacketConn) {
+        info!(target: "inbound", tag = %inbound_label(&flow), "inbound packet connection to {}", flow.destination);
+        let mut from = 0;
+        let outbound = loop {
+            match self.decide_from(&mut flow, from) {
+                Decision::Route(o) => break o,
+                Decision::Sniff { next, .. } => {
+                    // UDP sniffers (QUIC, DNS, STUN) are not implemented yet: the flow is
+                    // routed unsniffed, and the log says so.
+                    debug!(target: "router", "sniffing UDP flows is not implemented by sb yet");
+                    from = next;
+                }
+                Decision::Reject { .. } => {
+                    info!(target: "router", "rejected packet connection to {}", flow.destination);
+                    return;
+                }
+                Decision::Fail(why) => {
+                    error!(target: "router", "{why}");
+                    return;
+                }
+            }
+        };
+        let label = format!("outbound/{}[{}]", outbound.kind(), outbound.tag());
+        info!(target: "outbound", tag = %label, "outbound packet connection to {}", flow.destination);
+        let dest = flow.destination.clone();
+        let upstream = match outbound.connect_udp(&flow, &dest).await {
+            Ok(u) => u,
+            Err(e) => {
+                error!(target: "connection", "open packet connection to {dest} using {label}: {e}");
+                return;
+            }
+        };
+        match crate::udp::relay_udp(client, upstream, self.udp_timeout).await {
+            Ok((up, down)) => debug!(target: "connection", up, down, "packet connection closed"),
+            Err(e) => debug!(target: "connection", "packet connection closed: {e}"),
+        }
+    }
+}
+
 impl FlowHandler for Dispatcher {
+    fn handle_udp(
+        self: Arc<Self>,
+        flow: FlowContext,
+        client: BoxPacketConn,
+    ) -> BoxFuture<'static, ()> {
+        let span = tracing::info_span!("flow", id = flow.id);
+        Box::pin(self.run_udp(flow, client).instrument(span))
+    }
+
     fn handle_tcp(
         self: Arc<Self>,
         flow: FlowContext,

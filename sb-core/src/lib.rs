@@ -17,6 +17,7 @@ pub mod relay;
 pub mod router;
 pub mod sniff;
 pub mod stream;
+pub mod udp;
 
 /// An OS error worded as Go words it (`connection refused`), without Rust's `(os error N)`.
 pub fn error_text(e: &std::io::Error) -> String {

@@ -1,6 +1,7 @@
 //! The `direct` inbound: a TCP tunnel. Each accepted connection becomes a flow to
 //! `override_address:override_port` (either part defaulting to the address the client
-//! connected to), which the router then sends on. UDP lands with the UDP relay.
+//! connected to), which the router then sends on. UDP datagrams on the same address become
+//! UDP flows to the same destination, one per client address.
 
 use super::listener;
 use sb_config::model::inbound::DirectInbound;
@@ -23,19 +24,17 @@ pub struct DirectIn {
     local: Mutex<Option<SocketAddr>>,
     /// The accept loop; awaited by `close` so the socket is gone when it returns.
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The UDP loop; aborted by `close`.
+    udp_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl DirectIn {
-    /// Builds it; refuses UDP-only configurations it cannot serve yet.
+    /// Builds it.
     pub fn new(
         tag: &str,
         listen: ListenFields,
         options: DirectInbound,
     ) -> Result<DirectIn, String> {
-        if !options.network.is_empty() && !options.network.iter().any(|n| *n == ConfigNetwork::Tcp)
-        {
-            return Err("UDP on the direct inbound is not implemented by sb yet".into());
-        }
         Ok(DirectIn {
             tag: tag.into(),
             listen,
@@ -43,7 +42,12 @@ impl DirectIn {
             stop: Arc::new(Notify::new()),
             local: Mutex::new(None),
             task: Mutex::new(None),
+            udp_task: Mutex::new(None),
         })
+    }
+
+    fn serves(&self, n: ConfigNetwork) -> bool {
+        self.options.network.is_empty() || self.options.network.iter().any(|x| *x == n)
     }
 
     fn destination(&self, local: SocketAddr) -> Destination {
@@ -76,48 +80,82 @@ impl Inbound for DirectIn {
             if let Some(task) = task {
                 let _ = task.await;
             }
+            let udp = self.udp_task.lock().ok().and_then(|mut t| t.take());
+            if let Some(udp) = udp {
+                udp.abort();
+                let _ = udp.await;
+            }
         })
     }
     fn start(self: Arc<Self>, handler: Arc<dyn FlowHandler>) -> BoxFuture<'static, io::Result<()>> {
         Box::pin(async move {
-            let listener = listener::bind(&self.listen)?;
-            let addr = listener.local_addr()?;
-            if let Ok(mut l) = self.local.lock() {
-                *l = Some(addr);
-            }
             let label = format!("inbound/direct[{}]", self.tag);
-            info!(target: "inbound", tag = %label, "tcp server started at {addr}");
-            let me = self.clone();
-            let task = tokio::spawn(listener::serve(
-                listener,
-                self.stop.clone(),
-                move |stream, peer| {
-                    let me = me.clone();
-                    let handler = handler.clone();
-                    let label = label.clone();
-                    async move {
-                        let _ = listener::configure(&me.listen, &stream);
-                        let local = stream.local_addr().unwrap_or(addr);
-                        let flow = FlowContext::new(
-                            me.tag.clone(),
-                            "direct",
-                            Network::Tcp,
-                            peer,
-                            me.destination(local),
-                        );
-                        let id = flow.id;
-                        let span = tracing::info_span!("flow", id);
+            let mut addr = None;
+            if self.serves(ConfigNetwork::Tcp) {
+                let listener = listener::bind(&self.listen)?;
+                let local = listener.local_addr()?;
+                addr = Some(local);
+                info!(target: "inbound", tag = %label, "tcp server started at {local}");
+                let me = self.clone();
+                let handler = handler.clone();
+                let label = label.clone();
+                let task = tokio::spawn(listener::serve(
+                    listener,
+                    self.stop.clone(),
+                    move |stream, peer| {
+                        let me = me.clone();
+                        let handler = handler.clone();
+                        let label = label.clone();
                         async move {
-                        info!(target: "inbound", tag = %label, "inbound connection from {peer}");
-                        handler.handle_tcp(flow, Box::new(stream), Box::new(NoReply)).await;
-                    }
-                    .instrument(span)
-                    .await;
-                    }
-                },
-            ));
-            if let Ok(mut t) = self.task.lock() {
-                *t = Some(task);
+                            let _ = listener::configure(&me.listen, &stream);
+                            let at = stream.local_addr().unwrap_or(local);
+                            let flow = FlowContext::new(
+                                me.tag.clone(),
+                                "direct",
+                                Network::Tcp,
+                                peer,
+                                me.destination(at),
+                            );
+                            let span = tracing::info_span!("flow", id = flow.id);
+                            async move {
+                            info!(target: "inbound", tag = %label, "inbound connection from {peer}");
+                            handler.handle_tcp(flow, Box::new(stream), Box::new(NoReply)).await;
+                        }
+                        .instrument(span)
+                        .await;
+                        }
+                    },
+                ));
+                if let Ok(mut t) = self.task.lock() {
+                    *t = Some(task);
+                }
+            }
+            if self.serves(ConfigNetwork::Udp) {
+                // The same address as TCP, so one `listen_port: 0` gives one port for both.
+                let bind_to = addr.unwrap_or_else(|| {
+                    SocketAddr::new(
+                        self.listen.listen.map_or(listener::DEFAULT_LISTEN, |i| i.0),
+                        self.listen.listen_port,
+                    )
+                });
+                let socket = Arc::new(tokio::net::UdpSocket::bind(bind_to).await?);
+                let local = socket.local_addr()?;
+                addr.get_or_insert(local);
+                info!(target: "inbound", tag = %label, "udp server started at {local}");
+                let dest = self.destination(local);
+                let task = tokio::spawn(super::udp_nat::serve(
+                    socket,
+                    self.tag.clone(),
+                    "direct",
+                    dest,
+                    handler,
+                ));
+                if let Ok(mut t) = self.udp_task.lock() {
+                    *t = Some(task);
+                }
+            }
+            if let Ok(mut l) = self.local.lock() {
+                *l = addr;
             }
             Ok(())
         })

@@ -146,7 +146,11 @@ impl ProxyInbound {
         let handshake =
             tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(&mut stream, peer)).await;
         let accepted = match handshake {
-            Ok(Ok(Some(a))) => a,
+            Ok(Ok(Some(Handshake::Tcp(a)))) => a,
+            Ok(Ok(Some(Handshake::Udp(assoc)))) => {
+                self.udp_association(stream, peer, id, assoc, handler).await;
+                return;
+            }
             Ok(Ok(None)) => return,
             Ok(Err(e)) => {
                 debug!(target: "inbound", tag = %self.label(), "connection closed: {e}");
@@ -172,7 +176,11 @@ impl ProxyInbound {
 
     /// Reads the proxy request. `Ok(None)` when the connection was answered and closed
     /// (failed authentication, unsupported command).
-    async fn handshake(&self, s: &mut TcpStream, peer: SocketAddr) -> io::Result<Option<Accepted>> {
+    async fn handshake(
+        &self,
+        s: &mut TcpStream,
+        peer: SocketAddr,
+    ) -> io::Result<Option<Handshake>> {
         let mut buf = Vec::with_capacity(512);
         read_more(s, &mut buf).await?;
         let first = buf[0];
@@ -180,12 +188,67 @@ impl ProxyInbound {
         let http_ok = self.protocols != Protocols::Socks;
         match first {
             5 if socks_ok => self.socks5(s, buf).await,
-            4 if socks_ok => self.socks4(s, buf, peer).await,
-            _ if http_ok => self.http(s, buf).await,
+            4 if socks_ok => Ok(self.socks4(s, buf, peer).await?.map(Handshake::Tcp)),
+            _ if http_ok => Ok(self.http(s, buf).await?.map(Handshake::Tcp)),
             v => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("unknown socks version {v}"),
             )),
+        }
+    }
+
+    /// Runs a SOCKS5 UDP association until the client's TCP control connection closes.
+    async fn udp_association(
+        &self,
+        mut control: TcpStream,
+        peer: SocketAddr,
+        id: u32,
+        assoc: UdpAssociation,
+        handler: Arc<dyn FlowHandler>,
+    ) {
+        // The first datagram from the client's address fixes its port and the flow's
+        // destination (Go routes a UDP association by its first packet).
+        let mut raw = vec![0u8; 65_535];
+        let first = async {
+            loop {
+                let (n, from) = assoc.socket.recv_from(&mut raw).await?;
+                if from.ip() != peer.ip() {
+                    continue;
+                }
+                if let Ok(Some((dest, off))) = crate::proto::socks_udp::decode(&raw[..n]) {
+                    return Ok::<_, io::Error>((from, dest, raw[off..n].to_vec()));
+                }
+            }
+        };
+        let mut probe = [0u8; 1];
+        let (client, dest, payload) = tokio::select! {
+            r = first => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    debug!(target: "inbound", tag = %self.label(), "udp association: {e}");
+                    return;
+                }
+            },
+            _ = control.read(&mut probe) => return,
+        };
+        let mut flow = FlowContext::new(
+            self.tag.clone(),
+            self.kind,
+            Network::Udp,
+            client,
+            dest.clone(),
+        );
+        flow.id = id;
+        flow.user = assoc.user;
+        let conn = Arc::new(SocksUdp {
+            socket: assoc.socket,
+            client,
+            first: Mutex::new(Some((payload, dest))),
+        });
+        // The association lives as long as the TCP connection that asked for it.
+        tokio::select! {
+            _ = handler.handle_udp(flow, conn) => {}
+            _ = control.read(&mut probe) => {}
         }
     }
 
@@ -195,7 +258,7 @@ impl ProxyInbound {
             .any(|u| u.username == user && u.password == pass)
     }
 
-    async fn socks5(&self, s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Option<Accepted>> {
+    async fn socks5(&self, s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Option<Handshake>> {
         let (greeting, n) = parse_loop(s, &mut buf, socks::greeting).await?;
         buf.drain(..n);
         if self.users.is_empty() {
@@ -235,7 +298,19 @@ impl ProxyInbound {
         req: socks::Request,
         user: Option<String>,
         rest: Vec<u8>,
-    ) -> io::Result<Option<Accepted>> {
+    ) -> io::Result<Option<Handshake>> {
+        if req.command == socks::Command::UdpAssociate {
+            // The relay socket listens on the address the client reached us on.
+            let local = s.local_addr()?;
+            let socket = tokio::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0)).await?;
+            let bound = socket.local_addr()?;
+            s.write_all(&socks::reply(socks::code::SUCCEEDED, bound))
+                .await?;
+            return Ok(Some(Handshake::Udp(UdpAssociation {
+                socket: Arc::new(socket),
+                user,
+            })));
+        }
         if req.command != socks::Command::Connect {
             s.write_all(&socks::reply(
                 socks::code::COMMAND_NOT_SUPPORTED,
@@ -245,12 +320,12 @@ impl ProxyInbound {
             info!(target: "inbound", tag = %self.label(), "socks5: command {:?} is not supported by sb yet", req.command);
             return Ok(None);
         }
-        Ok(Some(Accepted {
+        Ok(Some(Handshake::Tcp(Accepted {
             destination: req.destination,
             user,
             prefix: rest,
             responder: Box::new(Socks5Reply),
-        }))
+        })))
     }
 
     async fn socks4(
@@ -323,6 +398,65 @@ impl ProxyInbound {
             prefix: forwarded,
             responder: Box::new(HttpReply { connect: false }),
         }))
+    }
+}
+
+/// What a handshake asked for.
+enum Handshake {
+    /// A TCP flow.
+    Tcp(Accepted),
+    /// A SOCKS5 UDP association.
+    Udp(UdpAssociation),
+}
+
+/// A SOCKS5 UDP ASSOCIATE that was answered: the relay socket the client will send to.
+struct UdpAssociation {
+    socket: Arc<tokio::net::UdpSocket>,
+    user: Option<String>,
+}
+
+/// The client side of a SOCKS5 UDP association: datagrams from the client (headers removed),
+/// replies back to it with the header naming their source.
+struct SocksUdp {
+    socket: Arc<tokio::net::UdpSocket>,
+    client: SocketAddr,
+    first: Mutex<Option<(Vec<u8>, Destination)>>,
+}
+
+impl sb_core::adapter::PacketConn for SocksUdp {
+    fn send_to<'a>(
+        &'a self,
+        buf: &'a [u8],
+        from: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            let pkt = crate::proto::socks_udp::encode(from, buf);
+            self.socket.send_to(&pkt, self.client).await.map(|_| ())
+        })
+    }
+    fn recv_from<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, io::Result<(usize, Destination)>> {
+        Box::pin(async move {
+            if let Some((pkt, dest)) = self.first.lock().ok().and_then(|mut f| f.take()) {
+                let n = pkt.len().min(buf.len());
+                buf[..n].copy_from_slice(&pkt[..n]);
+                return Ok((n, dest));
+            }
+            let mut raw = vec![0u8; 65_535];
+            loop {
+                let (n, from) = self.socket.recv_from(&mut raw).await?;
+                if from != self.client {
+                    continue;
+                }
+                if let Ok(Some((dest, off))) = crate::proto::socks_udp::decode(&raw[..n]) {
+                    let len = (n - off).min(buf.len());
+                    buf[..len].copy_from_slice(&raw[off..off + len]);
+                    return Ok((len, dest));
+                }
+            }
+        })
     }
 }
 

@@ -1,10 +1,12 @@
 //! The `direct` outbound: flows leave from this host, through the dial fields (bind
 //! interface, routing mark, timeouts, happy eyeballs). It is where most flows end.
 
-use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
+use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, Outbound};
 use sb_core::dialer::Dialer;
 use sb_core::flow::{Destination, FlowContext, Network};
+use sb_core::udp::DirectUdp;
 use std::io;
+use std::sync::Arc;
 
 /// A `direct` outbound.
 pub struct Direct {
@@ -38,5 +40,20 @@ impl Outbound for Direct {
         dest: &'a Destination,
     ) -> BoxFuture<'a, io::Result<BoxStream>> {
         Box::pin(self.dialer.connect_tcp(flow, dest))
+    }
+    fn connect_udp<'a>(
+        &'a self,
+        _flow: &'a FlowContext,
+        _dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxPacketConn>> {
+        Box::pin(async move {
+            match &self.dialer {
+                Dialer::Direct(opts) => Ok(Arc::new(DirectUdp::bind(opts)?) as BoxPacketConn),
+                Dialer::Detour(_) => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "UDP through a detour is not implemented by sb yet",
+                )),
+            }
+        })
     }
 }

@@ -1,0 +1,184 @@
+//! UDP flows: the relay between a client-side and an upstream [`PacketConn`], and the direct
+//! UDP socket outbounds use. A UDP flow is routed once, by its first packet's destination
+//! (as in Go); later packets to other destinations use the same upstream association.
+
+use crate::adapter::{BoxFuture, BoxPacketConn, PacketConn};
+use crate::dialer::{resolve, DialOptions};
+use crate::flow::Destination;
+use socket2::SockRef;
+use std::io;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+/// Go's default `udp_timeout`.
+pub const UDP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Largest datagram relayed.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// Relays until neither side sends for `idle`, or either side fails. Returns packets moved
+/// (up, down).
+pub async fn relay_udp(
+    client: BoxPacketConn,
+    upstream: BoxPacketConn,
+    idle: Duration,
+) -> io::Result<(u64, u64)> {
+    let up_count = Arc::new(AtomicU64::new(0));
+    let down_count = Arc::new(AtomicU64::new(0));
+    let activity = Arc::new(tokio::sync::Notify::new());
+    let up = {
+        let (client, upstream, count, activity) = (
+            client.clone(),
+            upstream.clone(),
+            up_count.clone(),
+            activity.clone(),
+        );
+        async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            loop {
+                let (n, dest) = client.recv_from(&mut buf).await?;
+                upstream.send_to(&buf[..n], &dest).await?;
+                count.fetch_add(1, Ordering::Relaxed);
+                activity.notify_one();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), io::Error>(())
+        }
+    };
+    let down = {
+        let (client, upstream, count, activity) =
+            (client, upstream, down_count.clone(), activity.clone());
+        async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            loop {
+                let (n, from) = upstream.recv_from(&mut buf).await?;
+                client.send_to(&buf[..n], &from).await?;
+                count.fetch_add(1, Ordering::Relaxed);
+                activity.notify_one();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), io::Error>(())
+        }
+    };
+    let idle_timer = async {
+        loop {
+            if tokio::time::timeout(idle, activity.notified())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    };
+    let result = tokio::select! {
+        r = up => r,
+        r = down => r,
+        _ = idle_timer => Ok(()),
+    };
+    result.map(|()| {
+        (
+            up_count.load(Ordering::Relaxed),
+            down_count.load(Ordering::Relaxed),
+        )
+    })
+}
+
+/// A UDP socket of this host, for the `direct` outbound: one dual-stack socket per flow,
+/// sending to any destination (domains resolved per packet, the last answer remembered).
+pub struct DirectUdp {
+    socket: UdpSocket,
+    last: std::sync::Mutex<Option<(String, SocketAddr)>>,
+}
+
+impl DirectUdp {
+    /// Binds a dual-stack socket with the dial options (mark, interface).
+    pub fn bind(opts: &DialOptions) -> io::Result<DirectUdp> {
+        let std_sock = socket2::Socket::new(
+            socket2::Domain::IPV6,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )?;
+        std_sock.set_only_v6(false)?;
+        std_sock.set_nonblocking(true)?;
+        let sock = SockRef::from(&std_sock);
+        if opts.routing_mark != 0 {
+            sock.set_mark(opts.routing_mark)?;
+        }
+        if let Some(dev) = &opts.bind_interface {
+            sock.bind_device(Some(dev.as_bytes()))?;
+        }
+        std_sock.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())?;
+        let socket = UdpSocket::from_std(std_sock.into())?;
+        Ok(DirectUdp {
+            socket,
+            last: std::sync::Mutex::new(None),
+        })
+    }
+
+    async fn target(&self, dest: &Destination) -> io::Result<SocketAddr> {
+        let addr = match dest.domain() {
+            None => dest
+                .socket_addr()
+                .ok_or_else(|| io::Error::other("no address"))?,
+            Some(name) => {
+                let cached = self
+                    .last
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.clone())
+                    .filter(|(n, _)| n == name);
+                match cached {
+                    Some((_, a)) => SocketAddr::new(a.ip(), dest.port),
+                    None => {
+                        let a = resolve(dest)
+                            .await?
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| io::Error::other("no address"))?;
+                        if let Ok(mut l) = self.last.lock() {
+                            *l = Some((name.to_string(), a));
+                        }
+                        a
+                    }
+                }
+            }
+        };
+        // The socket is IPv6 dual-stack: IPv4 peers are written as mapped addresses.
+        Ok(match addr {
+            SocketAddr::V4(v4) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
+            v6 => v6,
+        })
+    }
+}
+
+impl PacketConn for DirectUdp {
+    fn send_to<'a>(
+        &'a self,
+        buf: &'a [u8],
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            let to = self.target(dest).await?;
+            self.socket.send_to(buf, to).await.map(|_| ())
+        })
+    }
+    fn recv_from<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, io::Result<(usize, Destination)>> {
+        Box::pin(async move {
+            let (n, from) = self.socket.recv_from(buf).await?;
+            let from = match from {
+                SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+                    Some(v4) => SocketAddr::from((v4, v6.port())),
+                    None => from,
+                },
+                v4 => v4,
+            };
+            Ok((n, Destination::from_socket(from)))
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! UDP flows end to end: a SOCKS5 UDP ASSOCIATE echo through the mixed inbound, and the
+//! `direct` inbound forwarding datagrams to an override destination. Echo servers bind port 0
+//! on loopback; every receive is bounded by a timeout.
+
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sb_tests::Instance;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::Duration;
+
+/// A UDP echo server that prefixes replies with `tag`.
+fn echo(tag: &'static str) -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let mut out = tag.as_bytes().to_vec();
+            out.extend_from_slice(&buf[..n]);
+            let _ = s.send_to(&out, from);
+        }
+    });
+    addr
+}
+
+fn socks_udp_header(dest: SocketAddr) -> Vec<u8> {
+    let SocketAddr::V4(d) = dest else {
+        panic!("v4 only")
+    };
+    let mut h = vec![0, 0, 0, 1];
+    h.extend_from_slice(&d.ip().octets());
+    h.extend_from_slice(&d.port().to_be_bytes());
+    h
+}
+
+#[test]
+fn socks5_udp_associate_echo() {
+    let a = echo("A:");
+    let b = echo("B:");
+    let sb = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}],
+            "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
+    );
+    let mut control = TcpStream::connect(sb.addr(0)).unwrap();
+    control
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    control.write_all(&[5, 1, 0]).unwrap();
+    let mut m = [0u8; 2];
+    control.read_exact(&mut m).unwrap();
+    control.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+    let mut reply = [0u8; 10];
+    control.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[1], 0, "UDP ASSOCIATE refused: {reply:?}");
+    let relay = SocketAddr::from((
+        [reply[4], reply[5], reply[6], reply[7]],
+        u16::from_be_bytes([reply[8], reply[9]]),
+    ));
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    for (i, dest, tag) in [(0, a, "A:"), (1, a, "A:"), (2, b, "B:")] {
+        let mut pkt = socks_udp_header(dest);
+        pkt.extend_from_slice(format!("ping {i}").as_bytes());
+        client.send_to(&pkt, relay).unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(from, relay);
+        // The reply's header names the echo server that sent it.
+        assert_eq!(&buf[..10], &socks_udp_header(dest)[..]);
+        assert_eq!(&buf[10..n], format!("{tag}ping {i}").as_bytes());
+    }
+}
+
+#[test]
+fn direct_inbound_forwards_datagrams() {
+    let target = echo("E:");
+    let sb = Instance::start(&format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "direct", "tag": "d", "listen_port": 0, "network": "udp",
+                          "override_address": "127.0.0.1", "override_port": {}}}],
+            "outbounds": [{{"type": "direct", "tag": "direct"}}]}}"#,
+        target.port()
+    ));
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    for i in 0..20 {
+        client
+            .send_to(format!("datagram {i}").as_bytes(), sb.addr(0))
+            .unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(from, sb.addr(0));
+        assert_eq!(&buf[..n], format!("E:datagram {i}").as_bytes());
+    }
+}
+
+#[test]
+fn direct_inbound_carries_tcp_and_udp_on_one_port() {
+    let target_udp = echo("U:");
+    let sb = Instance::start(&format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "direct", "tag": "d", "listen_port": 0, "override_address": "127.0.0.1", "override_port": {}}}],
+            "outbounds": [{{"type": "direct", "tag": "direct"}}]}}"#,
+        target_udp.port()
+    ));
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    client.send_to(b"x", sb.addr(0)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"U:x");
+    // TCP is served on the same port.
+    TcpStream::connect(sb.addr(0)).unwrap();
+}
