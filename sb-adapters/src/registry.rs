@@ -45,6 +45,41 @@ pub struct Built {
     pub dispatcher: Arc<Dispatcher>,
     /// Selectors by tag, for switching at runtime (the Clash API).
     pub selectors: HashMap<String, Arc<crate::outbound::selector::Selector>>,
+    /// Parts of the config the runtime accepts but does not act on yet, one line each, for
+    /// `sb run` to print at start so nobody believes they are in effect.
+    pub ignored: Vec<String>,
+}
+
+/// What the config asks for that the runtime does not do yet (printed as warnings).
+fn ignored_parts(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if config
+        .dns
+        .as_ref()
+        .is_some_and(|d| !d.servers.is_empty() || !d.rules.is_empty())
+    {
+        out.push("dns: the DNS module is not implemented by sb's runtime yet; outbounds resolve domains with the system resolver".into());
+    }
+    if let Some(e) = &config.experimental {
+        if e.clash_api
+            .as_ref()
+            .is_some_and(|c| !c.external_controller.is_empty())
+        {
+            out.push("experimental.clash_api: the Clash API is not implemented by sb yet; nothing listens on external_controller".into());
+        }
+        if e.cache_file.as_ref().is_some_and(|c| c.enabled) {
+            out.push("experimental.cache_file: the cache file is not implemented by sb yet; nothing is stored".into());
+        }
+    }
+    if let Some(r) = &config.route {
+        if r.options.auto_detect_interface {
+            out.push("route.auto_detect_interface has no effect in sb yet (it matters with a TUN inbound, which is not implemented yet)".into());
+        }
+        if r.options.find_process {
+            out.push("route.find_process has no effect in sb yet".into());
+        }
+    }
+    out
 }
 
 type InboundBuilder = fn(&str, &InboundKind) -> Result<Arc<dyn RunInbound>, String>;
@@ -358,5 +393,6 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         inbounds,
         dispatcher: Arc::new(Dispatcher::new(router, by_tag, default)),
         selectors,
+        ignored: ignored_parts(config),
     })
 }

@@ -39,6 +39,9 @@ fn init_logging(config: &sb_config::Config, disable_color: bool) -> Result<()> {
 
 async fn start(config: &sb_config::Config) -> Result<Instance> {
     let built = sb_adapters::registry::build(config).context("initialize")?;
+    for part in &built.ignored {
+        tracing::warn!(target: "sb", "{part}");
+    }
     let instance = Instance::start(built.inbounds, built.dispatcher)
         .await
         .context("start service")?;

@@ -400,3 +400,22 @@ fn a_closed_stdout_is_not_a_crash() {
         out.status
     );
 }
+
+#[test]
+fn run_says_which_parts_it_ignores() {
+    let dir = scratch("run-ignored");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"log": {"level": "warn"}, "dns": {"servers": [{"type": "local", "tag": "l"}]},
+            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}]}"#,
+    )
+    .unwrap();
+    let mut sb = Running::start(&dir, &["run", "--disable-color"]);
+    let line = sb.wait_for("dns:");
+    assert_eq!(
+        line,
+        "WARN[0000] dns: the DNS module is not implemented by sb's runtime yet; outbounds resolve domains with the system resolver"
+    );
+    sb.signal("-TERM");
+    assert_eq!(sb.child.wait().unwrap().code(), Some(0));
+}

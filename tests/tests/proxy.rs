@@ -200,7 +200,8 @@ fn rejected_and_blocked_flows_get_protocol_answers() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    assert_eq!(code(&["-x", &format!("http://{p}"), rejected]), "403");
+    // Go answers a rejected flow with 502, and so does sb.
+    assert_eq!(code(&["-x", &format!("http://{p}"), rejected]), "502");
     assert_eq!(
         code(&["-x", &format!("http://{p}"), "http://blocked.test/"]),
         "502"
@@ -446,4 +447,34 @@ fn selector_switches_at_runtime() {
         curl(&["-x", &format!("socks5://{p}"), &url]).body,
         "hello from origin /sel"
     );
+}
+
+#[test]
+fn socks_and_http_inbounds_speak_only_their_protocol() {
+    let o = origin();
+    let sb = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "socks", "tag": "s", "listen_port": 0}, {"type": "http", "tag": "h", "listen_port": 0}],
+            "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
+    );
+    let (s, h) = (sb.addr(0), sb.addr(1));
+    let url = format!("http://127.0.0.1:{}/only", o.port());
+    assert_eq!(
+        curl(&["-x", &format!("socks5://{s}"), &url]).body,
+        "hello from origin /only"
+    );
+    assert_eq!(
+        curl(&["-x", &format!("socks4a://{s}"), &url]).body,
+        "hello from origin /only"
+    );
+    assert_eq!(
+        curl(&["-x", &format!("http://{h}"), &url]).body,
+        "hello from origin /only"
+    );
+    assert_eq!(
+        curl(&["-p", "-x", &format!("http://{h}"), &url]).body,
+        "hello from origin /only"
+    );
+    assert_ne!(curl(&["-x", &format!("http://{s}"), &url]).code, 0);
+    assert_ne!(curl(&["-x", &format!("socks5://{h}"), &url]).code, 0);
 }

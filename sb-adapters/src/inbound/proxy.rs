@@ -350,6 +350,14 @@ impl ProxyInbound {
     }
 
     async fn http(&self, s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Option<Accepted>> {
+        // An HTTP request starts with a method token; anything else is refused at once
+        // instead of waiting for a request head that will never come.
+        if !buf.first().is_some_and(u8::is_ascii_alphabetic) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not an HTTP request",
+            ));
+        }
         let (head, n) = parse_loop(s, &mut buf, http::parse_head).await?;
         buf.drain(..n);
         let mut user = None;
@@ -607,7 +615,8 @@ impl Responder for HttpReply {
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let status = match why {
-                ConnectFailure::Rejected => "403 Forbidden",
+                // Go answers a rejected flow like a failed dial.
+                ConnectFailure::Rejected => "502 Bad Gateway",
                 ConnectFailure::Dial(e) if e.kind() == io::ErrorKind::TimedOut => {
                     "504 Gateway Timeout"
                 }
