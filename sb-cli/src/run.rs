@@ -57,12 +57,13 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
         .build()
         .context("start the async runtime")?;
     rt.block_on(async move {
-        let mut instance = start(&loaded.config).await?;
-        let mut current = loaded.config;
-        info!(target: "sb", "sb started ({:.2}s)", started.elapsed().as_secs_f64());
+        // Handlers first: a signal that arrives once "sb started" is printed must be caught.
         let mut int = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
         let mut term = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
         let mut hup = signal(SignalKind::hangup()).context("listen for SIGHUP")?;
+        let mut instance = start(&loaded.config).await?;
+        let mut current = loaded.config;
+        info!(target: "sb", "sb started ({:.2}s)", started.elapsed().as_secs_f64());
         loop {
             tokio::select! {
                 _ = int.recv() => break,
