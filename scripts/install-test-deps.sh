@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests run as real peers and clients.
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-deps: installing ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

