@@ -120,11 +120,20 @@ pub async fn latency(
     Ok((at(0.50), at(0.99)))
 }
 
-/// Opens `n` flows and keeps them idle; they close when the returned vector is dropped.
-pub async fn hold(proxy: SocketAddr, target: SocketAddr, n: usize) -> Result<Vec<TcpStream>> {
+/// Opens up to `n` flows and keeps them idle; they close when the returned vector is dropped.
+/// Stops at the first flow that fails and says why (the proxy refusing more flows is a result,
+/// not a harness error).
+pub async fn hold(
+    proxy: SocketAddr,
+    target: SocketAddr,
+    n: usize,
+) -> (Vec<TcpStream>, Option<String>) {
     let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(flow(Some(proxy), target).await?);
+    for i in 0..n {
+        match flow(Some(proxy), target).await {
+            Ok(s) => out.push(s),
+            Err(e) => return (out, Some(format!("flow {} of {n} failed: {e}", i + 1))),
+        }
     }
-    Ok(out)
+    (out, None)
 }

@@ -124,10 +124,24 @@ fn main() -> Result<()> {
 
     // Throughput: a direct inbound forwarding to iperf3; loopback without a proxy first.
     for streams in [1usize, 4] {
-        let iperf_port = free_port()?;
-        let _iperf = Proc::spawn("iperf3", &["-s", "-p", &iperf_port.to_string()], None)?;
-        proc::wait_listening(iperf_port)?;
-        let base = proc::iperf3(iperf_port, streams, s.seconds)?;
+        // A fresh one-off iperf3 server for every measurement, so no test inherits the state
+        // of the previous one.
+        let measure = |via: Option<&Subject>| -> Result<f64> {
+            let iperf_port = free_port()?;
+            let _iperf = Proc::spawn("iperf3", &["-s", "-1", "-p", &iperf_port.to_string()], None)?;
+            proc::wait_listening_quietly(iperf_port)?;
+            match via {
+                None => proc::iperf3(iperf_port, streams, s.seconds),
+                Some(subj) => {
+                    let listen = free_port()?;
+                    let _p = Proc::run_config(&subj.bin, &direct_config(listen, iperf_port))?;
+                    // Not a probe connection: it would be forwarded to iperf3 as its client.
+                    proc::wait_listening_quietly(listen)?;
+                    proc::iperf3(listen, streams, s.seconds)
+                }
+            }
+        };
+        let base = measure(None)?;
         let mut row = Row {
             name: format!(
                 "TCP relay throughput, {streams} stream(s) (loopback without proxy: {:.2} Gbit/s)",
@@ -138,12 +152,8 @@ fn main() -> Result<()> {
             ..Default::default()
         };
         for subj in &subjects {
-            let listen = free_port()?;
-            let p = Proc::run_config(&subj.bin, &direct_config(listen, iperf_port))?;
-            proc::wait_listening(listen)?;
-            let bps = proc::iperf3(listen, streams, s.seconds)?;
-            row.values.push(bps / 1e9);
-            drop(p);
+            eprintln!("bench: {}: throughput, {streams} stream(s)", subj.name);
+            row.values.push(measure(Some(subj))? / 1e9);
         }
         let _ = writeln!(
             notes,
@@ -202,6 +212,10 @@ fn main() -> Result<()> {
         if s.smoke { 200 } else { 2000 },
     ))?;
     for subj in &subjects {
+        eprintln!(
+            "bench: {}: start-up, memory, flow rate, latency, held flows",
+            subj.name
+        );
         let listen = free_port()?;
         let started = std::time::Instant::now();
         let p = Proc::run_config(&subj.bin, &mixed_config(listen))?;
@@ -227,9 +241,21 @@ fn main() -> Result<()> {
         p99.values.push((lat.1 - direct_lat.1).max(0.0));
         let fds_before = p.fd_count()?;
         for (row, n) in held.iter_mut().zip(&s.hold) {
-            let conns = rt.block_on(load::hold(proxy, target, *n))?;
+            eprintln!("bench: {}: holding {n} idle flows", subj.name);
+            let (conns, failure) = rt.block_on(load::hold(proxy, target, *n));
             std::thread::sleep(Duration::from_millis(500));
-            row.values.push(p.rss_mib()?);
+            match failure {
+                None => row.values.push(p.rss_mib()?),
+                Some(why) => {
+                    let _ = writeln!(
+                        notes,
+                        "- {} could not hold {n} idle flows: {why} (RSS then: {:.2} MiB)",
+                        subj.name,
+                        p.rss_mib()?
+                    );
+                    row.values.push(f64::NAN);
+                }
+            }
             drop(conns);
         }
         // Every held flow closed: the proxy must be back to its descriptors before the test.
@@ -268,18 +294,27 @@ fn render(rows: &[Row], notes: &str, s: &Settings) -> Result<String> {
     );
     let _ = writeln!(out, "|---|---|---|---|---|");
     for r in rows {
-        let (a, b) = (
-            r.values.first().copied().unwrap_or(0.0),
-            r.values.get(1).copied().unwrap_or(0.0),
-        );
-        let ratio = if b > 0.0 { a / b } else { f64::NAN };
+        let a = r.values.first().copied().unwrap_or(f64::NAN);
+        let b = r.values.get(1).copied().unwrap_or(f64::NAN);
+        let show = |v: f64| {
+            if v.is_nan() {
+                "failed (see below)".to_string()
+            } else {
+                format!("{v:.2} {}", r.unit)
+            }
+        };
+        let ratio = if a.is_nan() || b.is_nan() || b == 0.0 {
+            "–".to_string()
+        } else {
+            format!("{:.2}×", a / b)
+        };
+        let better = if r.higher_better { "higher" } else { "lower" };
         let _ = writeln!(
             out,
-            "| {} | {a:.2} {} | {b:.2} {} | {ratio:.2}× | {} |",
+            "| {} | {} | {} | {ratio} | {better} |",
             r.name,
-            r.unit,
-            r.unit,
-            if r.higher_better { "higher" } else { "lower" }
+            show(a),
+            show(b)
         );
     }
     let _ = writeln!(out);

@@ -89,6 +89,27 @@ pub fn wait_listening(port: u16) -> Result<()> {
     bail!("nothing listens on port {port} after 10 s")
 }
 
+/// Waits (at most 10 s) until a socket listens on `port`, without connecting to it (a probe
+/// connection would count as a client for servers such as iperf3).
+pub fn wait_listening_quietly(port: u16) -> Result<()> {
+    let needle = format!(":{port:04X} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = std::fs::read_to_string(table).unwrap_or_default();
+            // Columns: sl local_address rem_address st ...; st 0A is LISTEN.
+            if text.lines().any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() > 3 && format!("{} ", cols[1]).contains(&needle) && cols[3] == "0A"
+            }) {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    bail!("nothing listens on port {port} after 10 s")
+}
+
 /// iperf3 client to `port` for `seconds` with `streams`; received bits per second.
 pub fn iperf3(port: u16, streams: usize, seconds: u64) -> Result<f64> {
     let out = Command::new("iperf3")

@@ -232,7 +232,16 @@ impl Drop for GoSingBox {
     }
 }
 
-/// A loopback HTTP/1.0 origin answering `hello from origin <path>`; port picked by the OS.
+/// Size of the `/big` body of [`hello_origin`].
+pub const BIG: usize = 100 * 1024 * 1024;
+
+/// Byte `i` of the `/big` body: deterministic, so a receiver can check every byte.
+pub fn byte_at(i: usize) -> u8 {
+    (i.wrapping_mul(2654435761) >> 13) as u8
+}
+
+/// A loopback HTTP/1.0 origin (port picked by the OS): `/big` is [`BIG`] bytes of
+/// [`byte_at`]; any other path answers `hello from origin <path>`.
 pub fn hello_origin() -> std::net::SocketAddr {
     use std::io::{BufRead, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
@@ -254,20 +263,44 @@ pub fn hello_origin() -> std::net::SocketAddr {
                     }
                 }
                 let path = first.split(' ').nth(1).unwrap_or("/").to_string();
-                let body = format!("hello from origin {path}");
-                let _ = write!(
-                    conn,
-                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
+                if path != "/big" {
+                    let body = format!("hello from origin {path}");
+                    let _ = write!(
+                        conn,
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    return;
+                }
+                let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut sent = 0;
+                while sent < BIG {
+                    let n = buf.len().min(BIG - sent);
+                    for (j, b) in buf[..n].iter_mut().enumerate() {
+                        *b = byte_at(sent + j);
+                    }
+                    if conn.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                    sent += n;
+                }
             });
         }
     });
     addr
 }
 
-/// Runs curl (bounded to 20 s) and returns (exit code, body).
-pub fn curl(args: &[&str]) -> (i32, String) {
+/// What curl did.
+pub struct Curl {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output (the body).
+    pub body: String,
+}
+
+/// Runs curl (bounded to 20 s).
+pub fn curl(args: &[&str]) -> Curl {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "20"])
         .args(args)
@@ -275,8 +308,8 @@ pub fn curl(args: &[&str]) -> (i32, String) {
         .unwrap_or_else(|e| {
             panic!("curl must be installed (scripts/install-test-deps.sh installs it): {e}")
         });
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    Curl {
+        code: out.status.code().unwrap_or(-1),
+        body: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
 }

@@ -46,13 +46,13 @@ fn sb_outbounds_into_go_inbound() {
                 g.ip(),
                 g.port()
             ));
-            let (code, body) = curl(&[
+            let r = curl(&[
                 "-x",
                 &format!("socks5h://{}", sb.addr(0)),
                 &format!("http://localhost:{}/via-go", origin.port()),
             ]);
             assert_eq!(
-                (code, body.as_str()),
+                (r.code, r.body.as_str()),
                 (0, "hello from origin /via-go"),
                 "{ty}{extra} users={}",
                 !users.is_empty()
@@ -125,13 +125,13 @@ fn go_outbounds_into_sb_inbound() {
             ) else {
                 return;
             };
-            let (code, body) = curl(&[
+            let r = curl(&[
                 "-x",
                 &format!("socks5h://{}", go.listening[0]),
                 &format!("http://localhost:{}/via-sb", origin.port()),
             ]);
             assert_eq!(
-                (code, body.as_str()),
+                (r.code, r.body.as_str()),
                 (0, "hello from origin /via-sb"),
                 "Go {ty} outbound, users={}",
                 !users.is_empty()

@@ -6,82 +6,14 @@
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sb_tests::Instance;
-use std::io::{BufRead, BufReader, Read, Write};
+use sb_tests::{byte_at, curl, hello_origin, Instance, BIG};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-const BIG: usize = 100 * 1024 * 1024;
-
-/// Deterministic test bytes.
-fn byte_at(i: usize) -> u8 {
-    (i.wrapping_mul(2654435761) >> 13) as u8
-}
-
-/// A tiny HTTP/1.0 origin: `/big` is 100 MiB of test bytes, anything else says hello.
 fn origin() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    return;
-                }
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let path = first.split(' ').nth(1).unwrap_or("/").to_string();
-                if path == "/big" {
-                    let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut sent = 0;
-                    while sent < BIG {
-                        let n = buf.len().min(BIG - sent);
-                        for (j, b) in buf[..n].iter_mut().enumerate() {
-                            *b = byte_at(sent + j);
-                        }
-                        if conn.write_all(&buf[..n]).is_err() {
-                            return;
-                        }
-                        sent += n;
-                    }
-                } else {
-                    let body = format!("hello from origin {path}");
-                    let _ = write!(
-                        conn,
-                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                }
-            });
-        }
-    });
-    addr
-}
-
-struct Curl {
-    code: i32,
-    body: String,
-}
-
-fn curl(args: &[&str]) -> Curl {
-    let out = Command::new("curl")
-        .args(["-s", "--max-time", "20"])
-        .args(args)
-        .output()
-        .expect("curl must be installed (scripts/install-test-deps.sh installs it)");
-    Curl {
-        code: out.status.code().unwrap_or(-1),
-        body: String::from_utf8_lossy(&out.stdout).into_owned(),
-    }
+    hello_origin()
 }
 
 fn mixed(users: &str, rules: &str) -> Instance {

@@ -11,8 +11,7 @@ use sb_core::adapter::{BoxFuture, FlowHandler, Inbound, NoReply};
 use sb_core::flow::{Destination, FlowContext, Network};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
+use std::sync::Arc;
 use tracing::{info, Instrument};
 
 /// A `direct` inbound.
@@ -20,12 +19,7 @@ pub struct DirectIn {
     tag: Arc<str>,
     listen: ListenFields,
     options: DirectInbound,
-    stop: Arc<Notify>,
-    local: Mutex<Option<SocketAddr>>,
-    /// The accept loop; awaited by `close` so the socket is gone when it returns.
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The UDP loop; aborted by `close`.
-    udp_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    serving: listener::Serving,
 }
 
 impl DirectIn {
@@ -39,10 +33,7 @@ impl DirectIn {
             tag: tag.into(),
             listen,
             options,
-            stop: Arc::new(Notify::new()),
-            local: Mutex::new(None),
-            task: Mutex::new(None),
-            udp_task: Mutex::new(None),
+            serving: listener::Serving::default(),
         })
     }
 
@@ -71,21 +62,10 @@ impl Inbound for DirectIn {
         "direct"
     }
     fn local_addr(&self) -> Option<SocketAddr> {
-        self.local.lock().ok().and_then(|l| *l)
+        self.serving.local()
     }
     fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            self.stop.notify_one();
-            let task = self.task.lock().ok().and_then(|mut t| t.take());
-            if let Some(task) = task {
-                let _ = task.await;
-            }
-            let udp = self.udp_task.lock().ok().and_then(|mut t| t.take());
-            if let Some(udp) = udp {
-                udp.abort();
-                let _ = udp.await;
-            }
-        })
+        Box::pin(self.serving.close())
     }
     fn start(self: Arc<Self>, handler: Arc<dyn FlowHandler>) -> BoxFuture<'static, io::Result<()>> {
         Box::pin(async move {
@@ -99,36 +79,30 @@ impl Inbound for DirectIn {
                 let me = self.clone();
                 let handler = handler.clone();
                 let label = label.clone();
-                let task = tokio::spawn(listener::serve(
-                    listener,
-                    self.stop.clone(),
-                    move |stream, peer| {
-                        let me = me.clone();
-                        let handler = handler.clone();
-                        let label = label.clone();
+                let task = tokio::spawn(listener::serve(listener, move |stream, peer| {
+                    let me = me.clone();
+                    let handler = handler.clone();
+                    let label = label.clone();
+                    async move {
+                        let _ = listener::configure(&me.listen, &stream);
+                        let at = stream.local_addr().unwrap_or(local);
+                        let flow = FlowContext::new(
+                            me.tag.clone(),
+                            "direct",
+                            Network::Tcp,
+                            peer,
+                            me.destination(at),
+                        );
+                        let span = tracing::info_span!("flow", id = flow.id);
                         async move {
-                            let _ = listener::configure(&me.listen, &stream);
-                            let at = stream.local_addr().unwrap_or(local);
-                            let flow = FlowContext::new(
-                                me.tag.clone(),
-                                "direct",
-                                Network::Tcp,
-                                peer,
-                                me.destination(at),
-                            );
-                            let span = tracing::info_span!("flow", id = flow.id);
-                            async move {
                             info!(target: "inbound", tag = %label, "inbound connection from {peer}");
                             handler.handle_tcp(flow, Box::new(stream), Box::new(NoReply)).await;
                         }
                         .instrument(span)
                         .await;
-                        }
-                    },
-                ));
-                if let Ok(mut t) = self.task.lock() {
-                    *t = Some(task);
-                }
+                    }
+                }));
+                self.serving.add(task);
             }
             if self.serves(ConfigNetwork::Udp) {
                 // The same address as TCP, so one `listen_port: 0` gives one port for both.
@@ -150,12 +124,10 @@ impl Inbound for DirectIn {
                     dest,
                     handler,
                 ));
-                if let Ok(mut t) = self.udp_task.lock() {
-                    *t = Some(task);
-                }
+                self.serving.add(task);
             }
-            if let Ok(mut l) = self.local.lock() {
-                *l = addr;
+            if let Some(a) = addr {
+                self.serving.set_local(a);
             }
             Ok(())
         })

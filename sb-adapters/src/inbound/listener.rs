@@ -5,9 +5,9 @@ use sb_config::model::shared::ListenFields;
 use socket2::SockRef;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::Mutex;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 /// Go binds 127.0.0.1 when `listen` is omitted.
 pub const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -57,25 +57,66 @@ pub fn configure(l: &ListenFields, s: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// Accepts until `stop` is notified, handing each connection to `handle`.
-pub async fn serve<F, Fut>(listener: TcpListener, stop: Arc<Notify>, handle: F)
+/// Accepts forever, handing each connection to `handle` on its own task. Stopped by
+/// aborting its task ([`Serving::close`]), which drops the listener.
+pub async fn serve<F, Fut>(listener: TcpListener, handle: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
-        tokio::select! {
-            _ = stop.notified() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    tokio::spawn(handle(stream, peer));
-                }
-                Err(e) => {
-                    // EMFILE and friends: wait a little instead of spinning.
-                    tracing::error!(target: "inbound", "accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                tokio::spawn(handle(stream, peer));
             }
+            Err(e) => {
+                // EMFILE and friends: back off a little instead of spinning.
+                tracing::error!(target: "inbound", "accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// What a listening inbound keeps to report its address and to stop: the address it bound
+/// and the tasks that own its sockets.
+#[derive(Default)]
+pub struct Serving {
+    local: Mutex<Option<SocketAddr>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Serving {
+    /// Records the bound address.
+    pub fn set_local(&self, addr: SocketAddr) {
+        if let Ok(mut l) = self.local.lock() {
+            *l = Some(addr);
+        }
+    }
+
+    /// The bound address, once started.
+    pub fn local(&self) -> Option<SocketAddr> {
+        self.local.lock().ok().and_then(|l| *l)
+    }
+
+    /// Keeps a task that owns a socket.
+    pub fn add(&self, task: JoinHandle<()>) {
+        if let Ok(mut t) = self.tasks.lock() {
+            t.push(task);
+        }
+    }
+
+    /// Stops the tasks and returns once their sockets are released, so the address can be
+    /// bound again (SIGHUP reload). Accepted flows run on their own tasks and are not cut.
+    pub async fn close(&self) {
+        let tasks: Vec<_> = self
+            .tasks
+            .lock()
+            .map(|mut t| t.drain(..).collect())
+            .unwrap_or_default();
+        for t in tasks {
+            t.abort();
+            let _ = t.await;
         }
     }
 }

@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tracing::{debug, error, info, Instrument};
 
 /// Clients must finish the proxy handshake within this time.
@@ -43,10 +42,7 @@ pub struct ProxyInbound {
     protocols: Protocols,
     listen: ListenFields,
     users: Arc<Vec<User>>,
-    stop: Arc<Notify>,
-    local: Mutex<Option<SocketAddr>>,
-    /// The accept loop; awaited by `close` so the socket is gone when it returns.
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    serving: listener::Serving,
 }
 
 impl ProxyInbound {
@@ -68,9 +64,7 @@ impl ProxyInbound {
             protocols,
             listen,
             users: Arc::new(users),
-            stop: Arc::new(Notify::new()),
-            local: Mutex::new(None),
-            task: Mutex::new(None),
+            serving: listener::Serving::default(),
         }
     }
 }
@@ -83,48 +77,34 @@ impl Inbound for ProxyInbound {
         self.kind
     }
     fn local_addr(&self) -> Option<SocketAddr> {
-        self.local.lock().ok().and_then(|l| *l)
+        self.serving.local()
     }
     fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            self.stop.notify_one();
-            let task = self.task.lock().ok().and_then(|mut t| t.take());
-            if let Some(task) = task {
-                let _ = task.await;
-            }
-        })
+        Box::pin(self.serving.close())
     }
     fn start(self: Arc<Self>, handler: Arc<dyn FlowHandler>) -> BoxFuture<'static, io::Result<()>> {
         Box::pin(async move {
             let listener = listener::bind(&self.listen)?;
             let addr = listener.local_addr()?;
-            if let Ok(mut l) = self.local.lock() {
-                *l = Some(addr);
-            }
+            self.serving.set_local(addr);
             info!(target: "inbound", tag = %format!("inbound/{}[{}]", self.kind, self.tag), "tcp server started at {addr}");
             let me = self.clone();
-            let task = tokio::spawn(listener::serve(
-                listener,
-                self.stop.clone(),
-                move |stream, peer| {
-                    let me = me.clone();
-                    let handler = handler.clone();
-                    async move {
-                        if let Err(e) = listener::configure(&me.listen, &stream) {
-                            debug!(target: "inbound", "configure accepted socket: {e}");
-                        }
-                        // The flow id exists from accept on, so every line of the flow carries it.
-                        let id: u32 = rand::random();
-                        let span = tracing::info_span!("flow", id);
-                        me.connection(stream, peer, id, handler)
-                            .instrument(span)
-                            .await;
+            let task = tokio::spawn(listener::serve(listener, move |stream, peer| {
+                let me = me.clone();
+                let handler = handler.clone();
+                async move {
+                    if let Err(e) = listener::configure(&me.listen, &stream) {
+                        debug!(target: "inbound", "configure accepted socket: {e}");
                     }
-                },
-            ));
-            if let Ok(mut t) = self.task.lock() {
-                *t = Some(task);
-            }
+                    // The flow id exists from accept on, so every line of the flow carries it.
+                    let id: u32 = rand::random();
+                    let span = tracing::info_span!("flow", id);
+                    me.connection(stream, peer, id, handler)
+                        .instrument(span)
+                        .await;
+                }
+            }));
+            self.serving.add(task);
             Ok(())
         })
     }
