@@ -16,6 +16,8 @@ pub mod log;
 pub mod relay;
 pub mod router;
 pub mod sniff;
+#[cfg(target_os = "linux")]
+mod splice;
 pub mod stream;
 pub mod udp;
 

@@ -106,6 +106,7 @@ pub async fn relay(
 /// One direction of a TCP-to-TCP relay. It waits for readability holding no buffer, so an
 /// idle flow costs no buffer memory (the generic relay keeps two 64 KiB buffers per flow);
 /// a buffer exists only while data is in flight.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 async fn pipe(
     from: &tokio::net::TcpStream,
     to: &tokio::net::TcpStream,
@@ -150,6 +151,9 @@ pub async fn relay_tcp(
     idle: Duration,
 ) -> io::Result<(u64, u64)> {
     let epoch = tokio::time::Instant::now();
+    // On Linux the bytes move in the kernel (splice); elsewhere through a short-lived buffer.
+    #[cfg(target_os = "linux")]
+    use crate::splice::pipe;
     let up = pipe(
         &client,
         &upstream,
