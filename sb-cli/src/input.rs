@@ -27,7 +27,7 @@ pub fn paths(g: &Global) -> Result<Vec<String>> {
             anyhow::anyhow!(
                 "read config directory at {}: {}",
                 dir.display(),
-                go_io_error(&e)
+                sb_core::error_text(&e)
             )
         })?;
         let mut files: Vec<PathBuf> = Vec::new();
@@ -58,7 +58,10 @@ pub fn read(name: &str) -> Result<Source> {
         s
     } else {
         std::fs::read_to_string(name).map_err(|e| {
-            anyhow::anyhow!("read config at {name}: open {name}: {}", go_io_error(&e))
+            anyhow::anyhow!(
+                "read config at {name}: open {name}: {}",
+                sb_core::error_text(&e)
+            )
         })?
     };
     Ok(Source {
@@ -75,9 +78,4 @@ pub fn read_all(g: &Global) -> Result<Vec<Source>> {
 /// The working directory, against which relative paths in a config resolve (as in Go).
 pub fn cwd() -> Result<PathBuf> {
     std::env::current_dir().context("get the working directory")
-}
-
-/// An OS error worded as Go words it (`no such file or directory`).
-pub fn go_io_error(e: &std::io::Error) -> String {
-    sb_core::error_text(e)
 }

@@ -117,11 +117,7 @@ impl Router {
     /// The first rule at or after `from` that matches the flow.
     pub fn first_match(&self, flow: &FlowContext, from: usize) -> Option<&CompiledRule> {
         let mode = self.mode.get();
-        let probe = Probe {
-            flow,
-            clash_mode: &mode,
-            match_source: false,
-        };
+        let probe = Probe::new(flow, &mode);
         self.rules
             .iter()
             .skip(from)

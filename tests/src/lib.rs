@@ -313,3 +313,21 @@ pub fn curl(args: &[&str]) -> Curl {
         body: String::from_utf8_lossy(&out.stdout).into_owned(),
     }
 }
+
+/// Runs curl (bounded to 20 s) discarding the body, and returns the HTTP status it printed.
+pub fn curl_status(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "20",
+        ])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("curl must be installed: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

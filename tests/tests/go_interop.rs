@@ -6,7 +6,7 @@
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sb_tests::{curl, hello_origin, GoSingBox, Instance};
+use sb_tests::{curl, curl_status, hello_origin, GoSingBox, Instance};
 
 fn go_mixed(users: &str) -> Option<GoSingBox> {
     GoSingBox::start(
@@ -77,22 +77,12 @@ fn sb_outbound_reports_go_refusals() {
             g.port()
         ));
         // The upstream refused: HTTP proxy clients get 502, nothing reaches the origin.
-        let out = std::process::Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "20",
-                "-x",
-                &format!("http://{}", sb.addr(0)),
-            ])
-            .arg(format!("http://127.0.0.1:{}/", origin.port()))
-            .output()
-            .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "502", "{ty}");
+        let status = curl_status(&[
+            "-x",
+            &format!("http://{}", sb.addr(0)),
+            &format!("http://127.0.0.1:{}/", origin.port()),
+        ]);
+        assert_eq!(status, "502", "{ty}");
     }
 }
 

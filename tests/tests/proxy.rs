@@ -6,7 +6,7 @@
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sb_tests::{byte_at, curl, hello_origin, Instance, BIG};
+use sb_tests::{byte_at, curl, curl_status, hello_origin, Instance, BIG};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -116,22 +116,7 @@ fn rejected_and_blocked_flows_get_protocol_answers() {
     );
     let p = sb.addr(0);
     let rejected = "http://127.0.0.1:9/";
-    let code = |args: &[&str]| {
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "10",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let code = curl_status;
     // Go answers a rejected flow with 502, and so does sb.
     assert_eq!(code(&["-x", &format!("http://{p}"), rejected]), "502");
     assert_eq!(

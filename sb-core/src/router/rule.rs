@@ -11,7 +11,7 @@ use sb_config::model::rule_match::{IpVersion, LogicalMode, MatchCore, MatchFlow}
 use sb_config::model::rule_set::{HeadlessRule, RuleSetKind};
 use sb_config::types::{Cidr, Listable, PortRange, RuleNetwork};
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Rule sets by tag, compiled.
@@ -69,6 +69,35 @@ pub struct Probe<'a> {
     pub clash_mode: &'a str,
     /// Match rule-set CIDRs against the source instead of the destination.
     pub match_source: bool,
+    /// The addresses the destination-address group checks: the flow's destination IPs, or
+    /// its source address when `match_source` (computed once per decision, not per rule).
+    pub ips: Vec<IpAddr>,
+}
+
+impl<'a> Probe<'a> {
+    /// A probe over the flow's destination addresses.
+    pub fn new(flow: &'a FlowContext, clash_mode: &'a str) -> Probe<'a> {
+        Probe {
+            flow,
+            clash_mode,
+            match_source: false,
+            ips: flow.ips(),
+        }
+    }
+
+    /// The same flow seen by a rule set with `rule_set_ip_cidr_match_source`.
+    fn for_rule_set(&self, match_source: bool) -> Probe<'a> {
+        Probe {
+            flow: self.flow,
+            clash_mode: self.clash_mode,
+            match_source,
+            ips: if match_source {
+                vec![self.flow.source.ip()]
+            } else {
+                self.ips.clone()
+            },
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -298,8 +327,7 @@ impl DefaultMatcher {
         }
         if let Some(v) = self.ip_version {
             let want_v4 = v == IpVersion::V4;
-            let ips = f.ips();
-            if ips.is_empty() || ips.iter().any(|ip| ip.is_ipv4() != want_v4) {
+            if p.ips.is_empty() || p.ips.iter().any(|ip| ip.is_ipv4() != want_v4) {
                 return false;
             }
         }
@@ -316,17 +344,11 @@ impl DefaultMatcher {
                 return false;
             }
         }
-        // Destination address group.
-        let (addr_ips, addr_set, addr_private, source_side) = if p.match_source {
-            (vec![f.source.ip()], &self.ip_cidr, self.ip_is_private, true)
-        } else {
-            (f.ips(), &self.ip_cidr, self.ip_is_private, false)
-        };
-        let has_addr_group =
-            !self.domain.is_empty() || !self.ip_cidr.is_empty() || self.ip_is_private;
-        if has_addr_group {
-            let by_domain = !source_side && f.domain().is_some_and(|d| self.domain.matches(d));
-            if !by_domain && !ip_matches(&addr_ips, addr_set, addr_private) {
+        // Destination address group (the source address for a rule set with
+        // `rule_set_ip_cidr_match_source`, where domains do not take part).
+        if !self.domain.is_empty() || !self.ip_cidr.is_empty() || self.ip_is_private {
+            let by_domain = !p.match_source && f.domain().is_some_and(|d| self.domain.matches(d));
+            if !by_domain && !ip_matches(&p.ips, &self.ip_cidr, self.ip_is_private) {
                 return false;
             }
         }
@@ -342,23 +364,15 @@ impl DefaultMatcher {
         {
             return false;
         }
-        if !self.source_port.is_empty() && !self.source_port.contains(source_port(&f.source)) {
+        if !self.source_port.is_empty() && !self.source_port.contains(f.source.port()) {
             return false;
         }
         if !self.rule_sets.is_empty() {
-            let probe = Probe {
-                flow: f,
-                clash_mode: p.clash_mode,
-                match_source: self.rule_set_match_source,
-            };
+            let probe = p.for_rule_set(self.rule_set_match_source);
             if !self.rule_sets.iter().any(|s| s.matches(&probe)) {
                 return false;
             }
         }
         true
     }
-}
-
-fn source_port(a: &SocketAddr) -> u16 {
-    a.port()
 }
