@@ -226,10 +226,12 @@ fn build_selector(
     let OutboundKind::Selector(s) = kind else {
         return Err("not a selector".into());
     };
-    if s.interrupt_exist_connections {
-        return Err("interrupt_exist_connections is not implemented by sb yet".into());
-    }
-    let sel = Arc::new(Selector::new(tag, s.outbounds.clone(), &s.default));
+    let sel = Arc::new(Selector::new(
+        tag,
+        s.outbounds.clone(),
+        &s.default,
+        s.interrupt_exist_connections,
+    ));
     ctx.selectors.borrow_mut().push(sel.clone());
     Ok(sel)
 }
@@ -377,21 +379,22 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             d.bind(target.clone());
         }
     }
+    let mode = Arc::new(ClashMode::new("Rule"));
+    let router = Router::new(route, mode)?;
+    let default = outbounds[0].clone();
+    let dispatcher = Arc::new(Dispatcher::new(router, by_tag.clone(), default));
     let selectors: HashMap<String, Arc<crate::outbound::selector::Selector>> = ctx
         .selectors
         .borrow()
         .iter()
         .map(|s| {
-            s.bind(&by_tag);
+            s.bind(&by_tag, dispatcher.tracker().clone());
             (s.tag().to_string(), s.clone())
         })
         .collect();
-    let mode = Arc::new(ClashMode::new("Rule"));
-    let router = Router::new(route, mode)?;
-    let default = outbounds[0].clone();
     Ok(Built {
         inbounds,
-        dispatcher: Arc::new(Dispatcher::new(router, by_tag, default)),
+        dispatcher,
         selectors,
         ignored: ignored_parts(config),
     })

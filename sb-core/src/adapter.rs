@@ -56,6 +56,11 @@ pub trait Outbound: Send + Sync + 'static {
     fn networks(&self) -> &'static [Network] {
         &[Network::Tcp]
     }
+    /// For a group (`selector`, `urltest`): the member flows use now. The tracker follows it
+    /// to report a flow's chain of outbounds.
+    fn group_now(&self) -> Option<String> {
+        None
+    }
     /// Opens a TCP stream to `dest` on behalf of `flow`.
     fn connect_tcp<'a>(
         &'a self,

@@ -10,6 +10,7 @@ use crate::relay::{relay_any, Counters};
 use crate::router::Router;
 use crate::sniff::{self, Sniffed};
 use crate::stream::Prefixed;
+use crate::tracker::Tracker;
 use sb_config::model::route_rule::{RejectMethod, RouteAction, RouteOptions};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ pub struct Dispatcher {
     default_outbound: Arc<dyn Outbound>,
     rejects: Mutex<HashMap<usize, VecDeque<Instant>>>,
     udp_timeout: Duration,
+    tracker: Arc<Tracker>,
 }
 
 /// What the rules decided for a flow.
@@ -72,12 +74,45 @@ impl Dispatcher {
             default_outbound,
             rejects: Mutex::new(HashMap::new()),
             udp_timeout: crate::udp::UDP_TIMEOUT,
+            tracker: Arc::default(),
         }
     }
 
     /// The router, for the Clash API.
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The live flows, for the Clash API and selectors that interrupt flows on a switch.
+    pub fn tracker(&self) -> &Arc<Tracker> {
+        &self.tracker
+    }
+
+    /// The outbound tags a flow routed to `chosen` passes, leaf first (`["direct", "select"]`),
+    /// following groups to the member they use now.
+    fn chain(&self, chosen: &Arc<dyn Outbound>) -> Vec<String> {
+        let mut chain = vec![chosen.tag().to_string()];
+        let mut next = chosen.group_now();
+        // Bounded: a group cycle is refused at start, but the walk must end regardless.
+        while let Some(tag) = next.take() {
+            if chain.len() >= 16 || chain.contains(&tag) {
+                break;
+            }
+            next = self.outbound(&tag).and_then(|o| o.group_now());
+            chain.push(tag);
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// The matched rule as Go's Clash API shows it (`... => route(x)`), or `final`.
+    fn rule_text(&self, flow: &FlowContext) -> String {
+        flow.matched_rule
+            .and_then(|i| self.router.rules().get(i))
+            .map_or_else(
+                || "final".to_string(),
+                |r| format!("{} => {}", r.description, action_text(&r.action)),
+            )
     }
 
     fn outbound(&self, tag: &str) -> Option<Arc<dyn Outbound>> {
@@ -121,6 +156,7 @@ impl Dispatcher {
             match &rule.action {
                 RouteAction::Route(target, opts) | RouteAction::Bypass(target, opts) => {
                     apply_options(flow, opts);
+                    flow.matched_rule = Some(rule.index);
                     return match self.outbound(&target.outbound) {
                         Some(o) => Decision::Route(o),
                         None => Decision::Fail(format!("outbound not found: {}", target.outbound)),
@@ -161,6 +197,7 @@ impl Dispatcher {
                 }
             }
         }
+        flow.matched_rule = None;
         match &self.router.final_outbound {
             Some(tag) => match self.outbound(tag) {
                 Some(o) => Decision::Route(o),
@@ -224,32 +261,51 @@ impl Dispatcher {
                 }
             }
         };
-        let label = format!("outbound/{}[{}]", outbound.kind(), outbound.tag());
-        info!(target: "outbound", tag = %label, "outbound connection to {}", flow.destination);
-        let dest = flow.destination.clone();
-        let upstream = match outbound.connect_tcp(&flow, &dest).await {
-            Ok(u) => u,
-            Err(e) => {
-                error!(target: "connection", "open connection to {dest} using {label}: {e}");
-                if !replied {
-                    responder
-                        .failed(&mut stream, &ConnectFailure::Dial(e))
-                        .await;
-                }
-                return;
-            }
-        };
-        if !replied {
-            if let Err(e) = responder.connected(&mut stream, None).await {
-                debug!(target: "connection", "reply to client: {e}");
-                return;
-            }
+        let guard = self
+            .tracker
+            .track(&flow, self.chain(&outbound), self.rule_text(&flow));
+        let entry = guard.entry().clone();
+        tokio::select! {
+            biased;
+            () = entry.closed() => debug!(target: "connection", "connection closed on request"),
+            () = carry_tcp(flow, stream, responder, replied, outbound, entry.counters.clone()) => {}
         }
-        let counters = Arc::new(Counters::default());
-        match relay_any(stream, upstream, counters, TCP_IDLE_TIMEOUT).await {
-            Ok((up, down)) => debug!(target: "connection", up, down, "connection closed"),
-            Err(e) => debug!(target: "connection", "connection closed: {e}"),
+    }
+}
+
+/// Dials the chosen outbound, answers the client, and relays until the flow ends.
+async fn carry_tcp(
+    flow: FlowContext,
+    mut stream: BoxStream,
+    mut responder: Box<dyn Responder>,
+    replied: bool,
+    outbound: Arc<dyn Outbound>,
+    counters: Arc<Counters>,
+) {
+    let label = format!("outbound/{}[{}]", outbound.kind(), outbound.tag());
+    info!(target: "outbound", tag = %label, "outbound connection to {}", flow.destination);
+    let dest = flow.destination.clone();
+    let upstream = match outbound.connect_tcp(&flow, &dest).await {
+        Ok(u) => u,
+        Err(e) => {
+            error!(target: "connection", "open connection to {dest} using {label}: {e}");
+            if !replied {
+                responder
+                    .failed(&mut stream, &ConnectFailure::Dial(e))
+                    .await;
+            }
+            return;
         }
+    };
+    if !replied {
+        if let Err(e) = responder.connected(&mut stream, None).await {
+            debug!(target: "connection", "reply to client: {e}");
+            return;
+        }
+    }
+    match relay_any(stream, upstream, counters, TCP_IDLE_TIMEOUT).await {
+        Ok((up, down)) => debug!(target: "connection", up, down, "connection closed"),
+        Err(e) => debug!(target: "connection", "connection closed: {e}"),
     }
 }
 
@@ -338,19 +394,34 @@ impl Dispatcher {
                 }
             }
         };
-        let label = format!("outbound/{}[{}]", outbound.kind(), outbound.tag());
-        info!(target: "outbound", tag = %label, "outbound packet connection to {}", flow.destination);
-        let dest = flow.destination.clone();
-        let upstream = match outbound.connect_udp(&flow, &dest).await {
-            Ok(u) => u,
-            Err(e) => {
-                error!(target: "connection", "open packet connection to {dest} using {label}: {e}");
-                return;
+        let guard = self
+            .tracker
+            .track(&flow, self.chain(&outbound), self.rule_text(&flow));
+        let entry = guard.entry().clone();
+        let carry = async {
+            let label = format!("outbound/{}[{}]", outbound.kind(), outbound.tag());
+            info!(target: "outbound", tag = %label, "outbound packet connection to {}", flow.destination);
+            let dest = flow.destination.clone();
+            let upstream = match outbound.connect_udp(&flow, &dest).await {
+                Ok(u) => u,
+                Err(e) => {
+                    error!(target: "connection", "open packet connection to {dest} using {label}: {e}");
+                    return;
+                }
+            };
+            match crate::udp::relay_udp(client, upstream, entry.counters.clone(), self.udp_timeout)
+                .await
+            {
+                Ok((up, down)) => {
+                    debug!(target: "connection", up, down, "packet connection closed")
+                }
+                Err(e) => debug!(target: "connection", "packet connection closed: {e}"),
             }
         };
-        match crate::udp::relay_udp(client, upstream, self.udp_timeout).await {
-            Ok((up, down)) => debug!(target: "connection", up, down, "packet connection closed"),
-            Err(e) => debug!(target: "connection", "packet connection closed: {e}"),
+        tokio::select! {
+            biased;
+            () = entry.closed() => debug!(target: "connection", "packet connection closed on request"),
+            () = carry => {}
         }
     }
 }

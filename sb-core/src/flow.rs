@@ -122,6 +122,9 @@ pub struct FlowContext {
     pub sniffed_domain: Option<String>,
     /// IPs found for a domain destination by a `resolve` action.
     pub resolved: Vec<IpAddr>,
+    /// Index of the rule whose action routed the flow (`None`: `route.final` or the default
+    /// outbound), for the tracker and the Clash API.
+    pub matched_rule: Option<usize>,
 }
 
 impl FlowContext {
@@ -145,6 +148,7 @@ impl FlowContext {
             protocol: None,
             sniffed_domain: None,
             resolved: Vec::new(),
+            matched_rule: None,
         }
     }
 

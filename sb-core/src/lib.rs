@@ -19,6 +19,7 @@ pub mod sniff;
 #[cfg(target_os = "linux")]
 mod splice;
 pub mod stream;
+pub mod tracker;
 pub mod udp;
 
 /// An OS error worded as Go words it (`connection refused`), without Rust's `(os error N)`.

@@ -5,10 +5,11 @@
 use crate::adapter::{BoxFuture, BoxPacketConn, PacketConn};
 use crate::dialer::{resolve, DialOptions};
 use crate::flow::Destination;
+use crate::relay::Counters;
 use socket2::SockRef;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -19,21 +20,20 @@ pub const UDP_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest datagram relayed.
 const MAX_DATAGRAM: usize = 65_535;
 
-/// Relays until neither side sends for `idle`, or either side fails. Returns packets moved
-/// (up, down).
+/// Relays until neither side sends for `idle`, or either side fails. Counts payload bytes
+/// into `counters` (for the tracker) and returns them (up, down).
 pub async fn relay_udp(
     client: BoxPacketConn,
     upstream: BoxPacketConn,
+    counters: Arc<Counters>,
     idle: Duration,
 ) -> io::Result<(u64, u64)> {
-    let up_count = Arc::new(AtomicU64::new(0));
-    let down_count = Arc::new(AtomicU64::new(0));
     let activity = Arc::new(tokio::sync::Notify::new());
     let up = {
-        let (client, upstream, count, activity) = (
+        let (client, upstream, counters, activity) = (
             client.clone(),
             upstream.clone(),
-            up_count.clone(),
+            counters.clone(),
             activity.clone(),
         );
         async move {
@@ -41,7 +41,7 @@ pub async fn relay_udp(
             loop {
                 let (n, dest) = client.recv_from(&mut buf).await?;
                 upstream.send_to(&buf[..n], &dest).await?;
-                count.fetch_add(1, Ordering::Relaxed);
+                counters.up.fetch_add(n as u64, Ordering::Relaxed);
                 activity.notify_one();
             }
             #[allow(unreachable_code)]
@@ -49,14 +49,14 @@ pub async fn relay_udp(
         }
     };
     let down = {
-        let (client, upstream, count, activity) =
-            (client, upstream, down_count.clone(), activity.clone());
+        let (client, upstream, counters, activity) =
+            (client, upstream, counters.clone(), activity.clone());
         async move {
             let mut buf = vec![0u8; MAX_DATAGRAM];
             loop {
                 let (n, from) = upstream.recv_from(&mut buf).await?;
                 client.send_to(&buf[..n], &from).await?;
-                count.fetch_add(1, Ordering::Relaxed);
+                counters.down.fetch_add(n as u64, Ordering::Relaxed);
                 activity.notify_one();
             }
             #[allow(unreachable_code)]
@@ -80,8 +80,8 @@ pub async fn relay_udp(
     };
     result.map(|()| {
         (
-            up_count.load(Ordering::Relaxed),
-            down_count.load(Ordering::Relaxed),
+            counters.up.load(Ordering::Relaxed),
+            counters.down.load(Ordering::Relaxed),
         )
     })
 }

@@ -117,6 +117,8 @@ pub struct Instance {
         String,
         std::sync::Arc<sb_adapters::outbound::selector::Selector>,
     >,
+    /// The live flows.
+    pub tracker: std::sync::Arc<sb_core::tracker::Tracker>,
 }
 
 impl Instance {
@@ -130,6 +132,7 @@ impl Instance {
             .unwrap_or_else(|e| panic!("runtime: {e}"));
         let built = sb_adapters::registry::build(&loaded.config).unwrap_or_else(|e| panic!("{e}"));
         let selectors = built.selectors;
+        let tracker = built.dispatcher.tracker().clone();
         let instance = rt
             .block_on(sb_core::lifecycle::Instance::start(
                 built.inbounds,
@@ -140,6 +143,7 @@ impl Instance {
             rt,
             instance,
             selectors,
+            tracker,
         }
     }
 

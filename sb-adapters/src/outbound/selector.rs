@@ -1,10 +1,11 @@
 //! The `selector` outbound: one of several outbounds, chosen by the user at runtime (the Clash
 //! API's `PUT /proxies/{name}` will call [`Selector::select`]). Flows use the member selected
-//! when they start; with `interrupt_exist_connections` a switch also ends running flows (not
-//! yet: it is refused at start until the connection tracker lands).
+//! when they start; with `interrupt_exist_connections` a switch also ends the running flows
+//! whose chain passes through the selector (found in the connection tracker).
 
-use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
+use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, Outbound};
 use sb_core::flow::{Destination, FlowContext, Network};
+use sb_core::tracker::Tracker;
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -14,12 +15,15 @@ pub struct Selector {
     tag: String,
     members: Vec<String>,
     selected: RwLock<String>,
+    interrupt: bool,
     outbounds: OnceLock<HashMap<String, Arc<dyn Outbound>>>,
+    tracker: OnceLock<Arc<Tracker>>,
 }
 
 impl Selector {
-    /// Builds it; `default` (or the first member) is selected.
-    pub fn new(tag: &str, members: Vec<String>, default: &str) -> Selector {
+    /// Builds it; `default` (or the first member) is selected. With `interrupt`, a switch
+    /// closes the flows running through the selector.
+    pub fn new(tag: &str, members: Vec<String>, default: &str, interrupt: bool) -> Selector {
         let first = if default.is_empty() {
             members.first().cloned().unwrap_or_default()
         } else {
@@ -29,12 +33,16 @@ impl Selector {
             tag: tag.to_string(),
             members,
             selected: RwLock::new(first),
+            interrupt,
             outbounds: OnceLock::new(),
+            tracker: OnceLock::new(),
         }
     }
 
-    /// Resolves the member tags once every outbound is built.
-    pub fn bind(&self, all: &HashMap<String, Arc<dyn Outbound>>) {
+    /// Resolves the member tags once every outbound is built, and takes the tracker of the
+    /// flows it may have to interrupt.
+    pub fn bind(&self, all: &HashMap<String, Arc<dyn Outbound>>, tracker: Arc<Tracker>) {
+        let _ = self.tracker.set(tracker);
         let members = self
             .members
             .iter()
@@ -58,10 +66,21 @@ impl Selector {
         if !self.members.iter().any(|m| m == tag) {
             return Err("not found".into());
         }
-        if let Ok(mut s) = self.selected.write() {
-            *s = tag.to_string();
-        }
+        let changed = match self.selected.write() {
+            Ok(mut s) => {
+                let changed = *s != tag;
+                *s = tag.to_string();
+                changed
+            }
+            Err(_) => false,
+        };
         tracing::info!(target: "outbound", tag = %format!("outbound/selector[{}]", self.tag), "selected {tag}");
+        if changed && self.interrupt {
+            if let Some(t) = self.tracker.get() {
+                let n = t.close_where(|f| f.chain.contains(&self.tag));
+                tracing::debug!(target: "outbound", "interrupted {n} connections");
+            }
+        }
         Ok(())
     }
 
@@ -89,11 +108,21 @@ impl Outbound for Selector {
     fn networks(&self) -> &'static [Network] {
         &[Network::Tcp, Network::Udp]
     }
+    fn group_now(&self) -> Option<String> {
+        Some(self.selected())
+    }
     fn connect_tcp<'a>(
         &'a self,
         flow: &'a FlowContext,
         dest: &'a Destination,
     ) -> BoxFuture<'a, io::Result<BoxStream>> {
         Box::pin(async move { self.current()?.connect_tcp(flow, dest).await })
+    }
+    fn connect_udp<'a>(
+        &'a self,
+        flow: &'a FlowContext,
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxPacketConn>> {
+        Box::pin(async move { self.current()?.connect_udp(flow, dest).await })
     }
 }
