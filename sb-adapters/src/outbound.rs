@@ -5,3 +5,5 @@ pub mod direct;
 pub mod http;
 pub mod selector;
 pub mod socks;
+pub mod socks_udp;
+pub mod uot;

@@ -13,6 +13,7 @@ use sb_config::Config;
 use sb_core::adapter::{Inbound as RunInbound, Outbound as RunOutbound};
 use sb_core::dialer::{Detour, DialOptions, Dialer};
 use sb_core::dispatch::Dispatcher;
+use sb_core::flow::Network;
 use sb_core::router::{ClashMode, Router};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -169,9 +170,14 @@ fn build_socks(
     let OutboundKind::Socks(d, s) = kind else {
         return Err("not a socks outbound".into());
     };
-    if s.udp_over_tcp.is_some_and(|u| u.0.enabled) {
-        return Err("udp_over_tcp is not implemented by sb yet".into());
-    }
+    use crate::outbound::uot;
+    let uot = match s.udp_over_tcp {
+        Some(u) if u.0.enabled => Some(
+            uot::Version::from_config(u.0.version)
+                .ok_or_else(|| format!("udp_over_tcp: unknown version {}", u.0.version))?,
+        ),
+        _ => None,
+    };
     let version = match s.version {
         Some(SocksVersion::V4) => Version::V4,
         Some(SocksVersion::V4a) => Version::V4a,
@@ -184,7 +190,23 @@ fn build_socks(
         version,
         credentials(&s.username, &s.password),
         ctx.dialer(d),
+        networks(&s.network),
+        uot,
     )))
+}
+
+/// A config `network` list as the networks an outbound carries (both when empty).
+fn networks(list: &sb_config::types::Listable<sb_config::types::Network>) -> &'static [Network] {
+    use sb_config::types::Network as N;
+    let (tcp, udp) = (
+        list.iter().any(|n| *n == N::Tcp),
+        list.iter().any(|n| *n == N::Udp),
+    );
+    match (tcp, udp) {
+        (true, false) => &[Network::Tcp],
+        (false, true) => &[Network::Udp],
+        _ => &[Network::Tcp, Network::Udp],
+    }
 }
 
 fn build_http(

@@ -5,7 +5,7 @@
 //! UDP socket, DNS transports — goes through a [`Dialer`], so chaining works the same way
 //! everywhere.
 
-use crate::adapter::{BoxStream, Outbound};
+use crate::adapter::{BoxPacketConn, BoxStream, Outbound};
 use crate::flow::{Destination, FlowContext, Host};
 use socket2::SockRef;
 use std::io;
@@ -102,6 +102,26 @@ impl Dialer {
                     io::Error::other(format!("detour outbound {:?} is not bound", d.tag))
                 })?;
                 target.connect_tcp(flow, dest).await
+            }
+        }
+    }
+}
+
+impl Dialer {
+    /// Opens a UDP socket for `flow`, whose first packet goes to `dest`: a local socket with
+    /// the dial options, or a UDP association through the detour outbound.
+    pub async fn listen_udp(
+        &self,
+        flow: &FlowContext,
+        dest: &Destination,
+    ) -> io::Result<BoxPacketConn> {
+        match self {
+            Dialer::Direct(opts) => Ok(Arc::new(crate::udp::DirectUdp::bind(opts)?)),
+            Dialer::Detour(d) => {
+                let target = d.target.get().ok_or_else(|| {
+                    io::Error::other(format!("detour outbound {:?} is not bound", d.tag))
+                })?;
+                target.connect_udp(flow, dest).await
             }
         }
     }

@@ -158,7 +158,7 @@ impl Dispatcher {
                     apply_options(flow, opts);
                     flow.matched_rule = Some(rule.index);
                     return match self.outbound(&target.outbound) {
-                        Some(o) => Decision::Route(o),
+                        Some(o) => route_to(o, flow),
                         None => Decision::Fail(format!("outbound not found: {}", target.outbound)),
                     };
                 }
@@ -200,10 +200,10 @@ impl Dispatcher {
         flow.matched_rule = None;
         match &self.router.final_outbound {
             Some(tag) => match self.outbound(tag) {
-                Some(o) => Decision::Route(o),
+                Some(o) => route_to(o, flow),
                 None => Decision::Fail(format!("outbound not found: {tag}")),
             },
-            None => Decision::Route(self.default_outbound.clone()),
+            None => route_to(self.default_outbound.clone(), flow),
         }
     }
 
@@ -306,6 +306,19 @@ async fn carry_tcp(
     match relay_any(stream, upstream, counters, TCP_IDLE_TIMEOUT).await {
         Ok((up, down)) => debug!(target: "connection", up, down, "connection closed"),
         Err(e) => debug!(target: "connection", "connection closed: {e}"),
+    }
+}
+
+/// Routes to `o` if it carries the flow's network; Go's error otherwise.
+fn route_to(o: Arc<dyn Outbound>, flow: &FlowContext) -> Decision {
+    if o.networks().contains(&flow.network) {
+        Decision::Route(o)
+    } else {
+        Decision::Fail(format!(
+            "{} is not supported by outbound: {}",
+            flow.network.as_str(),
+            o.tag()
+        ))
     }
 }
 

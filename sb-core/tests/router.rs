@@ -23,6 +23,13 @@ impl Outbound for Tagged {
     fn kind(&self) -> &'static str {
         "test"
     }
+    fn networks(&self) -> &'static [Network] {
+        if self.0 == "tcp-only" {
+            &[Network::Tcp]
+        } else {
+            &[Network::Tcp, Network::Udp]
+        }
+    }
     fn connect_tcp<'a>(
         &'a self,
         _f: &'a FlowContext,
@@ -433,4 +440,31 @@ fn sniffed_protocol_and_domain_are_matched() {
     assert!(matches!(d.decide_from(&mut f, 1), Decision::Route(o) if o.tag() == "c"));
     // Already sniffed: the sniff rule is passed over.
     assert!(matches!(d.decide(&mut f), Decision::Route(o) if o.tag() == "c"));
+}
+
+#[test]
+fn a_flow_routed_to_an_outbound_without_its_network_fails_like_go() {
+    let loaded = sb_config::load_text(
+        "router.json",
+        r#"{"outbounds": [{"type": "direct", "tag": "tcp-only"}],
+            "route": {"rules": [{"network": "udp", "outbound": "tcp-only"}]}}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let router = Router::new(
+        loaded.config.route.as_ref(),
+        Arc::new(ClashMode::new("Rule")),
+    )
+    .unwrap();
+    let o: Arc<dyn Outbound> = Arc::new(Tagged("tcp-only"));
+    let outbounds = HashMap::from([("tcp-only".to_string(), o.clone())]);
+    let d = Dispatcher::new(router, outbounds, o);
+    let udp = F {
+        network: Network::Udp,
+        ..BASE
+    };
+    assert_eq!(
+        decide(&d, &udp),
+        "fail: udp is not supported by outbound: tcp-only"
+    );
+    assert_eq!(decide(&d, &BASE), "tcp-only");
 }

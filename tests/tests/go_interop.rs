@@ -129,3 +129,55 @@ fn go_outbounds_into_sb_inbound() {
         }
     }
 }
+
+/// A UDP echo server on loopback that prefixes replies with `E:`.
+fn udp_echo() -> std::net::SocketAddr {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = s.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let mut out = b"E:".to_vec();
+            out.extend_from_slice(&buf[..n]);
+            let _ = s.send_to(&out, from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn sb_socks_outbound_carries_udp_into_go() {
+    let echo = udp_echo();
+    let Some(go) = go_mixed("") else { return };
+    let g = go.listening[0];
+    for (name, extra) in [
+        ("UDP ASSOCIATE", ""),
+        ("UoT v2", r#", "udp_over_tcp": true"#),
+        (
+            "UoT v1",
+            r#", "udp_over_tcp": {"enabled": true, "version": 1}"#,
+        ),
+    ] {
+        let sb = Instance::start(&format!(
+            r#"{{"log": {{"disabled": true}},
+                "inbounds": [{{"type": "direct", "tag": "d", "network": "udp", "listen_port": 0,
+                               "override_address": "127.0.0.1", "override_port": {}}}],
+                "outbounds": [{{"type": "socks", "tag": "up", "server": "{}", "server_port": {} {extra}}}]}}"#,
+            echo.port(),
+            g.ip(),
+            g.port()
+        ));
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        for i in 0..3 {
+            let msg = format!("{name} {i}");
+            c.send_to(msg.as_bytes(), sb.addr(0)).unwrap();
+            let (n, _) = c
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("{name}: no reply through Go: {e}"));
+            assert_eq!(&buf[..n], format!("E:{msg}").as_bytes(), "{name}");
+        }
+    }
+}

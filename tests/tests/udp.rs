@@ -121,3 +121,103 @@ fn direct_inbound_carries_tcp_and_udp_on_one_port() {
     // TCP is served on the same port.
     TcpStream::connect(sb.addr(0)).unwrap();
 }
+
+/// Sends `msg` to sb's `direct` inbound at `front` and returns the reply.
+fn round_trip(front: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.send_to(msg, front).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = c
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("no UDP reply through sb: {e}"));
+    buf[..n].to_vec()
+}
+
+/// A `direct` inbound forwarding datagrams to `echo`, routed to the outbound `outbounds[0]`.
+fn udp_front(echo: SocketAddr, outbounds: &str) -> Instance {
+    Instance::start(&format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "direct", "tag": "d", "network": "udp", "listen_port": 0,
+                           "override_address": "127.0.0.1", "override_port": {}}}],
+            "outbounds": [{outbounds}]}}"#,
+        echo.port()
+    ))
+}
+
+#[test]
+fn socks_outbound_carries_udp_with_udp_associate() {
+    let e = echo("E:");
+    // The SOCKS server is a second sb (mixed inbound, direct outbound).
+    let server = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}],
+            "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
+    );
+    let s = server.addr(0);
+    let front = udp_front(
+        e,
+        &format!(
+            r#"{{"type": "socks", "tag": "up", "server": "127.0.0.1", "server_port": {}}}"#,
+            s.port()
+        ),
+    );
+    assert_eq!(round_trip(front.addr(0), b"one"), b"E:one");
+    assert_eq!(round_trip(front.addr(0), b"two"), b"E:two");
+    // The flows really went through the SOCKS server: it tracked UDP flows of its own.
+    assert!(
+        server
+            .tracker
+            .snapshot()
+            .iter()
+            .any(|t| t.flow.network == sb_core::flow::Network::Udp),
+        "the SOCKS server saw no UDP flow"
+    );
+}
+
+#[test]
+fn socks_udp_through_a_detour_and_tcp_only_refusal() {
+    let e = echo("E:");
+    let server = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}],
+            "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
+    );
+    let s = server.addr(0);
+    // `outer` reaches the SOCKS server through `inner`, which is itself a SOCKS client of
+    // the same server: the association's datagrams travel inside inner's association.
+    let front = udp_front(
+        e,
+        &format!(
+            r#"{{"type": "socks", "tag": "outer", "server": "127.0.0.1", "server_port": {p}, "detour": "inner"}},
+               {{"type": "socks", "tag": "inner", "server": "127.0.0.1", "server_port": {p}}}"#,
+            p = s.port()
+        ),
+    );
+    assert_eq!(round_trip(front.addr(0), b"via"), b"E:via");
+    let udp_flows = server
+        .tracker
+        .snapshot()
+        .iter()
+        .filter(|t| t.flow.network == sb_core::flow::Network::Udp)
+        .count();
+    assert_eq!(udp_flows, 2, "expected the inner and the outer association");
+
+    // `network: tcp` means no UDP: the flow fails instead of leaving some other way.
+    let tcp_only = udp_front(
+        e,
+        &format!(
+            r#"{{"type": "socks", "tag": "up", "server": "127.0.0.1", "server_port": {}, "network": "tcp"}}"#,
+            s.port()
+        ),
+    );
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    c.send_to(b"x", tcp_only.addr(0)).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        c.recv_from(&mut buf).is_err(),
+        "a tcp-only outbound carried UDP"
+    );
+}

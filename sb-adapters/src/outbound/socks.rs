@@ -1,12 +1,16 @@
 //! The `socks` outbound: flows carried by a SOCKS5, SOCKS4a or SOCKS4 server, reached through
-//! the outbound's own [`Dialer`] (so `detour` chains work). TCP only for now: UDP (SOCKS5 UDP
-//! ASSOCIATE, `udp_over_tcp`) lands with the UDP relay, and such configs are refused at start.
+//! the outbound's own [`Dialer`] (so `detour` chains work). UDP flows use SOCKS5 UDP
+//! ASSOCIATE ([`super::socks_udp`]), or with `udp_over_tcp` ride a TCP stream to the magic
+//! UoT address ([`super::uot`]); SOCKS4 carries no UDP.
 
+use super::socks_udp::Association;
+use super::uot;
 use crate::proto::socks;
-use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
+use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, Outbound};
 use sb_core::dialer::Dialer;
-use sb_core::flow::{Destination, FlowContext};
+use sb_core::flow::{Destination, FlowContext, Host, Network};
 use std::io;
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Which SOCKS version the server speaks.
@@ -27,16 +31,21 @@ pub struct Socks {
     version: Version,
     user: Option<(String, String)>,
     dialer: Dialer,
+    networks: &'static [Network],
+    uot: Option<uot::Version>,
 }
 
 impl Socks {
-    /// Builds it.
+    /// Builds it. `networks` is the config's `network` (both when empty); `uot` the
+    /// `udp_over_tcp` version when enabled.
     pub fn new(
         tag: &str,
         server: Destination,
         version: Version,
         user: Option<(String, String)>,
         dialer: Dialer,
+        networks: &'static [Network],
+        uot: Option<uot::Version>,
     ) -> Socks {
         Socks {
             tag: tag.to_string(),
@@ -44,10 +53,13 @@ impl Socks {
             version,
             user,
             dialer,
+            networks,
+            uot,
         }
     }
 
-    async fn handshake5(&self, s: &mut BoxStream, dest: &Destination) -> io::Result<()> {
+    /// Method negotiation and, when the server asks, RFC 1929 authentication.
+    async fn negotiate5(&self, s: &mut BoxStream) -> io::Result<()> {
         let methods: &[u8] = if self.user.is_some() {
             &[5, 2, 0, 2]
         } else {
@@ -82,13 +94,19 @@ impl Socks {
                 ))
             }
         }
-        s.write_all(&socks::connect_request(dest)).await?;
+        Ok(())
+    }
+
+    /// Sends a SOCKS5 request (`CONNECT` or `UDP ASSOCIATE`) and returns the bound address
+    /// of a successful reply.
+    async fn request5(&self, s: &mut BoxStream, request: &[u8]) -> io::Result<Destination> {
+        s.write_all(request).await?;
         let mut buf = Vec::with_capacity(32);
-        let code = loop {
-            if let Some(((code, _bound), _)) = socks::reply5(&buf)
+        let (code, bound) = loop {
+            if let Some(((code, bound), _)) = socks::reply5(&buf)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
             {
-                break code;
+                break (code, bound);
             }
             // A reply is at most 4 + 1 + 255 + 2 bytes; anything longer is not SOCKS5.
             if buf.len() > 262 {
@@ -107,7 +125,39 @@ impl Socks {
             }
             buf.extend_from_slice(&b[..n]);
         };
-        reply_error(code)
+        reply_error(code).map(|()| bound)
+    }
+
+    async fn handshake5(&self, s: &mut BoxStream, dest: &Destination) -> io::Result<()> {
+        self.negotiate5(s).await?;
+        self.request5(s, &socks::connect_request(dest))
+            .await
+            .map(drop)
+    }
+
+    /// A UDP ASSOCIATE: the control connection stays open for the association's life.
+    async fn associate(&self, flow: &FlowContext, dest: &Destination) -> io::Result<BoxPacketConn> {
+        let mut control = self.dialer.connect_tcp(flow, &self.server).await?;
+        self.negotiate5(&mut control).await?;
+        let any = Destination::from_host("0.0.0.0", 0);
+        let mut relay = self
+            .request5(&mut control, &socks::udp_associate_request(&any))
+            .await?;
+        // A server bound to the wildcard address means "my address": the one we dialed.
+        if relay.ip().is_some_and(|ip| ip.is_unspecified()) {
+            relay.host = self.server.host.clone();
+        }
+        if let Host::Domain(_) = relay.host {
+            relay = sb_core::dialer::resolve(&relay)
+                .await?
+                .first()
+                .copied()
+                .map(Destination::from_socket)
+                .unwrap_or(relay);
+        }
+        let socket = self.dialer.listen_udp(flow, &relay).await?;
+        let _ = dest;
+        Ok(Arc::new(Association::new(socket, relay, control)))
     }
 
     async fn handshake4(&self, s: &mut BoxStream, dest: &Destination) -> io::Result<()> {
@@ -170,6 +220,9 @@ impl Outbound for Socks {
     fn kind(&self) -> &'static str {
         "socks"
     }
+    fn networks(&self) -> &'static [Network] {
+        self.networks
+    }
     fn connect_tcp<'a>(
         &'a self,
         flow: &'a FlowContext,
@@ -182,6 +235,35 @@ impl Outbound for Socks {
                 Version::V4 | Version::V4a => self.handshake4(&mut s, dest).await?,
             }
             Ok(s)
+        })
+    }
+    fn connect_udp<'a>(
+        &'a self,
+        flow: &'a FlowContext,
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxPacketConn>> {
+        Box::pin(async move {
+            if !self.networks.contains(&Network::Udp) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!(
+                        "outbound/socks[{}]: UDP is not enabled in `network`",
+                        self.tag
+                    ),
+                ));
+            }
+            if let Some(version) = self.uot {
+                let magic = uot::magic_destination(version);
+                let stream = self.connect_tcp(flow, &magic).await?;
+                return uot::open(stream, version, dest).await;
+            }
+            match self.version {
+                Version::V5 => self.associate(flow, dest).await,
+                Version::V4 | Version::V4a => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "socks4 cannot carry UDP",
+                )),
+            }
         })
     }
 }

@@ -382,6 +382,14 @@ pub fn connect_request(dest: &Destination) -> Vec<u8> {
     out
 }
 
+/// Client side: a SOCKS5 UDP ASSOCIATE request; `from` is where the client will send from
+/// (`0.0.0.0:0`: not known).
+pub fn udp_associate_request(from: &Destination) -> Vec<u8> {
+    let mut out = vec![5, 3, 0];
+    encode_address(&mut out, from);
+    out
+}
+
 /// Client side: RFC 1929 credentials.
 pub fn credentials_request(user: &str, pass: &str) -> Vec<u8> {
     let (u, p) = (
