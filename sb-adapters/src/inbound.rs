@@ -4,3 +4,9 @@ pub mod direct;
 pub mod listener;
 pub mod proxy;
 pub mod udp_nat;
+
+/// The listen fields' `udp_timeout` (`None`: not set, Go's default applies).
+fn udp_timeout(l: &sb_config::model::shared::ListenFields) -> Option<std::time::Duration> {
+    let t = l.udp_timeout.0;
+    (!t.is_zero()).then(|| t.to_std())
+}

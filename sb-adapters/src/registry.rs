@@ -307,6 +307,8 @@ impl BuildCtx<'_> {
         o.inet4_bind = d.inet4_bind_address.map(|i| i.0);
         o.inet6_bind = d.inet6_bind_address.map(|i| i.0);
         o.reuse_addr = d.reuse_addr;
+        o.tcp_fast_open = d.tcp_fast_open;
+        o.bind_address_no_port = d.bind_address_no_port;
         Dialer::Direct(o)
     }
 }

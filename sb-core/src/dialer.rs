@@ -33,6 +33,11 @@ pub struct DialOptions {
     pub inet6_bind: Option<IpAddr>,
     /// `SO_REUSEADDR`.
     pub reuse_addr: bool,
+    /// `TCP_FASTOPEN_CONNECT`: data rides the SYN when the server gave a cookie before.
+    pub tcp_fast_open: bool,
+    /// `IP_BIND_ADDRESS_NO_PORT`: with a bind address, pick the source port at connect
+    /// time, so many flows from one address do not exhaust ephemeral ports.
+    pub bind_address_no_port: bool,
 }
 
 impl Default for DialOptions {
@@ -46,6 +51,8 @@ impl Default for DialOptions {
             inet4_bind: None,
             inet6_bind: None,
             reuse_addr: false,
+            tcp_fast_open: false,
+            bind_address_no_port: false,
         }
     }
 }
@@ -214,6 +221,7 @@ async fn connect_one(opts: &DialOptions, addr: SocketAddr) -> io::Result<TcpStre
     } else {
         opts.inet6_bind
     };
+    set_linux_options(&socket, opts, bind.is_some())?;
     if let Some(ip) = bind {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
@@ -239,6 +247,24 @@ async fn connect_one(opts: &DialOptions, addr: SocketAddr) -> io::Result<TcpStre
         })?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// The Linux-only socket options of a dial.
+#[cfg(target_os = "linux")]
+fn set_linux_options(socket: &TcpSocket, opts: &DialOptions, binds: bool) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if opts.tcp_fast_open {
+        setsockopt(socket, sockopt::TcpFastOpenConnect, &true)?;
+    }
+    if opts.bind_address_no_port && binds {
+        setsockopt(socket, sockopt::IpBindAddressNoPort, &true)?;
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_linux_options(_socket: &TcpSocket, _opts: &DialOptions, _binds: bool) -> io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -274,5 +300,28 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stream.peer_addr().unwrap().port(), port);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn fast_open_and_bind_address_no_port_reach_the_socket() {
+        use nix::sys::socket::{getsockopt, sockopt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dest = Destination::from_socket(listener.local_addr().unwrap());
+        let plain = connect_direct(&DialOptions::default(), &dest)
+            .await
+            .unwrap();
+        assert!(!getsockopt(&plain, sockopt::TcpFastOpenConnect).unwrap());
+        assert!(!getsockopt(&plain, sockopt::IpBindAddressNoPort).unwrap());
+        let opts = DialOptions {
+            tcp_fast_open: true,
+            bind_address_no_port: true,
+            inet4_bind: Some("127.0.0.1".parse().unwrap()),
+            ..DialOptions::default()
+        };
+        let s = connect_direct(&opts, &dest).await.unwrap();
+        assert!(getsockopt(&s, sockopt::TcpFastOpenConnect).unwrap());
+        assert!(getsockopt(&s, sockopt::IpBindAddressNoPort).unwrap());
+        assert_eq!(s.local_addr().unwrap().ip().to_string(), "127.0.0.1");
     }
 }

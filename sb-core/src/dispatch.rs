@@ -374,6 +374,9 @@ fn apply_options(flow: &mut FlowContext, opts: &RouteOptions) {
     if opts.override_port != 0 {
         flow.destination.port = opts.override_port;
     }
+    if !opts.udp_timeout.is_zero() {
+        flow.udp_timeout = Some(opts.udp_timeout.to_std());
+    }
 }
 
 fn action_text(a: &RouteAction) -> String {
@@ -422,8 +425,13 @@ impl Dispatcher {
                     return;
                 }
             };
-            match crate::udp::relay_udp(client, upstream, entry.counters.clone(), self.udp_timeout)
-                .await
+            match crate::udp::relay_udp(
+                client,
+                upstream,
+                entry.counters.clone(),
+                flow.udp_timeout.unwrap_or(self.udp_timeout),
+            )
+            .await
             {
                 Ok((up, down)) => {
                     debug!(target: "connection", up, down, "packet connection closed")

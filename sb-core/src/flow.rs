@@ -125,6 +125,9 @@ pub struct FlowContext {
     /// Index of the rule whose action routed the flow (`None`: `route.final` or the default
     /// outbound), for the tracker and the Clash API.
     pub matched_rule: Option<usize>,
+    /// Idle timeout of a UDP flow: the inbound's `udp_timeout`, replaced by a route option's;
+    /// `None` means Go's default (5 min).
+    pub udp_timeout: Option<std::time::Duration>,
 }
 
 impl FlowContext {
@@ -149,6 +152,7 @@ impl FlowContext {
             sniffed_domain: None,
             resolved: Vec::new(),
             matched_rule: None,
+            udp_timeout: None,
         }
     }
 

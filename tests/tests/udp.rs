@@ -221,3 +221,42 @@ fn socks_udp_through_a_detour_and_tcp_only_refusal() {
         "a tcp-only outbound carried UDP"
     );
 }
+
+#[test]
+fn udp_timeout_from_the_inbound_and_from_route_options() {
+    let e = echo("E:");
+    let inbound = |tag: &str, timeout: &str| {
+        format!(
+            r#"{{"type": "direct", "tag": "{tag}", "network": "udp", "listen_port": 0, "udp_timeout": "{timeout}",
+                 "override_address": "127.0.0.1", "override_port": {}}}"#,
+            e.port()
+        )
+    };
+    let sb = Instance::start(&format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{}, {}, {}],
+            "outbounds": [{{"type": "direct", "tag": "direct"}}],
+            "route": {{"rules": [{{"inbound": "override", "action": "route-options", "udp_timeout": "1s"}}]}}}}"#,
+        inbound("short", "1s"),
+        inbound("long", "1h"),
+        inbound("override", "1h"),
+    ));
+    for i in 0..3 {
+        assert_eq!(round_trip(sb.addr(i), b"x"), b"E:x");
+    }
+    let live = |tag: &str| {
+        sb.tracker
+            .snapshot()
+            .iter()
+            .any(|t| &*t.flow.inbound_tag == tag)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while live("short") || live("override") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "1 s UDP flows still open after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(live("long"), "the flow with a 1 h timeout ended early");
+}

@@ -123,6 +123,7 @@ impl Inbound for DirectIn {
                     "direct",
                     dest,
                     handler,
+                    super::udp_timeout(&self.listen),
                 ));
                 self.serving.add(task);
             }

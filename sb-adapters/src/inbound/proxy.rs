@@ -220,6 +220,7 @@ impl ProxyInbound {
         );
         flow.id = id;
         flow.user = assoc.user;
+        flow.udp_timeout = super::udp_timeout(&self.listen);
         let conn = Arc::new(SocksUdp {
             socket: assoc.socket,
             client,

@@ -55,13 +55,15 @@ impl PacketConn for ClientQueue {
     }
 }
 
-/// Serves UDP on `socket`: each datagram goes to `dest(local)`.
+/// Serves UDP on `socket`: each datagram goes to `dest`; flows idle for `udp_timeout`
+/// (the inbound's setting, `None` for the default) end.
 pub async fn serve(
     socket: Arc<UdpSocket>,
     tag: Arc<str>,
     kind: &'static str,
     dest: Destination,
     handler: Arc<dyn FlowHandler>,
+    udp_timeout: Option<std::time::Duration>,
 ) {
     let sessions: Sessions = Arc::default();
     let mut buf = vec![0u8; 65_535];
@@ -89,7 +91,8 @@ pub async fn serve(
             client: peer,
             rx: tokio::sync::Mutex::new(rx),
         });
-        let flow = FlowContext::new(tag.clone(), kind, Network::Udp, peer, dest.clone());
+        let mut flow = FlowContext::new(tag.clone(), kind, Network::Udp, peer, dest.clone());
+        flow.udp_timeout = udp_timeout;
         let (handler, sessions) = (handler.clone(), sessions.clone());
         tokio::spawn(async move {
             handler.handle_udp(flow, conn).await;
