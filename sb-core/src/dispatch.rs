@@ -7,11 +7,13 @@ use crate::adapter::{
 };
 use crate::flow::{Destination, FlowContext};
 use crate::relay::{relay_any, Counters};
+use crate::resolve::{Resolver, SystemResolver};
 use crate::router::Router;
 use crate::sniff::{self, Sniffed};
 use crate::stream::Prefixed;
 use crate::tracker::Tracker;
 use sb_config::model::route_rule::{RejectMethod, RouteAction, RouteOptions};
+use sb_config::types::DomainStrategy;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +35,7 @@ pub struct Dispatcher {
     rejects: Mutex<HashMap<usize, VecDeque<Instant>>>,
     udp_timeout: Duration,
     tracker: Arc<Tracker>,
+    resolver: Arc<dyn Resolver>,
 }
 
 /// What the rules decided for a flow.
@@ -55,6 +58,13 @@ pub enum Decision {
         /// How long to wait for the client's first bytes.
         timeout: Duration,
     },
+    /// A `resolve` action: look up the destination domain, then decide again from `next`.
+    Resolve {
+        /// The rule to continue from.
+        next: usize,
+        /// Address family preference.
+        strategy: DomainStrategy,
+    },
 }
 
 /// Go's default wait for the first bytes of a sniffed flow.
@@ -75,6 +85,27 @@ impl Dispatcher {
             rejects: Mutex::new(HashMap::new()),
             udp_timeout: crate::udp::UDP_TIMEOUT,
             tracker: Arc::default(),
+            resolver: Arc::new(SystemResolver),
+        }
+    }
+
+    /// Carries out a `resolve` action: the destination's addresses go into the flow, for
+    /// the rules after it (`ip_cidr`, `ip_is_private`...). A failed lookup fails the flow.
+    pub async fn resolve(
+        &self,
+        flow: &mut FlowContext,
+        strategy: DomainStrategy,
+    ) -> Result<(), String> {
+        let Some(domain) = flow.destination.domain().map(str::to_string) else {
+            return Ok(());
+        };
+        match self.resolver.lookup(&domain, strategy).await {
+            Ok(ips) => {
+                debug!(target: "router", "resolved {domain}: {ips:?}");
+                flow.resolved = ips;
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -191,9 +222,16 @@ impl Dispatcher {
                         },
                     };
                 }
-                RouteAction::Resolve(_) => {
-                    // Refused when the router is built; never reached.
-                    from = rule.index + 1;
+                RouteAction::Resolve(r) => {
+                    if flow.destination.domain().is_none() {
+                        // Nothing to resolve: Go goes on with the next rule.
+                        from = rule.index + 1;
+                        continue;
+                    }
+                    return Decision::Resolve {
+                        next: rule.index + 1,
+                        strategy: r.strategy,
+                    };
                 }
             }
         }
@@ -239,6 +277,18 @@ impl Dispatcher {
                         flow.sniffed_domain = domain;
                     }
                     stream = Prefixed::wrap_boxed(bytes, stream);
+                    from = next;
+                }
+                Decision::Resolve { next, strategy } => {
+                    if let Err(why) = self.resolve(&mut flow, strategy).await {
+                        error!(target: "router", "{why}");
+                        if !replied {
+                            responder
+                                .failed(&mut stream, &ConnectFailure::NoRoute(why))
+                                .await;
+                        }
+                        return;
+                    }
                     from = next;
                 }
                 Decision::Reject { drop } => {
@@ -398,6 +448,13 @@ impl Dispatcher {
                     // UDP sniffers (QUIC, DNS, STUN) are not implemented yet: the flow is
                     // routed unsniffed, and the log says so.
                     debug!(target: "router", "sniffing UDP flows is not implemented by sb yet");
+                    from = next;
+                }
+                Decision::Resolve { next, strategy } => {
+                    if let Err(why) = self.resolve(&mut flow, strategy).await {
+                        error!(target: "router", "{why}");
+                        return;
+                    }
                     from = next;
                 }
                 Decision::Reject { .. } => {

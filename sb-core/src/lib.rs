@@ -14,6 +14,7 @@ pub mod flow;
 pub mod lifecycle;
 pub mod log;
 pub mod relay;
+pub mod resolve;
 pub mod router;
 pub mod sniff;
 #[cfg(target_os = "linux")]

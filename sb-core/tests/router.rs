@@ -93,6 +93,7 @@ fn decide(d: &Dispatcher, f: &F) -> String {
         Decision::Reject { drop: true } => "drop".into(),
         Decision::Fail(why) => format!("fail: {why}"),
         Decision::Sniff { next, .. } => format!("sniff, then from {next}"),
+        Decision::Resolve { next, .. } => format!("resolve, then from {next}"),
     }
 }
 
@@ -403,11 +404,12 @@ fn reject_turns_into_drop_after_fifty_in_thirty_seconds() {
 fn fields_sb_cannot_match_yet_are_refused_at_start() {
     for rule in [
         r#"{"process_name": "curl", "outbound": "a"}"#,
-        r#"{"port": 53, "action": "resolve"}"#,
+        r#"{"port": 53, "action": "resolve", "server": "dns"}"#,
         r#"{"network": "icmp", "outbound": "a"}"#,
     ] {
         let config = format!(
-            r#"{{"outbounds": [{{"type": "direct", "tag": "a"}}], "route": {{"rules": [{rule}]}}}}"#
+            r#"{{"dns": {{"servers": [{{"type": "local", "tag": "dns"}}]}},
+                "outbounds": [{{"type": "direct", "tag": "a"}}], "route": {{"rules": [{rule}]}}}}"#
         );
         let loaded = sb_config::load_text("r.json", &config).unwrap();
         let err = Router::new(
@@ -467,4 +469,41 @@ fn a_flow_routed_to_an_outbound_without_its_network_fails_like_go() {
         "fail: udp is not supported by outbound: tcp-only"
     );
     assert_eq!(decide(&d, &BASE), "tcp-only");
+}
+
+#[test]
+fn resolve_stops_for_domains_and_its_addresses_feed_later_rules() {
+    let route = r#"{"rules": [{"action": "resolve", "strategy": "ipv4_only"},
+                              {"ip_cidr": "127.0.0.0/8", "outbound": "b"}],
+                    "final": "c"}"#;
+    let d = dispatcher(route, "Rule");
+    // A domain stops at the resolve action; an IP destination skips it.
+    assert_eq!(decide(&d, &BASE), "resolve, then from 1");
+    let ip = F {
+        dst: "127.0.0.1",
+        ..BASE
+    };
+    assert_eq!(decide(&d, &ip), "b");
+    // After the lookup, the addresses match the ip_cidr rule.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut f = flow(&F {
+        dst: "localhost",
+        ..BASE
+    });
+    rt.block_on(d.resolve(&mut f, sb_config::types::DomainStrategy::Ipv4Only))
+        .unwrap();
+    assert!(f.resolved.iter().all(|ip| ip.is_loopback() && ip.is_ipv4()));
+    assert!(matches!(d.decide_from(&mut f, 1), Decision::Route(o) if o.tag() == "b"));
+    // A name that does not resolve fails the flow with the lookup error.
+    let mut bad = flow(&F {
+        dst: "no-such-host.invalid",
+        ..BASE
+    });
+    let e = rt
+        .block_on(d.resolve(&mut bad, sb_config::types::DomainStrategy::AsIs))
+        .unwrap_err();
+    assert!(e.starts_with("lookup no-such-host.invalid"), "{e}");
 }

@@ -395,3 +395,35 @@ fn socks_and_http_inbounds_speak_only_their_protocol() {
     assert_ne!(curl(&["-x", &format!("http://{s}"), &url]).code, 0);
     assert_ne!(curl(&["-x", &format!("socks5://{h}"), &url]).code, 0);
 }
+
+#[test]
+fn resolve_action_lets_ip_rules_match_domains() {
+    let o = origin();
+    let sb = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}],
+            "outbounds": [{"type": "block", "tag": "block"}, {"type": "direct", "tag": "direct"}],
+            "route": {"rules": [{"action": "resolve", "strategy": "ipv4_only"},
+                                {"ip_cidr": "127.0.0.0/8", "outbound": "direct"}],
+                      "final": "block"}}"#,
+    );
+    let p = sb.addr(0);
+    // socks5h: the proxy gets the name `localhost`; only the resolve action turns it into
+    // 127.0.0.1 for the ip_cidr rule, else the flow would fall to `block`.
+    let r = curl(&[
+        "-x",
+        &format!("socks5h://{p}"),
+        &format!("http://localhost:{}/resolved", o.port()),
+    ]);
+    assert_eq!(
+        (r.code, r.body.as_str()),
+        (0, "hello from origin /resolved")
+    );
+    // A name that does not resolve fails the flow.
+    let bad = curl(&[
+        "-x",
+        &format!("socks5h://{p}"),
+        &format!("http://no-such-host.invalid:{}/", o.port()),
+    ]);
+    assert_ne!(bad.code, 0);
+}
