@@ -64,6 +64,7 @@ pub async fn serve(
     handler: Arc<dyn FlowHandler>,
 ) {
     let sessions: Sessions = Arc::default();
+    let local = socket.local_addr().ok();
     let mut buf = vec![0u8; 65_535];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
@@ -89,7 +90,8 @@ pub async fn serve(
             client: peer,
             rx: tokio::sync::Mutex::new(rx),
         });
-        let flow = FlowContext::new(tag.clone(), kind, Network::Udp, peer, dest.clone());
+        let mut flow = FlowContext::new(tag.clone(), kind, Network::Udp, peer, dest.clone());
+        flow.local = local;
         let (handler, sessions) = (handler.clone(), sessions.clone());
         tokio::spawn(async move {
             handler.handle_udp(flow, conn).await;
