@@ -252,6 +252,9 @@ impl Dispatcher {
         mut responder: Box<dyn Responder>,
     ) {
         info!(target: "inbound", tag = %inbound_label(&flow), "inbound connection to {}", flow.destination);
+        if self.router.needs_process() {
+            crate::procinfo::fill(&mut flow).await;
+        }
         // Sniffing needs the client's first bytes, which SOCKS and HTTP CONNECT clients send
         // only after the proxy said yes; so a sniffed flow is answered before it is dialed.
         let mut replied = false;
@@ -440,6 +443,9 @@ fn action_text(a: &RouteAction) -> String {
 impl Dispatcher {
     async fn run_udp(self: Arc<Self>, mut flow: FlowContext, client: BoxPacketConn) {
         info!(target: "inbound", tag = %inbound_label(&flow), "inbound packet connection to {}", flow.destination);
+        if self.router.needs_process() {
+            crate::procinfo::fill(&mut flow).await;
+        }
         let mut from = 0;
         let outbound = loop {
             match self.decide_from(&mut flow, from) {

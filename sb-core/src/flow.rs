@@ -1,6 +1,7 @@
 //! What sb knows about one flow while it moves from an inbound through the router to an
 //! outbound: where it came from, where it goes, and what the router learned on the way.
 
+use crate::procinfo::ProcessInfo;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -112,6 +113,10 @@ pub struct FlowContext {
     pub network: Network,
     /// The client.
     pub source: SocketAddr,
+    /// The inbound's own address the client reached (the accepted socket's local address),
+    /// when the inbound knows it; the process search uses it to tell the client's socket
+    /// from the inbound's.
+    pub local: Option<SocketAddr>,
     /// The destination (after any override).
     pub destination: Destination,
     /// The authenticated user, if the inbound has users.
@@ -128,6 +133,9 @@ pub struct FlowContext {
     /// Idle timeout of a UDP flow: the inbound's `udp_timeout`, replaced by a route option's;
     /// `None` means Go's default (5 min).
     pub udp_timeout: Option<std::time::Duration>,
+    /// The local process that opened the flow, looked up once per flow when the router
+    /// needs it (`None` otherwise, or when it was not found).
+    pub process: Option<Arc<ProcessInfo>>,
 }
 
 impl FlowContext {
@@ -146,6 +154,7 @@ impl FlowContext {
             inbound_type,
             network,
             source,
+            local: None,
             destination,
             user: None,
             protocol: None,
@@ -153,6 +162,7 @@ impl FlowContext {
             resolved: Vec::new(),
             matched_rule: None,
             udp_timeout: None,
+            process: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod flow;
 pub mod lifecycle;
 pub mod log;
+pub mod procinfo;
 pub mod relay;
 pub mod resolve;
 pub mod router;

@@ -4,6 +4,7 @@
 
 mod cidr;
 mod domain;
+mod process;
 pub mod rule;
 
 pub use cidr::{is_private, CidrSet};
@@ -67,6 +68,7 @@ pub struct Router {
     pub final_outbound: Option<String>,
     /// The Clash API mode.
     pub mode: Arc<ClashMode>,
+    needs_process: bool,
 }
 
 impl Router {
@@ -77,6 +79,7 @@ impl Router {
                 rules: Vec::new(),
                 final_outbound: None,
                 mode,
+                needs_process: false,
             });
         };
         let mut sets = RuleSets::new();
@@ -108,11 +111,22 @@ impl Router {
             });
         }
         let final_outbound = Some(route.options.final_.clone()).filter(|f| !f.is_empty());
+        // As in Go, any rule set with a process rule turns the search on, referenced or not.
+        let needs_process = route.options.find_process
+            || sets.values().any(|s| s.uses_process())
+            || rules.iter().any(|r| r.matcher.uses_process());
         Ok(Router {
             rules,
             final_outbound,
             mode,
+            needs_process,
         })
+    }
+
+    /// Whether flows' processes must be looked up before routing: `route.find_process`, or a
+    /// rule (nested or in a rule set) matching on `process_*`, `user` or `user_id`.
+    pub fn needs_process(&self) -> bool {
+        self.needs_process
     }
 
     /// The first rule at or after `from` that matches the flow.

@@ -9,6 +9,7 @@
 use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
 use sb_core::dispatch::{Decision, Dispatcher};
 use sb_core::flow::{Destination, FlowContext, Network};
+use sb_core::procinfo::ProcessInfo;
 use sb_core::router::{ClashMode, Router};
 use std::collections::HashMap;
 use std::io;
@@ -61,6 +62,8 @@ struct F {
     dst: &'static str,
     port: u16,
     user: Option<&'static str>,
+    /// The flow's process: uid, account name, executable path.
+    process: Option<(u32, Option<&'static str>, Option<&'static str>)>,
 }
 
 const BASE: F = F {
@@ -70,6 +73,7 @@ const BASE: F = F {
     dst: "example.com",
     port: 443,
     user: None,
+    process: None,
 };
 
 fn flow(f: &F) -> FlowContext {
@@ -81,6 +85,14 @@ fn flow(f: &F) -> FlowContext {
         Destination::from_host(f.dst, f.port),
     );
     ctx.user = f.user.map(str::to_string);
+    ctx.process = f.process.map(|(uid, user, path)| {
+        Arc::new(ProcessInfo::new(
+            Some(4242),
+            uid,
+            user.map(str::to_string),
+            path.map(str::to_string),
+        ))
+    });
     ctx
 }
 
@@ -403,7 +415,8 @@ fn reject_turns_into_drop_after_fifty_in_thirty_seconds() {
 #[test]
 fn fields_sb_cannot_match_yet_are_refused_at_start() {
     for rule in [
-        r#"{"process_name": "curl", "outbound": "a"}"#,
+        r#"{"package_name": "com.example", "outbound": "a"}"#,
+        r#"{"type": "logical", "mode": "or", "rules": [{"wifi_ssid": "x"}], "outbound": "a"}"#,
         r#"{"port": 53, "action": "resolve", "server": "dns"}"#,
         r#"{"network": "icmp", "outbound": "a"}"#,
     ] {
@@ -506,4 +519,139 @@ fn resolve_stops_for_domains_and_its_addresses_feed_later_rules() {
         .block_on(d.resolve(&mut bad, sb_config::types::DomainStrategy::AsIs))
         .unwrap_err();
     assert!(e.starts_with("lookup no-such-host.invalid"), "{e}");
+}
+
+const CURL: F = F {
+    process: Some((1000, Some("alice"), Some("/usr/bin/curl"))),
+    ..BASE
+};
+
+#[test]
+fn process_and_user_fields() {
+    check(
+        r#"{"rules": [
+            {"process_name": ["wget", "curl"], "port": 443, "outbound": "b"},
+            {"process_path": "/opt/app/bin/app", "outbound": "c"},
+            {"process_path_regex": "^/usr/local/", "outbound": "b"},
+            {"user": "bob", "outbound": "c"},
+            {"user_id": [0, 33], "outbound": "b"},
+            {"process_name": "curl", "invert": true, "outbound": "c"}
+        ]}"#,
+        &[
+            (CURL, "b"),
+            // Other fields of the rule still count.
+            (F { port: 80, ..CURL }, "a"),
+            (
+                F {
+                    process: Some((1000, None, Some("/opt/app/bin/app"))),
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    process: Some((1000, None, Some("/usr/local/bin/tool"))),
+                    ..BASE
+                },
+                "b",
+            ),
+            (
+                F {
+                    process: Some((1001, Some("bob"), Some("/bin/nc"))),
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    process: Some((33, Some("www-data"), Some("/bin/nc"))),
+                    ..BASE
+                },
+                "b",
+            ),
+            // Found the socket's user but not its process (no path): user fields still match.
+            (
+                F {
+                    process: Some((1001, Some("bob"), None)),
+                    ..BASE
+                },
+                "c",
+            ),
+            (
+                F {
+                    process: Some((0, None, None)),
+                    ..BASE
+                },
+                "b",
+            ),
+            // An inverted rule matches any other process, and a flow with no process at all.
+            (
+                F {
+                    process: Some((1000, Some("alice"), Some("/bin/nc"))),
+                    ..BASE
+                },
+                "c",
+            ),
+            (BASE, "c"),
+        ],
+    );
+    // No process: no process field matches.
+    check(
+        r#"{"rules": [
+            {"process_name": "curl", "outbound": "b"},
+            {"process_path_regex": ".*", "outbound": "b"},
+            {"user": "alice", "outbound": "b"},
+            {"user_id": 1000, "outbound": "b"}
+        ]}"#,
+        &[(BASE, "a"), (CURL, "b")],
+    );
+    // In logical rules and rule sets.
+    check(
+        r#"{"rules": [
+            {"type": "logical", "mode": "and", "rules": [{"user_id": 1000}, {"process_name": "curl", "invert": true}], "outbound": "b"},
+            {"rule_set": "apps", "outbound": "c"}
+        ],
+        "rule_set": [{"tag": "apps", "rules": [{"process_path": "/usr/bin/curl"}]}]}"#,
+        &[
+            (CURL, "c"),
+            (
+                F {
+                    process: Some((1000, None, Some("/bin/nc"))),
+                    ..BASE
+                },
+                "b",
+            ),
+            (BASE, "a"),
+        ],
+    );
+}
+
+#[test]
+fn the_process_is_looked_up_only_when_needed() {
+    let needs = |route: &str| {
+        let config =
+            format!(r#"{{"outbounds": [{{"type": "direct", "tag": "a"}}], "route": {route}}}"#);
+        let loaded = sb_config::load_text("r.json", &config).unwrap_or_else(|e| panic!("{e}"));
+        Router::new(
+            loaded.config.route.as_ref(),
+            Arc::new(ClashMode::new("Rule")),
+        )
+        .unwrap()
+        .needs_process()
+    };
+    assert!(!needs(r#"{"rules": [{"port": 1, "outbound": "a"}]}"#));
+    assert!(!needs(r#"{}"#));
+    assert!(needs(r#"{"find_process": true}"#));
+    assert!(needs(r#"{"rules": [{"user_id": 0, "outbound": "a"}]}"#));
+    assert!(needs(r#"{"rules": [{"user": "root", "outbound": "a"}]}"#));
+    assert!(needs(
+        r#"{"rules": [{"type": "logical", "mode": "or", "rules": [{"port": 1}, {"process_path_regex": "x"}], "outbound": "a"}]}"#
+    ));
+    // A rule set with a process rule, referenced or not (as in Go).
+    assert!(needs(
+        r#"{"rule_set": [{"tag": "s", "rules": [{"process_name": "curl"}]}]}"#
+    ));
+    assert!(needs(
+        r#"{"rules": [{"rule_set": "s", "outbound": "a"}], "rule_set": [{"tag": "s", "rules": [{"type": "logical", "mode": "and", "rules": [{"process_path": "/x"}]}]}]}"#
+    ));
 }

@@ -86,13 +86,14 @@ impl Inbound for DirectIn {
                     async move {
                         let _ = listener::configure(&me.listen, &stream);
                         let at = stream.local_addr().unwrap_or(local);
-                        let flow = FlowContext::new(
+                        let mut flow = FlowContext::new(
                             me.tag.clone(),
                             "direct",
                             Network::Tcp,
                             peer,
                             me.destination(at),
                         );
+                        flow.local = Some(at);
                         let span = tracing::info_span!("flow", id = flow.id);
                         async move {
                             info!(target: "inbound", tag = %label, "inbound connection from {peer}");

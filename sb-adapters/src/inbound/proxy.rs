@@ -150,6 +150,7 @@ impl ProxyInbound {
         );
         flow.id = id;
         flow.user = accepted.user;
+        flow.local = stream.local_addr().ok();
         let stream = Prefixed::wrap(accepted.prefix, stream);
         handler.handle_tcp(flow, stream, accepted.responder).await;
     }
@@ -221,6 +222,7 @@ impl ProxyInbound {
         flow.id = id;
         flow.user = assoc.user;
         flow.udp_timeout = super::udp_timeout(&self.listen);
+        flow.local = assoc.socket.local_addr().ok();
         let conn = Arc::new(SocksUdp {
             socket: assoc.socket,
             client,

@@ -66,6 +66,7 @@ pub async fn serve(
     udp_timeout: Option<std::time::Duration>,
 ) {
     let sessions: Sessions = Arc::default();
+    let local = socket.local_addr().ok();
     let mut buf = vec![0u8; 65_535];
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
@@ -93,6 +94,7 @@ pub async fn serve(
         });
         let mut flow = FlowContext::new(tag.clone(), kind, Network::Udp, peer, dest.clone());
         flow.udp_timeout = udp_timeout;
+        flow.local = local;
         let (handler, sessions) = (handler.clone(), sessions.clone());
         tokio::spawn(async move {
             handler.handle_udp(flow, conn).await;

@@ -5,7 +5,9 @@
 
 use super::cidr::{is_private, CidrSet};
 use super::domain::DomainMatcher;
+use super::process::ProcessMatcher;
 use crate::flow::{FlowContext, Network};
+use crate::procinfo::ProcessInfo;
 use sb_config::model::route_rule::{RouteMatch, RouteMatcher};
 use sb_config::model::rule_match::{IpVersion, LogicalMode, MatchCore, MatchFlow};
 use sb_config::model::rule_set::{HeadlessRule, RuleSetKind};
@@ -43,6 +45,11 @@ impl RuleSetMatcher {
     fn matches(&self, f: &Probe<'_>) -> bool {
         self.rules.iter().any(|r| r.matches(f))
     }
+
+    /// Whether any rule of the set matches on the flow's process.
+    pub fn uses_process(&self) -> bool {
+        self.rules.iter().any(Matcher::uses_process)
+    }
 }
 
 /// A compiled rule condition.
@@ -72,6 +79,8 @@ pub struct Probe<'a> {
     /// The addresses the destination-address group checks: the flow's destination IPs, or
     /// its source address when `match_source` (computed once per decision, not per rule).
     pub ips: Vec<IpAddr>,
+    /// The process that opened the flow, when it was looked up and found.
+    pub process: Option<&'a ProcessInfo>,
 }
 
 impl<'a> Probe<'a> {
@@ -82,6 +91,7 @@ impl<'a> Probe<'a> {
             clash_mode,
             match_source: false,
             ips: flow.ips(),
+            process: flow.process.as_deref(),
         }
     }
 
@@ -96,6 +106,7 @@ impl<'a> Probe<'a> {
             } else {
                 self.ips.clone()
             },
+            process: self.process,
         }
     }
 }
@@ -139,6 +150,7 @@ pub struct DefaultMatcher {
     clash_mode: Option<String>,
     rule_sets: Vec<Arc<RuleSetMatcher>>,
     rule_set_match_source: bool,
+    process: ProcessMatcher,
     invert: bool,
 }
 
@@ -154,9 +166,6 @@ fn strings(list: &Listable<String>) -> Vec<String> {
 /// never (or always) matching.
 fn unsupported(core: &MatchCore, flow: Option<&MatchFlow>) -> Option<&'static str> {
     let mut names = vec![
-        ("process_name", !core.process_name.is_empty()),
-        ("process_path", !core.process_path.is_empty()),
-        ("process_path_regex", !core.process_path_regex.is_empty()),
         ("package_name", !core.package_name.is_empty()),
         ("package_name_regex", !core.package_name_regex.is_empty()),
         ("network_type", !core.network_type.is_empty()),
@@ -175,8 +184,6 @@ fn unsupported(core: &MatchCore, flow: Option<&MatchFlow>) -> Option<&'static st
     ];
     if let Some(f) = flow {
         names.extend([
-            ("user", !f.user.is_empty()),
-            ("user_id", !f.user_id.is_empty()),
             ("interface_address", !f.interface_address.is_empty()),
             ("source_mac_address", !f.source_mac_address.is_empty()),
             ("source_hostname", !f.source_hostname.is_empty()),
@@ -209,6 +216,11 @@ fn compile_core(m: &mut DefaultMatcher, core: &MatchCore) -> Result<(), String> 
     m.source_ip_cidr = CidrSet::new(&nets(&core.source_ip_cidr));
     m.port = Ports::new(&core.port, &core.port_range);
     m.source_port = Ports::new(&core.source_port, &core.source_port_range);
+    m.process = ProcessMatcher::new(
+        &core.process_name,
+        &core.process_path,
+        &core.process_path_regex,
+    )?;
     m.invert = core.invert;
     Ok(())
 }
@@ -254,6 +266,7 @@ fn compile_default(r: &RouteMatch, sets: &RuleSets) -> Result<DefaultMatcher, St
     m.source_ip_is_private = f.source_ip_is_private;
     m.clash_mode = (!f.clash_mode.is_empty()).then(|| f.clash_mode.to_ascii_lowercase());
     m.rule_set_match_source = f.rule_set_ip_cidr_match_source;
+    m.process = std::mem::take(&mut m.process).with_users(&f.user, &f.user_id);
     for tag in f.rule_set.iter() {
         let set = sets
             .get(tag)
@@ -307,6 +320,17 @@ impl Matcher {
                 };
                 r != *invert
             }
+        }
+    }
+
+    /// Whether the rule, a nested rule or a rule set it names matches on the flow's process
+    /// (then the process is looked up before routing).
+    pub fn uses_process(&self) -> bool {
+        match self {
+            Matcher::Default(d) => {
+                !d.process.is_empty() || d.rule_sets.iter().any(|s| s.uses_process())
+            }
+            Matcher::Logical { rules, .. } => rules.iter().any(Matcher::uses_process),
         }
     }
 }
@@ -365,6 +389,9 @@ impl DefaultMatcher {
             return false;
         }
         if !self.source_port.is_empty() && !self.source_port.contains(f.source.port()) {
+            return false;
+        }
+        if !self.process.matches(p.process) {
             return false;
         }
         if !self.rule_sets.is_empty() {
