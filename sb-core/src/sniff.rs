@@ -1,6 +1,39 @@
 //! Sniffers for the `sniff` rule action: look at the first bytes a client sends and name the
-//! protocol, and for TLS and HTTP the domain (SNI, Host), so rules can match on them. Each is
-//! a pure function over a byte slice, tested on captured bytes.
+//! protocol, and where the protocol carries one the domain (TLS and QUIC SNI, HTTP Host), so
+//! later rules can match on `protocol` and `domain`.
+//!
+//! [`sniff`] reads the growing prefix of a TCP stream (the dispatcher calls it while it peeks),
+//! and [`sniff_packets`] the first datagrams of a UDP flow. Each protocol lives in its own
+//! file as a pure function over bytes (no I/O, no state between calls), so it can be tested on
+//! captured bytes. The protocol names and the order in which sniffers are tried follow Go
+//! sing-box 1.14 (`route/route.go`), so a flow that two sniffers could claim is named as Go
+//! names it.
+
+mod bittorrent;
+mod dns;
+mod dtls;
+mod http;
+mod ntp;
+mod quic;
+mod rdp;
+mod reader;
+mod ssh;
+mod stun;
+mod tls;
+
+#[cfg(test)]
+mod tests;
+
+pub use bittorrent::{bittorrent, udp_tracker, utp};
+pub use dns::{dns, dns_stream};
+pub use dtls::dtls;
+pub use http::http;
+pub use ntp::ntp;
+pub use quic::quic;
+pub use rdp::rdp;
+pub use ssh::ssh;
+pub use stun::stun;
+pub use tls::tls;
 
 /// What a sniffer concluded from the bytes seen so far.
 #[derive(Debug, PartialEq, Eq)]
@@ -13,23 +46,39 @@ pub enum Sniffed {
     Yes(&'static str, Option<String>),
 }
 
-/// A sniffer over the first bytes of a flow.
-type Sniffer = fn(&[u8]) -> Sniffed;
+/// A sniffer over the first bytes of a TCP stream.
+type StreamSniffer = fn(&[u8]) -> Sniffed;
 
-/// The sniffers, in the order they are tried.
-const SNIFFERS: [(&str, Sniffer); 4] = [
+/// The stream sniffers with their protocol names, in Go's order.
+const STREAM_SNIFFERS: [(&str, StreamSniffer); 6] = [
     ("tls", tls),
     ("http", http),
-    ("ssh", ssh),
+    ("dns", dns_stream),
     ("bittorrent", bittorrent),
+    ("ssh", ssh),
+    ("rdp", rdp),
 ];
 
-/// Runs the enabled sniffers (`names`; all when empty) in turn.
+/// A sniffer over a UDP flow's first datagram.
+type PacketSniffer = fn(&[u8]) -> Sniffed;
+
+/// The sniffers tried after `dns` and `quic` (see [`sniff_packets`]), in Go's order. Each
+/// decides from the first datagram alone.
+const PACKET_SNIFFERS: [(&str, PacketSniffer); 5] = [
+    ("stun", stun),
+    ("bittorrent", utp),
+    ("bittorrent", udp_tracker),
+    ("dtls", dtls),
+    ("ntp", ntp),
+];
+
+/// Runs the enabled stream sniffers (`names`; all when empty) over a TCP stream's first bytes.
+///
+/// `NeedMore` when no sniffer matched yet and at least one needs more bytes to decide.
 pub fn sniff(buf: &[u8], names: &[&str]) -> Sniffed {
-    let enabled = |n: &str| names.is_empty() || names.contains(&n);
     let mut need_more = false;
-    for (name, f) in SNIFFERS {
-        if !enabled(name) {
+    for (name, f) in STREAM_SNIFFERS {
+        if !enabled(names, name) {
             continue;
         }
         match f(buf) {
@@ -38,210 +87,53 @@ pub fn sniff(buf: &[u8], names: &[&str]) -> Sniffed {
             found => return found,
         }
     }
+    verdict(need_more)
+}
+
+/// Runs the enabled packet sniffers (`names`; all when empty) over the first datagrams a
+/// client sent on a UDP flow, in order.
+///
+/// Every protocol but QUIC is decided from the first datagram, as Go does. QUIC reads all of
+/// `packets`, because a client may spread its ClientHello over several Initial packets; it
+/// answers `NeedMore` while the ClientHello is incomplete, and the caller then adds the next
+/// datagram and calls again (each call reads them all afresh, so the caller bounds how many
+/// datagrams and how long it waits, as Go does with the sniff timeout).
+pub fn sniff_packets(packets: &[&[u8]], names: &[&str]) -> Sniffed {
+    let Some(first) = packets.first() else {
+        return Sniffed::NeedMore;
+    };
+    // Go tries DNS first, then QUIC, then the rest.
+    if enabled(names, "dns") {
+        if let found @ Sniffed::Yes(..) = dns(first) {
+            return found;
+        }
+    }
+    let mut need_more = false;
+    if enabled(names, "quic") {
+        match quic(packets) {
+            Sniffed::No => {}
+            Sniffed::NeedMore => need_more = true,
+            found => return found,
+        }
+    }
+    for (name, f) in PACKET_SNIFFERS {
+        if enabled(names, name) {
+            if let found @ Sniffed::Yes(..) = f(first) {
+                return found;
+            }
+        }
+    }
+    verdict(need_more)
+}
+
+fn enabled(names: &[&str], name: &str) -> bool {
+    names.is_empty() || names.contains(&name)
+}
+
+fn verdict(need_more: bool) -> Sniffed {
     if need_more {
         Sniffed::NeedMore
     } else {
         Sniffed::No
-    }
-}
-
-fn u16_at(b: &[u8], i: usize) -> Option<usize> {
-    Some(usize::from(*b.get(i)?) << 8 | usize::from(*b.get(i + 1)?))
-}
-
-/// TLS ClientHello: the `server_name` extension.
-pub fn tls(b: &[u8]) -> Sniffed {
-    if b.len() < 6 {
-        return if b.first().is_none_or(|&t| t == 0x16) {
-            Sniffed::NeedMore
-        } else {
-            Sniffed::No
-        };
-    }
-    if b[0] != 0x16 || b[1] != 3 || b[5] != 1 {
-        return Sniffed::No;
-    }
-    let Some(record_len) = u16_at(b, 3) else {
-        return Sniffed::NeedMore;
-    };
-    if b.len() < 5 + record_len {
-        return Sniffed::NeedMore;
-    }
-    let hello = &b[5..5 + record_len];
-    parse_client_hello(hello).map_or(Sniffed::No, |sni| Sniffed::Yes("tls", sni))
-}
-
-/// `Some(sni)` for a well-formed ClientHello (sni `None` when it has no server_name).
-fn parse_client_hello(h: &[u8]) -> Option<Option<String>> {
-    // handshake type(1) length(3) version(2) random(32)
-    let mut i = 4 + 2 + 32;
-    let sid = usize::from(*h.get(i)?);
-    i += 1 + sid;
-    let suites = u16_at(h, i)?;
-    i += 2 + suites;
-    let comp = usize::from(*h.get(i)?);
-    i += 1 + comp;
-    let Some(ext_len) = u16_at(h, i) else {
-        return Some(None);
-    };
-    i += 2;
-    let end = (i + ext_len).min(h.len());
-    while i + 4 <= end {
-        let ty = u16_at(h, i)?;
-        let len = u16_at(h, i + 2)?;
-        let body = h.get(i + 4..i + 4 + len)?;
-        if ty == 0 {
-            // server_name_list: length(2), then entries of type(1) length(2) name.
-            let mut j = 2;
-            while j + 3 <= body.len() {
-                let name_len = u16_at(body, j + 1)?;
-                let name = body.get(j + 3..j + 3 + name_len)?;
-                if body[j] == 0 {
-                    return Some(
-                        std::str::from_utf8(name)
-                            .ok()
-                            .map(|s| s.to_ascii_lowercase()),
-                    );
-                }
-                j += 3 + name_len;
-            }
-        }
-        i += 4 + len;
-    }
-    Some(None)
-}
-
-const METHODS: &[&str] = &[
-    "GET ", "POST ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "PATCH ", "CONNECT ", "TRACE ",
-];
-
-/// HTTP/1 request: the `Host` header, without its port.
-pub fn http(b: &[u8]) -> Sniffed {
-    let probe = &b[..b.len().min(8)];
-    let maybe = METHODS.iter().any(|m| {
-        let m = m.as_bytes();
-        let n = probe.len().min(m.len());
-        probe[..n] == m[..n]
-    });
-    if !maybe {
-        return Sniffed::No;
-    }
-    let Some(end) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if b.len() > 16 * 1024 {
-            Sniffed::No
-        } else {
-            Sniffed::NeedMore
-        };
-    };
-    let Ok(head) = std::str::from_utf8(&b[..end]) else {
-        return Sniffed::No;
-    };
-    let host = head.split("\r\n").skip(1).find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("host")
-            .then(|| v.trim().to_string())
-    });
-    let domain = host.map(|h| {
-        let h = if let Some(rest) = h.strip_prefix('[') {
-            rest.split(']').next().unwrap_or(rest).to_string()
-        } else {
-            h.rsplit_once(':').map_or(h.clone(), |(a, _)| a.to_string())
-        };
-        h.to_ascii_lowercase()
-    });
-    Sniffed::Yes("http", domain)
-}
-
-/// SSH: the client banner `SSH-2.0-...`.
-pub fn ssh(b: &[u8]) -> Sniffed {
-    let n = b.len().min(4);
-    if b[..n] != b"SSH-"[..n] {
-        return Sniffed::No;
-    }
-    if n < 4 {
-        Sniffed::NeedMore
-    } else {
-        Sniffed::Yes("ssh", None)
-    }
-}
-
-/// BitTorrent peer handshake: 19 then `BitTorrent protocol`.
-pub fn bittorrent(b: &[u8]) -> Sniffed {
-    const MAGIC: &[u8] = b"\x13BitTorrent protocol";
-    let n = b.len().min(MAGIC.len());
-    if b[..n] != MAGIC[..n] {
-        return Sniffed::No;
-    }
-    if n < MAGIC.len() {
-        Sniffed::NeedMore
-    } else {
-        Sniffed::Yes("bittorrent", None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A ClientHello for `example.com` captured from `curl https://example.com`
-    /// (trimmed to the fields the sniffer reads, lengths kept consistent).
-    fn client_hello(sni: &str) -> Vec<u8> {
-        let name = sni.as_bytes();
-        let mut sni_ext = vec![0, 0];
-        let list_len = 3 + name.len();
-        sni_ext.extend_from_slice(&((list_len + 2) as u16).to_be_bytes());
-        sni_ext.extend_from_slice(&(list_len as u16).to_be_bytes());
-        sni_ext.push(0);
-        sni_ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
-        sni_ext.extend_from_slice(name);
-        let mut body = vec![3, 3];
-        body.extend_from_slice(&[7; 32]);
-        body.push(0);
-        body.extend_from_slice(&[0, 2, 0x13, 0x01]);
-        body.extend_from_slice(&[1, 0]);
-        body.extend_from_slice(&(sni_ext.len() as u16).to_be_bytes());
-        body.extend_from_slice(&sni_ext);
-        let mut hs = vec![1];
-        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-        hs.extend_from_slice(&body);
-        let mut rec = vec![0x16, 3, 1];
-        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-        rec.extend_from_slice(&hs);
-        rec
-    }
-
-    #[test]
-    fn tls_sni() {
-        let hello = client_hello("Example.COM");
-        assert_eq!(tls(&hello), Sniffed::Yes("tls", Some("example.com".into())));
-        assert_eq!(tls(&hello[..20]), Sniffed::NeedMore);
-        assert_eq!(tls(b"GET / HTTP/1.1\r\n"), Sniffed::No);
-        // Truncated extension lengths never panic.
-        for cut in 0..hello.len() {
-            let _ = tls(&hello[..cut]);
-        }
-    }
-
-    #[test]
-    fn http_host() {
-        assert_eq!(
-            http(b"GET / HTTP/1.1\r\nHost: a.test:8080\r\n\r\n"),
-            Sniffed::Yes("http", Some("a.test".into()))
-        );
-        assert_eq!(http(b"GET / HTTP/1.1\r\nHost: a.te"), Sniffed::NeedMore);
-        assert_eq!(http(b"\x16\x03\x01"), Sniffed::No);
-        assert_eq!(http(b"GE"), Sniffed::NeedMore);
-    }
-
-    #[test]
-    fn others() {
-        assert_eq!(ssh(b"SSH-2.0-OpenSSH_9.2\r\n"), Sniffed::Yes("ssh", None));
-        assert_eq!(
-            bittorrent(b"\x13BitTorrent protocol\0\0"),
-            Sniffed::Yes("bittorrent", None)
-        );
-        assert_eq!(sniff(b"SSH-2.0-x", &["tls"]), Sniffed::No);
-        assert_eq!(sniff(b"SSH-2.0-x", &[]), Sniffed::Yes("ssh", None));
     }
 }
