@@ -375,6 +375,37 @@ fn route_to(o: Arc<dyn Outbound>, flow: &FlowContext) -> Decision {
     }
 }
 
+/// Most datagrams looked at for a UDP sniff (a QUIC ClientHello may span a few).
+const SNIFF_PACKETS: usize = 8;
+
+/// Reads the client's first datagrams until a sniffer decides, `timeout` passes, or
+/// [`SNIFF_PACKETS`]; returns them (to be replayed) and what was found.
+async fn peek_packets(
+    client: &BoxPacketConn,
+    timeout: Duration,
+    sniffers: &[&'static str],
+) -> (
+    Vec<(Vec<u8>, Destination)>,
+    Option<(&'static str, Option<String>)>,
+) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen: Vec<(Vec<u8>, Destination)> = Vec::new();
+    let mut buf = vec![0u8; 65_535];
+    while seen.len() < SNIFF_PACKETS {
+        match tokio::time::timeout_at(deadline, client.recv_from(&mut buf)).await {
+            Ok(Ok((n, dest))) => seen.push((buf[..n].to_vec(), dest)),
+            _ => break,
+        }
+        let packets: Vec<&[u8]> = seen.iter().map(|(p, _)| p.as_slice()).collect();
+        match sniff::sniff_packets(&packets, sniffers) {
+            Sniffed::NeedMore => continue,
+            Sniffed::No => break,
+            Sniffed::Yes(p, d) => return (seen, Some((p, d))),
+        }
+    }
+    (seen, None)
+}
+
 /// Reads the client's first bytes until a sniffer decides, `timeout` passes, or 64 KiB.
 async fn peek(
     stream: &mut BoxStream,
@@ -441,7 +472,7 @@ fn action_text(a: &RouteAction) -> String {
 }
 
 impl Dispatcher {
-    async fn run_udp(self: Arc<Self>, mut flow: FlowContext, client: BoxPacketConn) {
+    async fn run_udp(self: Arc<Self>, mut flow: FlowContext, mut client: BoxPacketConn) {
         info!(target: "inbound", tag = %inbound_label(&flow), "inbound packet connection to {}", flow.destination);
         if self.router.needs_process() {
             crate::procinfo::fill(&mut flow).await;
@@ -450,10 +481,18 @@ impl Dispatcher {
         let outbound = loop {
             match self.decide_from(&mut flow, from) {
                 Decision::Route(o) => break o,
-                Decision::Sniff { next, .. } => {
-                    // UDP sniffers (QUIC, DNS, STUN) are not implemented yet: the flow is
-                    // routed unsniffed, and the log says so.
-                    debug!(target: "router", "sniffing UDP flows is not implemented by sb yet");
+                Decision::Sniff {
+                    next,
+                    sniffers,
+                    timeout,
+                } => {
+                    let (replay, found) = peek_packets(&client, timeout, &sniffers).await;
+                    if let Some((protocol, domain)) = found {
+                        debug!(target: "router", "sniffed packet protocol: {protocol}{}", domain.as_deref().map(|d| format!(", domain: {d}")).unwrap_or_default());
+                        flow.protocol = Some(protocol);
+                        flow.sniffed_domain = domain;
+                    }
+                    client = Arc::new(crate::udp::Replay::new(replay, client));
                     from = next;
                 }
                 Decision::Resolve { next, strategy } => {

@@ -86,6 +86,47 @@ pub async fn relay_udp(
     })
 }
 
+/// A client side whose first datagrams were already read (by a UDP sniff): they are handed
+/// out again, in order, before anything new is read.
+pub struct Replay {
+    queued: std::sync::Mutex<std::collections::VecDeque<(Vec<u8>, Destination)>>,
+    inner: BoxPacketConn,
+}
+
+impl Replay {
+    /// Replays `queued`, then reads from `inner`.
+    pub fn new(queued: Vec<(Vec<u8>, Destination)>, inner: BoxPacketConn) -> Replay {
+        Replay {
+            queued: std::sync::Mutex::new(queued.into()),
+            inner,
+        }
+    }
+}
+
+impl PacketConn for Replay {
+    fn send_to<'a>(
+        &'a self,
+        buf: &'a [u8],
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        self.inner.send_to(buf, dest)
+    }
+    fn recv_from<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, io::Result<(usize, Destination)>> {
+        let next = self.queued.lock().ok().and_then(|mut q| q.pop_front());
+        match next {
+            Some((pkt, dest)) => Box::pin(async move {
+                let n = pkt.len().min(buf.len());
+                buf[..n].copy_from_slice(&pkt[..n]);
+                Ok((n, dest))
+            }),
+            None => self.inner.recv_from(buf),
+        }
+    }
+}
+
 /// A UDP socket of this host, for the `direct` outbound: one dual-stack socket per flow,
 /// sending to any destination (domains resolved per packet, the last answer remembered).
 pub struct DirectUdp {

@@ -260,3 +260,77 @@ fn udp_timeout_from_the_inbound_and_from_route_options() {
     }
     assert!(live("long"), "the flow with a 1 h timeout ended early");
 }
+
+/// Bytes from a hex file of the sniffer's captured samples.
+fn sample(name: &str) -> Vec<u8> {
+    let path = sb_tests::workspace()
+        .join("sb-core/src/sniff/testdata")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let digits: Vec<u8> = text
+        .bytes()
+        .filter(u8::is_ascii_hexdigit)
+        .map(|c| (c as char).to_digit(16).unwrap() as u8)
+        .collect();
+    digits.chunks(2).map(|p| p[0] << 4 | p[1]).collect()
+}
+
+#[test]
+fn udp_flows_are_sniffed_and_routed_by_protocol_and_quic_sni() {
+    let e = echo("E:");
+    let sb = Instance::start(&format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "direct", "tag": "d", "network": "udp", "listen_port": 0,
+                           "override_address": "127.0.0.1", "override_port": {}}}],
+            "outbounds": [{{"type": "block", "tag": "block"}}, {{"type": "direct", "tag": "dns-out"}},
+                          {{"type": "direct", "tag": "quic-out"}}],
+            "route": {{"rules": [{{"action": "sniff"}},
+                                 {{"protocol": "dns", "outbound": "dns-out"}},
+                                 {{"protocol": "quic", "domain": "example.com", "outbound": "quic-out"}}],
+                      "final": "block"}}}}"#,
+        e.port()
+    ));
+    let chain_of = |c: &UdpSocket| {
+        let port = c.local_addr().unwrap().port();
+        sb.tracker
+            .snapshot()
+            .iter()
+            .find(|t| t.flow.source.port() == port)
+            .map(|t| (t.flow.protocol, t.chain.clone()))
+    };
+    // A DNS query, as `dig` sent it.
+    let dns = hex_bytes("6b6c01200001000000000001074578616d706c6503434f4d000001000100002904d000000000000c000a0008f26c3fcd5506ba9a");
+    // The client Initial of RFC 9001 appendix A.2 (SNI example.com).
+    let quic = sample("rfc9001_a2_client_initial.hex");
+    for (payload, want) in [(dns, ("dns", "dns-out")), (quic, ("quic", "quic-out"))] {
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.send_to(&payload, sb.addr(0)).unwrap();
+        let mut buf = [0u8; 4096];
+        let (n, _) = c
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{want:?}: no reply: {e}"));
+        // The sniffed datagram itself was relayed, unchanged.
+        assert_eq!(&buf[2..n], &payload[..], "{want:?}");
+        let (protocol, chain) = chain_of(&c).unwrap();
+        assert_eq!(protocol, Some(want.0));
+        assert_eq!(chain, [want.1]);
+    }
+    // Anything else is not sniffed and falls to `block`: no reply.
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(800)))
+        .unwrap();
+    c.send_to(b"just some bytes", sb.addr(0)).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        c.recv_from(&mut buf).is_err(),
+        "an unsniffed flow was not blocked"
+    );
+}
+
+fn hex_bytes(h: &str) -> Vec<u8> {
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
+}
