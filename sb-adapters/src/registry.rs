@@ -14,6 +14,7 @@ use sb_core::adapter::{Inbound as RunInbound, Outbound as RunOutbound};
 use sb_core::dialer::{Detour, DialOptions, Dialer};
 use sb_core::dispatch::Dispatcher;
 use sb_core::router::{ClashMode, Router};
+use sb_core::ruleset::{OutboundLookup, RuleSets};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -35,6 +36,9 @@ pub enum BuildError {
     /// The router could not be built.
     #[error(transparent)]
     Router(#[from] sb_core::router::RouterError),
+    /// A rule set could not be loaded.
+    #[error(transparent)]
+    RuleSet(#[from] sb_core::ruleset::RuleSetError),
 }
 
 /// Everything needed to start an instance.
@@ -43,6 +47,8 @@ pub struct Built {
     pub inbounds: Vec<Arc<dyn RunInbound>>,
     /// The dispatcher (router + outbounds).
     pub dispatcher: Arc<Dispatcher>,
+    /// The rule sets; remote ones are downloaded when the instance starts.
+    pub rule_sets: Arc<RuleSets>,
     /// Selectors by tag, for switching at runtime (the Clash API).
     pub selectors: HashMap<String, Arc<crate::outbound::selector::Selector>>,
     /// Parts of the config the runtime accepts but does not act on yet, one line each, for
@@ -386,12 +392,34 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             (s.tag().to_string(), s.clone())
         })
         .collect();
+    // Go's default outbound: `route.final`, else the first one.
+    let final_outbound = route
+        .map(|r| r.options.final_.as_str())
+        .filter(|f| !f.is_empty())
+        .and_then(|f| by_tag.get(f).cloned())
+        .unwrap_or_else(|| outbounds[0].clone());
+    // Remote rule sets download through an outbound, so they are built after them.
+    let lookup: OutboundLookup = {
+        let by_tag = by_tag.clone();
+        Arc::new(move |tag: &str| {
+            if tag.is_empty() {
+                Some(final_outbound.clone())
+            } else {
+                by_tag.get(tag).cloned()
+            }
+        })
+    };
+    let rule_sets = Arc::new(RuleSets::build(
+        route.map_or(&[][..], |r| &r.rule_set),
+        lookup,
+    )?);
     let mode = Arc::new(ClashMode::new("Rule"));
-    let router = Router::new(route, mode)?;
+    let router = Router::new(route, mode, &rule_sets.matchers())?;
     let default = outbounds[0].clone();
     Ok(Built {
         inbounds,
         dispatcher: Arc::new(Dispatcher::new(router, by_tag, default)),
+        rule_sets,
         selectors,
         ignored: ignored_parts(config),
     })

@@ -10,6 +10,7 @@ use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
 use sb_core::dispatch::{Decision, Dispatcher};
 use sb_core::flow::{Destination, FlowContext, Network};
 use sb_core::router::{ClashMode, Router};
+use sb_core::ruleset::{OutboundLookup, RuleSets};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -39,12 +40,20 @@ fn dispatcher(route: &str, mode: &str) -> Dispatcher {
             "route": {route}}}"#
     );
     let loaded = sb_config::load_text("router.json", &config).unwrap_or_else(|e| panic!("{e}"));
-    let router = Router::new(loaded.config.route.as_ref(), Arc::new(ClashMode::new(mode))).unwrap();
+    let router = router(loaded.config.route.as_ref(), mode).unwrap();
     let outbounds: HashMap<String, Arc<dyn Outbound>> = ["a", "b", "c"]
         .iter()
         .map(|t| (t.to_string(), Arc::new(Tagged(t)) as Arc<dyn Outbound>))
         .collect();
     Dispatcher::new(router, outbounds.clone(), outbounds["a"].clone())
+}
+
+/// A router over the route section's (inline) rule sets.
+fn router(route: Option<&sb_config::model::route::Route>, mode: &str) -> Result<Router, String> {
+    let no_outbounds: OutboundLookup = Arc::new(|_: &str| None);
+    let sets = RuleSets::build(route.map_or(&[][..], |r| &r.rule_set), no_outbounds)
+        .map_err(|e| e.to_string())?;
+    Router::new(route, Arc::new(ClashMode::new(mode)), &sets.matchers()).map_err(|e| e.to_string())
 }
 
 struct F {
@@ -403,10 +412,7 @@ fn fields_sb_cannot_match_yet_are_refused_at_start() {
             r#"{{"outbounds": [{{"type": "direct", "tag": "a"}}], "route": {{"rules": [{rule}]}}}}"#
         );
         let loaded = sb_config::load_text("r.json", &config).unwrap();
-        let err = Router::new(
-            loaded.config.route.as_ref(),
-            Arc::new(ClashMode::new("Rule")),
-        );
+        let err = router(loaded.config.route.as_ref(), "Rule");
         assert!(err.is_err(), "{rule} was accepted");
     }
 }
