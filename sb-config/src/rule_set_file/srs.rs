@@ -8,7 +8,7 @@
 //! uvarint count followed by the values (strings as uvarint length + bytes, ports as
 //! big-endian u16). IP items are Go's IP sets: a format byte (1), a big-endian u64 count of
 //! ranges, each range two length-prefixed addresses. Domains are a compiled trie
-//! ([`super::succinct`]).
+//! (`rule_set_file/succinct.rs`).
 //!
 //! The whole stream is inflated first, bounded by [`MAX_INFLATED`], and then read from a
 //! slice: every count and length is checked against the bytes that are left, so a corrupt or
