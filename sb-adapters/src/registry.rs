@@ -15,6 +15,7 @@ use sb_core::dialer::{Detour, DialOptions, Dialer};
 use sb_core::dispatch::Dispatcher;
 use sb_core::flow::Network;
 use sb_core::router::{ClashMode, Router};
+use sb_core::ruleset::{OutboundLookup, RuleSets};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -36,6 +37,9 @@ pub enum BuildError {
     /// The router could not be built.
     #[error(transparent)]
     Router(#[from] sb_core::router::RouterError),
+    /// A rule set could not be loaded.
+    #[error(transparent)]
+    RuleSet(#[from] sb_core::ruleset::RuleSetError),
 }
 
 /// Everything needed to start an instance.
@@ -44,6 +48,8 @@ pub struct Built {
     pub inbounds: Vec<Arc<dyn RunInbound>>,
     /// The dispatcher (router + outbounds).
     pub dispatcher: Arc<Dispatcher>,
+    /// The rule sets; remote ones are downloaded when the instance starts.
+    pub rule_sets: Arc<RuleSets>,
     /// Selectors by tag, for switching at runtime (the Clash API).
     pub selectors: HashMap<String, Arc<crate::outbound::selector::Selector>>,
     /// Parts of the config the runtime accepts but does not act on yet, one line each, for
@@ -404,8 +410,29 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             d.bind(target.clone());
         }
     }
+    // Go's default outbound: `route.final`, else the first one.
+    let final_outbound = route
+        .map(|r| r.options.final_.as_str())
+        .filter(|f| !f.is_empty())
+        .and_then(|f| by_tag.get(f).cloned())
+        .unwrap_or_else(|| outbounds[0].clone());
+    // Remote rule sets download through an outbound, so they are built after them.
+    let lookup: OutboundLookup = {
+        let by_tag = by_tag.clone();
+        Arc::new(move |tag: &str| {
+            if tag.is_empty() {
+                Some(final_outbound.clone())
+            } else {
+                by_tag.get(tag).cloned()
+            }
+        })
+    };
+    let rule_sets = Arc::new(RuleSets::build(
+        route.map_or(&[][..], |r| &r.rule_set),
+        lookup,
+    )?);
     let mode = Arc::new(ClashMode::new("Rule"));
-    let router = Router::new(route, mode)?;
+    let router = Router::new(route, mode, &rule_sets.matchers())?;
     let default = outbounds[0].clone();
     let dispatcher = Arc::new(Dispatcher::new(router, by_tag.clone(), default));
     let selectors: HashMap<String, Arc<crate::outbound::selector::Selector>> = ctx
@@ -420,6 +447,7 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
     Ok(Built {
         inbounds,
         dispatcher,
+        rule_sets,
         selectors,
         ignored: ignored_parts(config),
     })

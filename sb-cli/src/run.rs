@@ -42,7 +42,7 @@ async fn start(config: &sb_config::Config) -> Result<Instance> {
     for part in &built.ignored {
         tracing::warn!(target: "sb", "{part}");
     }
-    let instance = Instance::start(built.inbounds, built.dispatcher)
+    let instance = Instance::start(built.inbounds, built.dispatcher, built.rule_sets)
         .await
         .context("start service")?;
     Ok(instance)

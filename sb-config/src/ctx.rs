@@ -40,6 +40,17 @@ impl Ctx {
             .map(Some)
             .map_err(|e| format!("open {expanded}: {e}"))
     }
+
+    /// Like [`Ctx::read_file`], for files that need not be text (binary rule sets).
+    pub fn read_file_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let Some(base) = &self.base_dir else {
+            return Ok(None);
+        };
+        let expanded = expand_path(path);
+        std::fs::read(base.join(&expanded))
+            .map(Some)
+            .map_err(|e| format!("open {expanded}: {e}"))
+    }
 }
 
 /// Expands a leading `~` and `$VAR`/`${VAR}` references, as Go's `os.ExpandEnv` and sing-box do.

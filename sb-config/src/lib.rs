@@ -27,6 +27,7 @@ pub mod model;
 pub mod object;
 pub mod path;
 pub mod refs;
+pub mod rule_set_file;
 pub mod types;
 pub mod validate;
 

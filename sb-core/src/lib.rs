@@ -11,12 +11,14 @@ pub mod adapter;
 pub mod dialer;
 pub mod dispatch;
 pub mod flow;
+pub mod http_client;
 pub mod lifecycle;
 pub mod log;
 pub mod procinfo;
 pub mod relay;
 pub mod resolve;
 pub mod router;
+pub mod ruleset;
 pub mod sniff;
 #[cfg(target_os = "linux")]
 mod splice;

@@ -1,48 +1,63 @@
-//! Starting and stopping a built instance. Start is all-or-nothing: if any inbound fails to
-//! bind, the ones already started are closed and the error names the failing inbound's tag,
-//! so sb never runs with part of its config silently missing.
+//! Starting and stopping a built instance. Start is all-or-nothing: remote rule sets are
+//! downloaded first (a failed first download stops the start, naming the set), then every
+//! inbound binds; if one fails, the ones already started are closed and the error names the
+//! failing inbound's tag, so sb never runs with part of its config silently missing.
 
 use crate::adapter::{FlowHandler, Inbound};
+use crate::ruleset::{RuleSetError, RuleSets};
 use std::io;
 use std::sync::Arc;
 
-/// An error starting an instance, naming the adapter.
+/// An error starting an instance, naming the adapter or rule set.
 #[derive(Debug, thiserror::Error)]
-#[error("start inbound/{kind}[{tag}]: {source}")]
-pub struct StartError {
-    /// Adapter type.
-    pub kind: &'static str,
-    /// Adapter tag.
-    pub tag: String,
-    /// What failed.
-    #[source]
-    pub source: io::Error,
+pub enum StartError {
+    /// An inbound could not start.
+    #[error("start inbound/{kind}[{tag}]: {source}")]
+    Inbound {
+        /// Adapter type.
+        kind: &'static str,
+        /// Adapter tag.
+        tag: String,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// A rule set could not be loaded.
+    #[error("start router: {0}")]
+    RuleSet(#[from] RuleSetError),
 }
 
 /// A running instance.
 pub struct Instance {
     inbounds: Vec<Arc<dyn Inbound>>,
+    rule_sets: Arc<RuleSets>,
 }
 
 impl Instance {
-    /// Starts every inbound, or none.
+    /// Loads the rule sets, then starts every inbound, or none.
     pub async fn start(
         inbounds: Vec<Arc<dyn Inbound>>,
         handler: Arc<dyn FlowHandler>,
+        rule_sets: Arc<RuleSets>,
     ) -> Result<Instance, StartError> {
+        rule_sets.start().await?;
         for (i, inbound) in inbounds.iter().enumerate() {
             if let Err(source) = inbound.clone().start(handler.clone()).await {
                 for started in &inbounds[..i] {
                     started.close().await;
                 }
-                return Err(StartError {
+                rule_sets.close();
+                return Err(StartError::Inbound {
                     kind: inbound.kind(),
                     tag: inbound.tag().to_string(),
                     source,
                 });
             }
         }
-        Ok(Instance { inbounds })
+        Ok(Instance {
+            inbounds,
+            rule_sets,
+        })
     }
 
     /// The inbounds, for tests and the API (listening addresses).
@@ -50,10 +65,12 @@ impl Instance {
         &self.inbounds
     }
 
-    /// Stops accepting on every inbound; returns when their sockets are released.
+    /// Stops accepting on every inbound and stops refreshing rule sets; returns when the
+    /// inbounds' sockets are released.
     pub async fn close(&self) {
         for i in &self.inbounds {
             i.close().await;
         }
+        self.rule_sets.close();
     }
 }

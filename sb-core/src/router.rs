@@ -11,7 +11,7 @@ pub use cidr::{is_private, CidrSet};
 pub use domain::DomainMatcher;
 
 use crate::flow::FlowContext;
-use rule::{Matcher, Probe, RuleSetMatcher, RuleSets};
+use rule::{Matcher, Probe, RuleSets};
 use sb_config::model::route::Route;
 use sb_config::model::route_rule::RouteAction;
 use std::sync::{Arc, RwLock};
@@ -72,8 +72,13 @@ pub struct Router {
 }
 
 impl Router {
-    /// Compiles the route section (absent = no rules).
-    pub fn new(route: Option<&Route>, mode: Arc<ClashMode>) -> Result<Router, RouterError> {
+    /// Compiles the route section (absent = no rules). `sets` are the rule sets, built and
+    /// kept up to date by [`crate::ruleset::RuleSets`].
+    pub fn new(
+        route: Option<&Route>,
+        mode: Arc<ClashMode>,
+        sets: &RuleSets,
+    ) -> Result<Router, RouterError> {
         let Some(route) = route else {
             return Ok(Router {
                 rules: Vec::new(),
@@ -82,17 +87,9 @@ impl Router {
                 needs_process: false,
             });
         };
-        let mut sets = RuleSets::new();
-        for (i, rs) in route.rule_set.iter().enumerate() {
-            let m = RuleSetMatcher::new(&rs.tag, &rs.kind).map_err(|message| RouterError {
-                index: i,
-                message: format!("(rule_set[{i}]) {message}"),
-            })?;
-            sets.insert(rs.tag.clone(), Arc::new(m));
-        }
         let mut rules = Vec::with_capacity(route.rules.len());
         for (index, r) in route.rules.iter().enumerate() {
-            let matcher = rule::compile(&r.matcher, &sets)
+            let matcher = rule::compile(&r.matcher, sets)
                 .map_err(|message| RouterError { index, message })?;
             if let RouteAction::Resolve(a) = &r.action {
                 if !a.server.is_empty() {

@@ -11,6 +11,7 @@ use sb_core::dispatch::{Decision, Dispatcher};
 use sb_core::flow::{Destination, FlowContext, Network};
 use sb_core::procinfo::ProcessInfo;
 use sb_core::router::{ClashMode, Router};
+use sb_core::ruleset::{OutboundLookup, RuleSets};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -47,12 +48,20 @@ fn dispatcher(route: &str, mode: &str) -> Dispatcher {
             "route": {route}}}"#
     );
     let loaded = sb_config::load_text("router.json", &config).unwrap_or_else(|e| panic!("{e}"));
-    let router = Router::new(loaded.config.route.as_ref(), Arc::new(ClashMode::new(mode))).unwrap();
+    let router = router(loaded.config.route.as_ref(), mode).unwrap();
     let outbounds: HashMap<String, Arc<dyn Outbound>> = ["a", "b", "c"]
         .iter()
         .map(|t| (t.to_string(), Arc::new(Tagged(t)) as Arc<dyn Outbound>))
         .collect();
     Dispatcher::new(router, outbounds.clone(), outbounds["a"].clone())
+}
+
+/// A router over the route section's (inline) rule sets.
+fn router(route: Option<&sb_config::model::route::Route>, mode: &str) -> Result<Router, String> {
+    let no_outbounds: OutboundLookup = Arc::new(|_: &str| None);
+    let sets = RuleSets::build(route.map_or(&[][..], |r| &r.rule_set), no_outbounds)
+        .map_err(|e| e.to_string())?;
+    Router::new(route, Arc::new(ClashMode::new(mode)), &sets.matchers()).map_err(|e| e.to_string())
 }
 
 struct F {
@@ -425,10 +434,7 @@ fn fields_sb_cannot_match_yet_are_refused_at_start() {
                 "outbounds": [{{"type": "direct", "tag": "a"}}], "route": {{"rules": [{rule}]}}}}"#
         );
         let loaded = sb_config::load_text("r.json", &config).unwrap();
-        let err = Router::new(
-            loaded.config.route.as_ref(),
-            Arc::new(ClashMode::new("Rule")),
-        );
+        let err = router(loaded.config.route.as_ref(), "Rule");
         assert!(err.is_err(), "{rule} was accepted");
     }
 }
@@ -465,11 +471,7 @@ fn a_flow_routed_to_an_outbound_without_its_network_fails_like_go() {
             "route": {"rules": [{"network": "udp", "outbound": "tcp-only"}]}}"#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let router = Router::new(
-        loaded.config.route.as_ref(),
-        Arc::new(ClashMode::new("Rule")),
-    )
-    .unwrap();
+    let router = router(loaded.config.route.as_ref(), "Rule").unwrap();
     let o: Arc<dyn Outbound> = Arc::new(Tagged("tcp-only"));
     let outbounds = HashMap::from([("tcp-only".to_string(), o.clone())]);
     let d = Dispatcher::new(router, outbounds, o);
@@ -632,12 +634,9 @@ fn the_process_is_looked_up_only_when_needed() {
         let config =
             format!(r#"{{"outbounds": [{{"type": "direct", "tag": "a"}}], "route": {route}}}"#);
         let loaded = sb_config::load_text("r.json", &config).unwrap_or_else(|e| panic!("{e}"));
-        Router::new(
-            loaded.config.route.as_ref(),
-            Arc::new(ClashMode::new("Rule")),
-        )
-        .unwrap()
-        .needs_process()
+        router(loaded.config.route.as_ref(), "Rule")
+            .unwrap()
+            .needs_process()
     };
     assert!(!needs(r#"{"rules": [{"port": 1, "outbound": "a"}]}"#));
     assert!(!needs(r#"{}"#));

@@ -137,6 +137,7 @@ impl Instance {
             .block_on(sb_core::lifecycle::Instance::start(
                 built.inbounds,
                 built.dispatcher,
+                built.rule_sets,
             ))
             .unwrap_or_else(|e| panic!("{e}"));
         Instance {

@@ -179,9 +179,12 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<RuleSet, Decode
                     return Err(o.error("missing format"));
                 };
                 // Go reads and parses a local rule set when the router is built.
-                let text = ctx.read_file(&l.path).map_err(|e| o.error_at("path", e))?;
-                if let (Some(text), RuleSetFormat::Source) = (text, format) {
-                    check_source_file(&text, &l.path).map_err(|e| o.error_at("path", e))?;
+                let bytes = ctx
+                    .read_file_bytes(&l.path)
+                    .map_err(|e| o.error_at("path", e))?;
+                if let Some(bytes) = bytes {
+                    crate::rule_set_file::parse_any(&bytes, format, &l.path)
+                        .map_err(|e| o.error_at("path", e.to_string()))?;
                 }
                 RuleSetKind::Local(l)
             }
@@ -294,35 +297,4 @@ fn drop_inferred_format(m: &mut Map<String, Value>, format: Option<RuleSetFormat
     if format.is_some() && format == infer_format(path) {
         m.shift_remove("format");
     }
-}
-
-/// Parses a source-format rule-set file: `{"version": N, "rules": [...]}`.
-fn check_source_file(text: &str, path: &str) -> Result<(), String> {
-    let root = crate::jsonc::parse(text).map_err(|e| {
-        let (l, c) = crate::jsonc::line_col(text, e.offset);
-        format!("{path}:{l}:{c}: invalid JSON: {e}")
-    })?;
-    let mut o = Obj::new(&root, &Path::root()).map_err(|e| format!("{path}: {e}"))?;
-    let in_file = |e: DecodeError| {
-        let ce = crate::ConfigError::from_decode(path, text, e);
-        ce.to_string()
-    };
-    let version: Option<u8> = o.take("version").map_err(in_file)?;
-    if !matches!(version, Some(1..=4)) {
-        return Err(format!(
-            "{path}: unknown rule-set version (expected 1 to 4)"
-        ));
-    }
-    // Rules of a file do not take part in the config's reference checks.
-    let mut file_ctx = Ctx::default();
-    if let Some((n, p)) = o.take_node("rules") {
-        let crate::jsonc::Kind::Array(items) = &n.kind else {
-            return Err(format!("{path}: rules: expected an array"));
-        };
-        for (i, r) in items.iter().enumerate() {
-            decode_headless(r, &p.index(i), &mut file_ctx).map_err(in_file)?;
-        }
-    }
-    o.finish().map_err(in_file)?;
-    Ok(())
 }

@@ -8,9 +8,10 @@ use super::domain::DomainMatcher;
 use super::process::ProcessMatcher;
 use crate::flow::{FlowContext, Network};
 use crate::procinfo::ProcessInfo;
+use arc_swap::ArcSwap;
 use sb_config::model::route_rule::{RouteMatch, RouteMatcher};
 use sb_config::model::rule_match::{IpVersion, LogicalMode, MatchCore, MatchFlow};
-use sb_config::model::rule_set::{HeadlessRule, RuleSetKind};
+use sb_config::model::rule_set::HeadlessRule;
 use sb_config::types::{Cidr, Listable, PortRange, RuleNetwork};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -19,36 +20,61 @@ use std::sync::Arc;
 /// Rule sets by tag, compiled.
 pub type RuleSets = HashMap<String, Arc<RuleSetMatcher>>;
 
-/// A compiled rule set: any of its rules matching makes it match.
+/// A compiled rule set: any of its rules matching makes it match. Local and remote sets are
+/// replaced while flows are being routed (file changed, new download); a decision reads the
+/// current rules once per rule set through an `ArcSwap`, which costs no lock.
 #[derive(Debug)]
 pub struct RuleSetMatcher {
-    rules: Vec<Matcher>,
+    tag: String,
+    rules: ArcSwap<Vec<Matcher>>,
 }
 
 impl RuleSetMatcher {
-    /// Compiles an inline rule set. Local and remote sets are loaded by the rule-set
-    /// loader of the runtime issue; until then they are refused at start.
-    pub fn new(tag: &str, kind: &RuleSetKind) -> Result<RuleSetMatcher, String> {
-        match kind {
-            RuleSetKind::Inline(rules) => Ok(RuleSetMatcher {
-                rules: rules
-                    .iter()
-                    .map(compile_headless)
-                    .collect::<Result<_, _>>()?,
-            }),
-            RuleSetKind::Local(_) | RuleSetKind::Remote(_) => Err(format!(
-                "rule-set {tag:?}: local and remote rule sets are not implemented by sb yet"
-            )),
+    /// A rule set named `tag` holding `rules` (empty until a remote set is downloaded).
+    pub fn new(tag: &str, rules: Vec<Matcher>) -> RuleSetMatcher {
+        RuleSetMatcher {
+            tag: tag.to_string(),
+            rules: ArcSwap::from_pointee(rules),
         }
     }
 
+    /// Compiles a rule set's headless rules; an error names the rule and the field sb
+    /// cannot match yet.
+    pub fn compile(rules: &[HeadlessRule]) -> Result<Vec<Matcher>, String> {
+        rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| compile_headless(r).map_err(|e| format!("rules[{i}]: {e}")))
+            .collect()
+    }
+
+    /// Swaps in new rules; flows being decided keep the rules they started with.
+    pub fn replace(&self, rules: Vec<Matcher>) {
+        self.rules.store(Arc::new(rules));
+    }
+
+    /// The tag.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// How many top-level rules it holds now.
+    pub fn len(&self) -> usize {
+        self.rules.load().len()
+    }
+
+    /// True when it holds no rules (a remote set not downloaded yet).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     fn matches(&self, f: &Probe<'_>) -> bool {
-        self.rules.iter().any(|r| r.matches(f))
+        self.rules.load().iter().any(|r| r.matches(f))
     }
 
     /// Whether any rule of the set matches on the flow's process.
     pub fn uses_process(&self) -> bool {
-        self.rules.iter().any(Matcher::uses_process)
+        self.rules.load().iter().any(Matcher::uses_process)
     }
 }
 
