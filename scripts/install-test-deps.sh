@@ -8,9 +8,22 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-deps: installing ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The SSH outbound's tests run OpenSSH's sshd (in inetd mode, one per connection, on a
+# loopback listener the test owns). Password authentication needs a local account with a
+# known password: `sbtest`, no shell, only ever reachable through those test servers.
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p /run/sshd
+    if ! id sbtest >/dev/null 2>&1; then
+        useradd --no-create-home --shell /usr/sbin/nologin sbtest
+        echo 'sbtest:sb-test-password' | chpasswd
+    fi
 fi
 
 have_go_sing_box() {

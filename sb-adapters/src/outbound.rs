@@ -6,4 +6,5 @@ pub mod http;
 pub mod selector;
 pub mod socks;
 pub mod socks_udp;
+pub mod ssh;
 pub mod uot;

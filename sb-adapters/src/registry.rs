@@ -108,6 +108,7 @@ const OUTBOUNDS: &[(&str, OutboundBuilder)] = &[
     ("socks", build_socks),
     ("http", build_http),
     ("selector", build_selector),
+    ("ssh", build_ssh),
 ];
 
 /// Shared state while building: route defaults for dialers, detours to bind.
@@ -161,6 +162,29 @@ fn server(host: &str, port: u16) -> Result<sb_core::flow::Destination, String> {
         return Err("missing server port".into());
     }
     Ok(sb_core::flow::Destination::from_host(host, port))
+}
+
+fn build_ssh(
+    tag: &str,
+    kind: &OutboundKind,
+    ctx: &BuildCtx,
+) -> Result<Arc<dyn RunOutbound>, String> {
+    let OutboundKind::Ssh(d, s) = kind else {
+        return Err("not an ssh outbound".into());
+    };
+    // Go's default port.
+    let port = if s.server_port == 0 {
+        22
+    } else {
+        s.server_port
+    };
+    let server = server(&s.server, port)?;
+    Ok(Arc::new(crate::outbound::ssh::Ssh::new(
+        tag,
+        server,
+        s,
+        ctx.dialer(d),
+    )?))
 }
 
 fn credentials(user: &str, pass: &str) -> Option<(String, String)> {

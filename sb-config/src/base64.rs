@@ -31,7 +31,7 @@ pub fn decode_go(text: &str) -> Result<Vec<u8>, String> {
     if let Some(i) = body.bytes().position(|c| !ALPHABET.contains(&c)) {
         return Err(illegal(i));
     }
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return Err(illegal(text.len() - text.len() % 4));
     }
     decode(text).ok_or_else(|| illegal(body.len()))

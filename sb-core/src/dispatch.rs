@@ -146,7 +146,8 @@ impl Dispatcher {
             )
     }
 
-    fn outbound(&self, tag: &str) -> Option<Arc<dyn Outbound>> {
+    /// The outbound (or endpoint) with this tag, for the Clash API and tests.
+    pub fn outbound(&self, tag: &str) -> Option<Arc<dyn Outbound>> {
         self.outbounds.get(tag).cloned()
     }
 

@@ -4,6 +4,8 @@
 // Test support: a missing peer or corpus file is a failed test, said in the panic message.
 #![allow(clippy::panic)]
 
+pub mod sshd;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -119,6 +121,8 @@ pub struct Instance {
     >,
     /// The live flows.
     pub tracker: std::sync::Arc<sb_core::tracker::Tracker>,
+    /// The dispatcher (outbounds by tag, routing decisions).
+    pub dispatcher: std::sync::Arc<sb_core::dispatch::Dispatcher>,
 }
 
 impl Instance {
@@ -133,6 +137,7 @@ impl Instance {
         let built = sb_adapters::registry::build(&loaded.config).unwrap_or_else(|e| panic!("{e}"));
         let selectors = built.selectors;
         let tracker = built.dispatcher.tracker().clone();
+        let dispatcher = built.dispatcher.clone();
         let instance = rt
             .block_on(sb_core::lifecycle::Instance::start(
                 built.inbounds,
@@ -145,6 +150,7 @@ impl Instance {
             instance,
             selectors,
             tracker,
+            dispatcher,
         }
     }
 

@@ -1,0 +1,140 @@
+//! The `ssh` outbound: TCP flows carried as `direct-tcpip` channels of one SSH session to the
+//! server (OpenSSH's `ssh -W`/`-L` mechanism), built with russh. The session is shared by all
+//! flows and rebuilt on demand ([`session`]); each flow is a channel, so one slow reader only
+//! fills its own channel window and does not stall the others. SSH carries no UDP: the
+//! outbound says it carries TCP only, and the dispatcher fails UDP flows routed here at once
+//! with Go's `udp is not supported by outbound: <tag>`.
+
+mod session;
+mod settings;
+
+use russh::client::Msg;
+use russh::ChannelStream;
+use sb_config::model::outbound::SshOutbound;
+use sb_core::adapter::{AsyncStream, BoxFuture, BoxStream, Outbound};
+use sb_core::dialer::Dialer;
+use sb_core::flow::{Destination, FlowContext, Host};
+use session::Sessions;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// An `ssh` outbound.
+pub struct Ssh {
+    tag: String,
+    sessions: Sessions,
+}
+
+impl Ssh {
+    /// Builds it: keys, host keys and algorithms are checked now, so a bad one stops the
+    /// start with a message naming the field; nothing is dialed until the first flow.
+    pub fn new(
+        tag: &str,
+        server: Destination,
+        o: &SshOutbound,
+        dialer: Dialer,
+    ) -> Result<Ssh, String> {
+        let settings = settings::Settings::from_config(o)?;
+        Ok(Ssh {
+            tag: tag.to_string(),
+            sessions: Sessions::new(tag, server, settings, dialer),
+        })
+    }
+}
+
+/// The `io::Error` for a refused `direct-tcpip` channel, in the words of Go's x/crypto/ssh
+/// (`ssh: rejected: connect failed (...)`), with a kind the inbounds map to SOCKS/HTTP replies.
+fn channel_error(e: russh::Error, dest: &Destination) -> io::Error {
+    use russh::ChannelOpenFailure as F;
+    match e {
+        russh::Error::ChannelOpenFailure(f) => {
+            let (kind, what) = match f {
+                F::AdministrativelyProhibited => (
+                    io::ErrorKind::PermissionDenied,
+                    "administratively prohibited".to_string(),
+                ),
+                F::ConnectFailed => (
+                    io::ErrorKind::ConnectionRefused,
+                    "connect failed".to_string(),
+                ),
+                F::UnknownChannelType => (
+                    io::ErrorKind::Unsupported,
+                    "unknown channel type".to_string(),
+                ),
+                F::ResourceShortage => (io::ErrorKind::Other, "resource shortage".to_string()),
+                F::Other { reason, .. } => (io::ErrorKind::Other, reason),
+            };
+            io::Error::new(kind, format!("ssh: rejected: {what} (open {dest})"))
+        }
+        other => io::Error::other(format!("ssh: open channel to {dest}: {other}")),
+    }
+}
+
+impl Outbound for Ssh {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+    fn kind(&self) -> &'static str {
+        "ssh"
+    }
+    fn connect_tcp<'a>(
+        &'a self,
+        flow: &'a FlowContext,
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxStream>> {
+        Box::pin(async move {
+            let session = self.sessions.get(flow).await?;
+            let host = match &dest.host {
+                Host::Ip(ip) => ip.to_string(),
+                Host::Domain(d) => d.clone(),
+            };
+            // The originator is the flow's client, as OpenSSH's own forwarding reports it.
+            let channel = session
+                .channel_open_direct_tcpip(
+                    host,
+                    u32::from(dest.port),
+                    flow.source.ip().to_string(),
+                    u32::from(flow.source.port()),
+                )
+                .await
+                .map_err(|e| channel_error(e, dest))?;
+            Ok(Box::new(SshStream {
+                inner: channel.into_stream(),
+            }) as BoxStream)
+        })
+    }
+}
+
+/// One flow's channel as a byte stream.
+struct SshStream {
+    inner: ChannelStream<Msg>,
+}
+
+impl AsyncRead for SshStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SshStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, b)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncStream for SshStream {
+    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
+        Err(self)
+    }
+}
