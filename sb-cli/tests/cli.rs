@@ -301,14 +301,14 @@ fn run_refuses_adapters_without_a_runtime() {
     let dir = scratch("run-unbuilt");
     std::fs::write(
         dir.join("config.json"),
-        r#"{"outbounds": [{"type": "direct"}, {"type": "ssh", "tag": "box", "server": "127.0.0.1", "password": "x"}]}"#,
+        r#"{"outbounds": [{"type": "direct"}, {"type": "tor", "tag": "box"}]}"#,
     )
     .unwrap();
     let out = sb(&dir, &["run", "--disable-color"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "FATAL[0000] initialize: outbounds[1] (tag \"box\"): the ssh outbound is not implemented by sb's runtime yet (sb check accepts it)\n"
+        "FATAL[0000] initialize: outbounds[1] (tag \"box\"): the tor outbound is not implemented by sb's runtime yet (sb check accepts it)\n"
     );
 }
 

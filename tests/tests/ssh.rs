@@ -408,3 +408,29 @@ fn go_ssh_outbound_gives_the_same_outcomes() {
         assert_eq!(sb_result, go_result, "{name}");
     }
 }
+
+#[test]
+fn the_example_config_works_against_a_real_server() {
+    let Some(s) = sshd() else { return };
+    let o = hello_origin();
+    let text = std::fs::read_to_string(sb_tests::workspace().join("configs/ssh.json")).unwrap();
+    let pinned_example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5u65p6RexiwaEgbMBMTBHN2y9RvtaDGIC2Xx7a1lTc";
+    assert!(text.contains(pinned_example));
+    let config = text
+        .replace("203.0.113.22", "127.0.0.1")
+        .replace(r#""server_port": 22"#, &format!(r#""server_port": {}"#, s.addr.port()))
+        .replace(r#""user": "alice""#, &format!(r#""user": "{}""#, sshd::PASSWORD_USER))
+        .replace("change-me", sshd::PASSWORD)
+        .replace(pinned_example, &s.host_key)
+        .replace(r#""listen_port": 1080"#, r#""listen_port": 0"#)
+        .replace(r#""level": "info""#, r#""disabled": true"#);
+    let sb = Instance::start(&config);
+    // 127.0.0.1 is private, so the example routes it `direct`; a name goes through SSH.
+    let r = curl(&[
+        "-x",
+        &format!("socks5h://{}", sb.addr(0)),
+        &format!("http://localhost:{}/example", o.port()),
+    ]);
+    assert_eq!((r.code, r.body.as_str()), (0, "hello from origin /example"));
+    assert_eq!(s.sessions(), 1, "the example's flow did not go through SSH");
+}
