@@ -7,6 +7,7 @@
 
 mod load;
 mod proc;
+mod ssh;
 
 use anyhow::{bail, Context, Result};
 use proc::{free_port, Proc};
@@ -18,6 +19,8 @@ struct Settings {
     smoke: bool,
     seconds: u64,
     hold: Vec<usize>,
+    /// Idle flows held through the ssh outbound.
+    ssh_hold: usize,
     out: Option<PathBuf>,
 }
 
@@ -34,6 +37,7 @@ fn settings() -> Result<Settings> {
             smoke,
             seconds: 1,
             hold: vec![100],
+            ssh_hold: 100,
             out,
         }
     } else {
@@ -43,6 +47,7 @@ fn settings() -> Result<Settings> {
             smoke,
             seconds: 10,
             hold: vec![1_000, 9_000],
+            ssh_hold: 10_000,
             out,
         }
     })
@@ -112,6 +117,9 @@ struct Row {
 }
 
 fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--one-byte-server") {
+        return serve_one_byte();
+    }
     let s = settings()?;
     let root = std::env::current_dir()?;
     let subjects = subjects(&root)?;
@@ -275,6 +283,10 @@ fn main() -> Result<()> {
     rows.extend([cps, p50, p99, idle, startup]);
     rows.extend(held);
     rows.push(size);
+    // The ssh outbound, with the target in its own process (10,000 held flows would take
+    // this process past the descriptor limit if it also served them).
+    let (_target_proc, far_target) = spawn_one_byte_server()?;
+    rows.extend(ssh::rows(&subjects, &s, &rt, far_target, &mut notes)?);
     let report = render(&rows, &notes, &s)?;
     print!("{report}");
     if let Some(out) = &s.out {
@@ -284,6 +296,40 @@ fn main() -> Result<()> {
         std::fs::write(out, &report).with_context(|| format!("write {}", out.display()))?;
     }
     Ok(())
+}
+
+/// `sb-bench --one-byte-server`: serves [`load::one_byte_server`] and prints its port.
+fn serve_one_byte() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let addr = load::one_byte_server().await?;
+        println!("{}", addr.port());
+        // Serve until the harness kills this process.
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+/// Starts this binary in `--one-byte-server` mode and returns it with its address.
+fn spawn_one_byte_server() -> Result<(proc::Reaped, std::net::SocketAddr)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("--one-byte-server")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("start the one-byte server process")?;
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        std::io::BufReader::new(out).read_line(&mut line)?;
+    }
+    let port: u16 = line.trim().parse().context("one-byte server port")?;
+    Ok((
+        proc::Reaped(child),
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    ))
 }
 
 fn render(rows: &[Row], notes: &str, s: &Settings) -> Result<String> {

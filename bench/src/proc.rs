@@ -11,6 +11,16 @@ pub struct Proc {
     _dir: Option<TempDir>,
 }
 
+/// Any child process, killed (and reaped) on drop.
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A directory removed on drop.
 pub struct TempDir(pub std::path::PathBuf);
 

@@ -414,12 +414,19 @@ fn the_example_config_works_against_a_real_server() {
     let Some(s) = sshd() else { return };
     let o = hello_origin();
     let text = std::fs::read_to_string(sb_tests::workspace().join("configs/ssh.json")).unwrap();
-    let pinned_example = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5u65p6RexiwaEgbMBMTBHN2y9RvtaDGIC2Xx7a1lTc";
+    let pinned_example =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5u65p6RexiwaEgbMBMTBHN2y9RvtaDGIC2Xx7a1lTc";
     assert!(text.contains(pinned_example));
     let config = text
         .replace("203.0.113.22", "127.0.0.1")
-        .replace(r#""server_port": 22"#, &format!(r#""server_port": {}"#, s.addr.port()))
-        .replace(r#""user": "alice""#, &format!(r#""user": "{}""#, sshd::PASSWORD_USER))
+        .replace(
+            r#""server_port": 22"#,
+            &format!(r#""server_port": {}"#, s.addr.port()),
+        )
+        .replace(
+            r#""user": "alice""#,
+            &format!(r#""user": "{}""#, sshd::PASSWORD_USER),
+        )
         .replace("change-me", sshd::PASSWORD)
         .replace(pinned_example, &s.host_key)
         .replace(r#""listen_port": 1080"#, r#""listen_port": 0"#)
