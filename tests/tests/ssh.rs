@@ -441,3 +441,30 @@ fn the_example_config_works_against_a_real_server() {
     assert_eq!((r.code, r.body.as_str()), (0, "hello from origin /example"));
     assert_eq!(s.sessions(), 1, "the example's flow did not go through SSH");
 }
+
+#[test]
+fn a_refused_channel_fails_only_its_flow() {
+    let Some(s) = sshd() else { return };
+    let o = hello_origin();
+    let key = s.authorize("client", &["-t", "ed25519", "-N", ""]);
+    let sb = sb_via_ssh(
+        &s,
+        &format!(r#", "private_key_path": "{}""#, key.private.display()),
+    );
+    let p = sb.addr(0);
+    assert_eq!(get(p, o, "first").0, 0);
+    // A port nothing listens on: sshd refuses the channel, in Go's words.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let e = dial_error(&sb, closed);
+    assert!(e.starts_with("ssh: rejected: connect failed"), "{e}");
+    // Through SOCKS5 the client gets a failure reply; the session and other flows live on.
+    assert_ne!(
+        curl(&["-x", &format!("socks5://{p}"), &format!("http://{closed}/")]).code,
+        0
+    );
+    assert_eq!(get(p, o, "after").0, 0);
+    assert_eq!(s.sessions(), 1);
+}
