@@ -3,3 +3,4 @@
 pub mod http;
 pub mod socks;
 pub mod socks_udp;
+pub mod uot;

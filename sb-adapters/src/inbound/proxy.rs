@@ -4,10 +4,14 @@
 //! to the dispatcher with a responder that answers in the client's protocol only once the
 //! upstream is connected (Go answers CONNECT before dialing; sb does not).
 //!
-//! Limits: SOCKS5 UDP ASSOCIATE and BIND are answered "command not supported" until the UDP
-//! relay lands; plain HTTP is forwarded one request per connection (`Connection: close`).
+//! A CONNECT to a magic UoT domain (`sp.v2.udp-over-tcp.arpa`, `sp.udp-over-tcp.arpa`) is
+//! served as a UDP flow carried on the stream (`inbound/uot.rs`), as Go's inbounds do.
+//!
+//! Limits: SOCKS5 BIND is answered "command not supported"; plain HTTP is forwarded one
+//! request per connection (`Connection: close`).
 
 use super::listener;
+use crate::proto::uot::Version;
 use crate::proto::{http, socks};
 use sb_config::model::shared::{ListenFields, User};
 use sb_core::adapter::{BoxFuture, BoxStream, ConnectFailure, FlowHandler, Inbound, Responder};
@@ -141,18 +145,37 @@ impl ProxyInbound {
                 return;
             }
         };
+        let uot = Version::of(&accepted.destination);
+        let network = if uot.is_some() {
+            Network::Udp
+        } else {
+            Network::Tcp
+        };
         let mut flow = FlowContext::new(
             self.tag.clone(),
             self.kind,
-            Network::Tcp,
+            network,
             peer,
             accepted.destination,
         );
         flow.id = id;
         flow.user = accepted.user;
         flow.local = stream.local_addr().ok();
-        let stream = Prefixed::wrap(accepted.prefix, stream);
-        handler.handle_tcp(flow, stream, accepted.responder).await;
+        let mut stream = Prefixed::wrap(accepted.prefix, stream);
+        let mut responder = accepted.responder;
+        let Some(version) = uot else {
+            handler.handle_tcp(flow, stream, responder).await;
+            return;
+        };
+        // A CONNECT to a magic UoT domain carries UDP: the client hears success at once (as
+        // from Go, which answers before routing), then the stream's datagrams are the flow.
+        flow.udp_timeout = super::udp_timeout(&self.listen);
+        info!(target: "inbound", tag = %self.label(), "inbound connection to {}", flow.destination);
+        if let Err(e) = responder.connected(&mut stream, None).await {
+            debug!(target: "inbound", tag = %self.label(), "connection closed: {e}");
+            return;
+        }
+        super::uot::serve(&self.label(), version, stream, flow, handler).await;
     }
 
     /// Reads the proxy request. `Ok(None)` when the connection was answered and closed
