@@ -4,6 +4,7 @@ pub mod direct;
 pub mod listener;
 pub mod proxy;
 pub mod udp_nat;
+mod uot;
 
 /// The listen fields' `udp_timeout` (`None`: not set, Go's default applies).
 fn udp_timeout(l: &sb_config::model::shared::ListenFields) -> Option<std::time::Duration> {

@@ -11,3 +11,4 @@ pub mod inbound;
 pub mod outbound;
 pub mod proto;
 pub mod registry;
+mod uot_conn;

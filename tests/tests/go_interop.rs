@@ -1,7 +1,9 @@
 //! Interop with the real Go sing-box 1.14.4, both ways: sb's `socks` and `http` outbounds
 //! into Go's `mixed` inbound, and Go's `socks` and `http` outbounds into sb's `mixed` inbound,
-//! with and without users. Traffic is real curl to a loopback origin; every port is picked by
-//! the OS and read back from the logs.
+//! with and without users; UDP from sb's socks outbound into Go, and from Go's socks outbound
+//! with `udp_over_tcp` into sb's mixed inbound. Traffic is real curl to a loopback origin or
+//! datagrams to a loopback echo server; every port is picked by the OS and read back from
+//! the logs.
 
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -179,5 +181,72 @@ fn sb_socks_outbound_carries_udp_into_go() {
                 .unwrap_or_else(|e| panic!("{name}: no reply through Go: {e}"));
             assert_eq!(&buf[..n], format!("E:{msg}").as_bytes(), "{name}");
         }
+    }
+}
+
+/// Sends three datagrams to `front` and checks each comes back from the echo server.
+fn udp_round_trips(front: std::net::SocketAddr, name: &str) {
+    let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    for i in 0..3 {
+        let msg = format!("{name} {i}");
+        c.send_to(msg.as_bytes(), front).unwrap();
+        let (n, _) = c
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("{name}: no reply: {e}"));
+        assert_eq!(&buf[..n], format!("E:{msg}").as_bytes(), "{name}");
+    }
+}
+
+#[test]
+fn go_socks_outbound_carries_uot_into_sb() {
+    let echo = udp_echo();
+    let sb = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "mixed", "tag": "sb-in", "listen_port": 0}],
+            "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
+    );
+    let s = sb.addr(0);
+    // Go's client picks the framing: by default every datagram names its destination; a
+    // `udp_connect` route option makes it ask for "connect" framing (length-only datagrams).
+    let connect_rule =
+        r#""rules": [{"inbound": "d", "action": "route-options", "udp_connect": true}]"#;
+    for (name, uot, rules) in [
+        ("UoT v2", "true", ""),
+        ("UoT v2 connect", "true", connect_rule),
+        ("UoT v1", r#"{"enabled": true, "version": 1}"#, ""),
+    ] {
+        let Some(go) = GoSingBox::start(
+            &format!(
+                r#"{{"log": {{"level": "info"}},
+                    "inbounds": [{{"type": "direct", "tag": "d", "network": "udp", "listen": "127.0.0.1", "listen_port": 0,
+                                   "override_address": "127.0.0.1", "override_port": {}}}],
+                    "outbounds": [{{"type": "socks", "tag": "up", "server": "{}", "server_port": {}, "udp_over_tcp": {uot}}}],
+                    "route": {{{rules}}}}}"#,
+                echo.port(),
+                s.ip(),
+                s.port()
+            ),
+            1,
+        ) else {
+            return;
+        };
+        let before: Vec<String> = sb.tracker.snapshot().iter().map(|t| t.id.clone()).collect();
+        udp_round_trips(go.listening[0], name);
+        // sb carried it as a new UDP flow to the echo server (live while Go holds the stream).
+        let flows = sb.tracker.snapshot();
+        assert!(
+            flows.iter().any(|t| !before.contains(&t.id)
+                && t.flow.network == sb_core::flow::Network::Udp
+                && t.flow.destination.to_string() == echo.to_string()),
+            "{name}: sb tracked no new UDP flow to {echo}: {:?}",
+            flows
+                .iter()
+                .map(|t| (t.flow.network, t.flow.destination.to_string()))
+                .collect::<Vec<_>>()
+        );
+        drop(go);
     }
 }

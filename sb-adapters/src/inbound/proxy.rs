@@ -4,10 +4,20 @@
 //! to the dispatcher with a responder that answers in the client's protocol only once the
 //! upstream is connected (Go answers CONNECT before dialing; sb does not).
 //!
-//! Limits: SOCKS5 UDP ASSOCIATE and BIND are answered "command not supported" until the UDP
-//! relay lands; plain HTTP is forwarded one request per connection (`Connection: close`).
+//! A CONNECT to a magic UoT domain (`sp.v2.udp-over-tcp.arpa`, `sp.udp-over-tcp.arpa`) is
+//! served as a UDP flow carried on the stream (`inbound/uot.rs`), as Go's inbounds do.
+//!
+//! HTTP requests are served in a loop (`proxy/http_session.rs`): plain requests are
+//! forwarded one flow each, with Go's keep-alive rules (`proxy/http_exchange.rs`), until a
+//! CONNECT or upgrade request turns the connection into a tunnel.
+//!
+//! Limits: SOCKS5 BIND is answered "command not supported".
 
 use super::listener;
+
+mod http_exchange;
+mod http_session;
+use crate::proto::uot::Version;
 use crate::proto::{http, socks};
 use sb_config::model::shared::{ListenFields, User};
 use sb_core::adapter::{BoxFuture, BoxStream, ConnectFailure, FlowHandler, Inbound, Responder};
@@ -125,8 +135,14 @@ impl ProxyInbound {
         info!(target: "inbound", tag = %self.label(), "inbound connection from {peer}");
         let handshake =
             tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(&mut stream, peer)).await;
-        let accepted = match handshake {
-            Ok(Ok(Some(Handshake::Tcp(a)))) => a,
+        let (stream, accepted) = match handshake {
+            Ok(Ok(Some(Handshake::Tcp(a)))) => (stream, a),
+            Ok(Ok(Some(Handshake::Http(buf)))) => {
+                match self.http_session(stream, buf, peer, id, &handler).await {
+                    Some(tunnel) => tunnel,
+                    None => return,
+                }
+            }
             Ok(Ok(Some(Handshake::Udp(assoc)))) => {
                 self.udp_association(stream, peer, id, assoc, handler).await;
                 return;
@@ -141,18 +157,50 @@ impl ProxyInbound {
                 return;
             }
         };
+        self.carry(stream, accepted, peer, id, handler).await;
+    }
+
+    /// Hands an accepted CONNECT-like request (the whole connection) to the dispatcher: a
+    /// TCP flow, or a UDP flow when the destination is a magic UoT domain.
+    async fn carry(
+        &self,
+        stream: TcpStream,
+        accepted: Accepted,
+        peer: SocketAddr,
+        id: u32,
+        handler: Arc<dyn FlowHandler>,
+    ) {
+        let uot = Version::of(&accepted.destination);
+        let network = if uot.is_some() {
+            Network::Udp
+        } else {
+            Network::Tcp
+        };
         let mut flow = FlowContext::new(
             self.tag.clone(),
             self.kind,
-            Network::Tcp,
+            network,
             peer,
             accepted.destination,
         );
         flow.id = id;
         flow.user = accepted.user;
         flow.local = stream.local_addr().ok();
-        let stream = Prefixed::wrap(accepted.prefix, stream);
-        handler.handle_tcp(flow, stream, accepted.responder).await;
+        let mut stream = Prefixed::wrap(accepted.prefix, stream);
+        let mut responder = accepted.responder;
+        let Some(version) = uot else {
+            handler.handle_tcp(flow, stream, responder).await;
+            return;
+        };
+        // A CONNECT to a magic UoT domain carries UDP: the client hears success at once (as
+        // from Go, which answers before routing), then the stream's datagrams are the flow.
+        flow.udp_timeout = super::udp_timeout(&self.listen);
+        info!(target: "inbound", tag = %self.label(), "inbound connection to {}", flow.destination);
+        if let Err(e) = responder.connected(&mut stream, None).await {
+            debug!(target: "inbound", tag = %self.label(), "connection closed: {e}");
+            return;
+        }
+        super::uot::serve(&self.label(), version, stream, flow, handler).await;
     }
 
     /// Reads the proxy request. `Ok(None)` when the connection was answered and closed
@@ -170,7 +218,13 @@ impl ProxyInbound {
         match first {
             5 if socks_ok => self.socks5(s, buf).await,
             4 if socks_ok => Ok(self.socks4(s, buf, peer).await?.map(Handshake::Tcp)),
-            _ if http_ok => Ok(self.http(s, buf).await?.map(Handshake::Tcp)),
+            // An HTTP request starts with a method token; anything else is refused at once
+            // instead of waiting for a request head that will never come.
+            c if http_ok && c.is_ascii_alphabetic() => Ok(Some(Handshake::Http(buf))),
+            _ if http_ok => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not an HTTP request",
+            )),
             v => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("unknown socks version {v}"),
@@ -331,65 +385,6 @@ impl ProxyInbound {
             responder: Box::new(Socks4Reply),
         }))
     }
-
-    async fn http(&self, s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Option<Accepted>> {
-        // An HTTP request starts with a method token; anything else is refused at once
-        // instead of waiting for a request head that will never come.
-        if !buf.first().is_some_and(u8::is_ascii_alphabetic) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "not an HTTP request",
-            ));
-        }
-        let (head, n) = parse_loop(s, &mut buf, http::parse_head).await?;
-        buf.drain(..n);
-        let mut user = None;
-        if !self.users.is_empty() {
-            match head
-                .header("Proxy-Authorization")
-                .and_then(basic_credentials)
-            {
-                Some((u, p)) if self.check_user(&u, &p) => user = Some(u),
-                other => {
-                    if let Some((u, _)) = other {
-                        error!(target: "inbound", tag = %self.label(), "http: authentication failed, username={u}");
-                    }
-                    s.write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"sing-box\" charset=\"UTF-8\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await?;
-                    return Ok(None);
-                }
-            }
-        }
-        if head.method.eq_ignore_ascii_case("CONNECT") {
-            let Some(dest) = http::authority(&head.target, 443) else {
-                s.write_all(
-                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await?;
-                return Ok(None);
-            };
-            return Ok(Some(Accepted {
-                destination: dest,
-                user,
-                prefix: buf,
-                responder: Box::new(HttpReply { connect: true }),
-            }));
-        }
-        let Some((dest, mut forwarded)) = http::to_origin(&head) else {
-            s.write_all(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            )
-            .await?;
-            return Ok(None);
-        };
-        // What the client sent after the head (a request body) follows the rewritten head.
-        forwarded.extend_from_slice(&buf);
-        Ok(Some(Accepted {
-            destination: dest,
-            user,
-            prefix: forwarded,
-            responder: Box::new(HttpReply { connect: false }),
-        }))
-    }
 }
 
 /// What a handshake asked for.
@@ -398,6 +393,8 @@ enum Handshake {
     Tcp(Accepted),
     /// A SOCKS5 UDP association.
     Udp(UdpAssociation),
+    /// HTTP: the bytes read so far, for the request loop.
+    Http(Vec<u8>),
 }
 
 /// A SOCKS5 UDP ASSOCIATE that was answered: the relay socket the client will send to.
@@ -573,41 +570,12 @@ impl Responder for Socks4Reply {
     }
 }
 
-struct HttpReply {
-    connect: bool,
-}
-
-impl Responder for HttpReply {
-    fn connected<'a>(
-        &'a mut self,
-        s: &'a mut BoxStream,
-        _bound: Option<SocketAddr>,
-    ) -> BoxFuture<'a, io::Result<()>> {
-        Box::pin(async move {
-            if self.connect {
-                s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                    .await?;
-            }
-            Ok(())
-        })
-    }
-    fn failed<'a>(
-        &'a mut self,
-        s: &'a mut BoxStream,
-        why: &'a ConnectFailure,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let status = match why {
-                // Go answers a rejected flow like a failed dial.
-                ConnectFailure::Rejected => "502 Bad Gateway",
-                ConnectFailure::Dial(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    "504 Gateway Timeout"
-                }
-                _ => "502 Bad Gateway",
-            };
-            let reply =
-                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-            let _ = s.write_all(reply.as_bytes()).await;
-        })
+/// The HTTP status a failed flow is answered with.
+fn failure_status(why: &ConnectFailure) -> &'static str {
+    match why {
+        // Go answers a rejected flow like a failed dial.
+        ConnectFailure::Rejected => "502 Bad Gateway",
+        ConnectFailure::Dial(e) if e.kind() == io::ErrorKind::TimedOut => "504 Gateway Timeout",
+        _ => "502 Bad Gateway",
     }
 }

@@ -253,7 +253,7 @@ impl Outbound for Socks {
                 ));
             }
             if let Some(version) = self.uot {
-                let magic = uot::magic_destination(version);
+                let magic = version.magic_destination();
                 let stream = self.connect_tcp(flow, &magic).await?;
                 return uot::open(stream, version, dest).await;
             }

@@ -1,5 +1,5 @@
-//! HTTP proxy requests, server side, sans-IO: find the end of the request head, parse it,
-//! and turn an absolute-form request (`GET http://host/path`) into what the origin expects.
+//! HTTP proxy requests, server side, sans-IO: find the end of the request head and parse it.
+//! What a forwarded request and its response become is [`super::http_forward`].
 
 use sb_core::flow::Destination;
 
@@ -100,32 +100,6 @@ pub fn authority(s: &str, default_port: u16) -> Option<Destination> {
     }
 }
 
-/// An absolute-form request turned into an origin-form one: the destination and the head to
-/// send upstream (proxy headers removed, one request per connection).
-pub fn to_origin(head: &Head) -> Option<(Destination, Vec<u8>)> {
-    let rest = head.target.strip_prefix("http://")?;
-    let (auth, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let dest = authority(auth, 80)?;
-    let mut out = format!("{} {} {}\r\n", head.method, path, head.version);
-    let mut has_host = false;
-    for (k, v) in &head.headers {
-        let lower = k.to_ascii_lowercase();
-        if lower.starts_with("proxy-") || lower == "connection" || lower == "keep-alive" {
-            continue;
-        }
-        has_host |= lower == "host";
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !has_host {
-        out.push_str(&format!("Host: {auth}\r\n"));
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    Some((dest, out.into_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,19 +134,6 @@ mod tests {
         );
         assert_eq!(authority("a.test", 80).unwrap().to_string(), "a.test:80");
         assert!(authority("a.test:x", 80).is_none());
-    }
-
-    #[test]
-    fn origin_form() {
-        let (h, _) = parse_head(b"GET http://a.test:8080/x?y HTTP/1.1\r\nHost: a.test:8080\r\nProxy-Connection: keep-alive\r\nAccept: */*\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        let (dest, out) = to_origin(&h).unwrap();
-        assert_eq!(dest.to_string(), "a.test:8080");
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "GET /x?y HTTP/1.1\r\nHost: a.test:8080\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-        );
     }
 }
 
