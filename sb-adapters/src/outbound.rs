@@ -7,3 +7,4 @@ pub mod selector;
 pub mod socks;
 pub mod socks_udp;
 pub mod uot;
+pub mod urltest;
