@@ -3,9 +3,9 @@
 //!
 //! In the flow, inbounds here accept connections and hand flows to sb-core's dispatcher;
 //! outbounds here carry the flows the router chose. Implemented so far: inbounds `mixed`,
-//! `socks`, `http`, `direct` (TCP); outbounds `direct`, `block`. Every other type sb-config
-//! accepts is refused by [`registry::build`] with an error naming the adapter, never run as a
-//! stub.
+//! `socks`, `http`, `direct`; outbounds `direct`, `block`, `socks`, `http` and the groups
+//! `selector` and `urltest`. Every other type sb-config accepts is refused by
+//! [`registry::build`] with an error naming the adapter, never run as a stub.
 
 pub mod inbound;
 pub mod outbound;

@@ -8,3 +8,4 @@ pub mod socks;
 pub mod socks_udp;
 pub mod ssh;
 pub mod uot;
+pub mod urltest;

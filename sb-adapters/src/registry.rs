@@ -2,8 +2,11 @@
 //! [`build`], which turns a checked config into running parts. A type whose builder is
 //! missing fails here with the adapter's tag, so `sb run` never starts without it.
 
+mod cycles;
+
 use crate::inbound::direct::DirectIn;
 use crate::inbound::proxy::{Protocols, ProxyInbound};
+use crate::outbound::urltest::UrlTest;
 use crate::outbound::{block::Block, direct::Direct};
 use sb_config::model::inbound::{Inbound, InboundKind};
 use sb_config::model::outbound::{Outbound, OutboundKind};
@@ -34,6 +37,9 @@ pub enum BuildError {
         /// What is wrong.
         message: String,
     },
+    /// An outbound depends on itself through group members or detours (Go's text).
+    #[error("circular outbound dependency: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
     /// The router could not be built.
     #[error(transparent)]
     Router(#[from] sb_core::router::RouterError),
@@ -52,6 +58,8 @@ pub struct Built {
     pub rule_sets: Arc<RuleSets>,
     /// Selectors by tag, for switching at runtime (the Clash API).
     pub selectors: HashMap<String, Arc<crate::outbound::selector::Selector>>,
+    /// URL-test groups by tag, for their results and on-demand tests (the Clash API).
+    pub url_tests: HashMap<String, Arc<UrlTest>>,
     /// Parts of the config the runtime accepts but does not act on yet, one line each, for
     /// `sb run` to print at start so nobody believes they are in effect.
     pub ignored: Vec<String>,
@@ -109,6 +117,7 @@ const OUTBOUNDS: &[(&str, OutboundBuilder)] = &[
     ("http", build_http),
     ("selector", build_selector),
     ("ssh", build_ssh),
+    ("urltest", build_urltest),
 ];
 
 /// Shared state while building: route defaults for dialers, detours to bind.
@@ -116,6 +125,7 @@ struct BuildCtx<'a> {
     route: Option<&'a RouteOptionsSection>,
     detours: std::cell::RefCell<Vec<Arc<Detour>>>,
     selectors: std::cell::RefCell<Vec<Arc<crate::outbound::selector::Selector>>>,
+    url_tests: std::cell::RefCell<Vec<Arc<UrlTest>>>,
 }
 
 fn build_proxy_inbound(tag: &str, kind: &InboundKind) -> Result<Arc<dyn RunInbound>, String> {
@@ -289,6 +299,19 @@ fn build_selector(
     Ok(sel)
 }
 
+fn build_urltest(
+    tag: &str,
+    kind: &OutboundKind,
+    ctx: &BuildCtx,
+) -> Result<Arc<dyn RunOutbound>, String> {
+    let OutboundKind::UrlTest(u) = kind else {
+        return Err("not a urltest".into());
+    };
+    let group = UrlTest::new(tag, u);
+    ctx.url_tests.borrow_mut().push(group.clone());
+    Ok(group)
+}
+
 fn build_block(
     tag: &str,
     _kind: &OutboundKind,
@@ -386,6 +409,27 @@ fn build_outbound(
     (builder.1)(&tag, &ob.kind, ctx).map_err(err)
 }
 
+/// Each outbound's tag and the outbounds it reaches its peers through: group members and
+/// its `detour`.
+fn dependencies(config: &Config) -> Vec<(String, Vec<String>)> {
+    config
+        .outbounds
+        .iter()
+        .enumerate()
+        .map(|(i, ob)| {
+            let mut deps = match &ob.kind {
+                OutboundKind::Selector(s) => s.outbounds.clone(),
+                OutboundKind::UrlTest(u) => u.outbounds.clone(),
+                _ => Vec::new(),
+            };
+            if let Some(d) = ob.kind.dial().filter(|d| !d.detour.is_empty()) {
+                deps.push(d.detour.clone());
+            }
+            (tag_of(&ob.tag, i), deps)
+        })
+        .collect()
+}
+
 /// Builds every adapter and the dispatcher from a checked config.
 pub fn build(config: &Config) -> Result<Built, BuildError> {
     if let Some((i, e)) = config.endpoints.iter().enumerate().next() {
@@ -399,11 +443,15 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             ),
         });
     }
+    if let Some(cycle) = cycles::find_cycle(&dependencies(config)) {
+        return Err(BuildError::Cycle(cycle));
+    }
     let route = config.route.as_ref();
     let ctx = BuildCtx {
         route: route.map(|r| &r.options),
         detours: Default::default(),
         selectors: Default::default(),
+        url_tests: Default::default(),
     };
     let inbounds = config
         .inbounds
@@ -468,11 +516,21 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             (s.tag().to_string(), s.clone())
         })
         .collect();
+    let url_tests: HashMap<String, Arc<UrlTest>> = ctx
+        .url_tests
+        .borrow()
+        .iter()
+        .map(|u| {
+            u.bind(&by_tag, dispatcher.tracker().clone());
+            (u.tag().to_string(), u.clone())
+        })
+        .collect();
     Ok(Built {
         inbounds,
         dispatcher,
         rule_sets,
         selectors,
+        url_tests,
         ignored: ignored_parts(config),
     })
 }

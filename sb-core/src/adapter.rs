@@ -61,6 +61,12 @@ pub trait Outbound: Send + Sync + 'static {
     fn group_now(&self) -> Option<String> {
         None
     }
+    /// Called once the instance has started (Go's post-start stage), inside the runtime.
+    /// Outbounds with work of their own (a `urltest` group's first test round) spawn it
+    /// here; it must not block the start.
+    fn start(&self) {}
+    /// Called when the instance closes: stops the work `start` spawned.
+    fn close(&self) {}
     /// Opens a TCP stream to `dest` on behalf of `flow`.
     fn connect_tcp<'a>(
         &'a self,

@@ -109,6 +109,11 @@ impl Dispatcher {
         }
     }
 
+    /// The outbounds by tag (the lifecycle starts and closes them).
+    pub fn outbounds(&self) -> impl Iterator<Item = &Arc<dyn Outbound>> {
+        self.outbounds.values()
+    }
+
     /// The router, for the Clash API.
     pub fn router(&self) -> &Router {
         &self.router

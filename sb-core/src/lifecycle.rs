@@ -1,9 +1,12 @@
 //! Starting and stopping a built instance. Start is all-or-nothing: remote rule sets are
 //! downloaded first (a failed first download stops the start, naming the set), then every
 //! inbound binds; if one fails, the ones already started are closed and the error names the
-//! failing inbound's tag, so sb never runs with part of its config silently missing.
+//! failing inbound's tag, so sb never runs with part of its config silently missing. Once
+//! every inbound listens, each outbound's `start` runs (Go's post-start stage: a `urltest`
+//! group begins testing its members in the background); `close` stops that work again.
 
-use crate::adapter::{FlowHandler, Inbound};
+use crate::adapter::Inbound;
+use crate::dispatch::Dispatcher;
 use crate::ruleset::{RuleSetError, RuleSets};
 use std::io;
 use std::sync::Arc;
@@ -30,19 +33,20 @@ pub enum StartError {
 /// A running instance.
 pub struct Instance {
     inbounds: Vec<Arc<dyn Inbound>>,
+    dispatcher: Arc<Dispatcher>,
     rule_sets: Arc<RuleSets>,
 }
 
 impl Instance {
-    /// Loads the rule sets, then starts every inbound, or none.
+    /// Loads the rule sets, then starts every inbound, or none, then the outbounds' own work.
     pub async fn start(
         inbounds: Vec<Arc<dyn Inbound>>,
-        handler: Arc<dyn FlowHandler>,
+        dispatcher: Arc<Dispatcher>,
         rule_sets: Arc<RuleSets>,
     ) -> Result<Instance, StartError> {
         rule_sets.start().await?;
         for (i, inbound) in inbounds.iter().enumerate() {
-            if let Err(source) = inbound.clone().start(handler.clone()).await {
+            if let Err(source) = inbound.clone().start(dispatcher.clone()).await {
                 for started in &inbounds[..i] {
                     started.close().await;
                 }
@@ -54,8 +58,12 @@ impl Instance {
                 });
             }
         }
+        for outbound in dispatcher.outbounds() {
+            outbound.start();
+        }
         Ok(Instance {
             inbounds,
+            dispatcher,
             rule_sets,
         })
     }
@@ -65,11 +73,14 @@ impl Instance {
         &self.inbounds
     }
 
-    /// Stops accepting on every inbound and stops refreshing rule sets; returns when the
-    /// inbounds' sockets are released.
+    /// Stops accepting on every inbound, stops refreshing rule sets and the outbounds' own
+    /// work; returns when the inbounds' sockets are released.
     pub async fn close(&self) {
         for i in &self.inbounds {
             i.close().await;
+        }
+        for outbound in self.dispatcher.outbounds() {
+            outbound.close();
         }
         self.rule_sets.close();
     }

@@ -119,6 +119,9 @@ pub struct Instance {
         String,
         std::sync::Arc<sb_adapters::outbound::selector::Selector>,
     >,
+    /// URL-test groups by tag.
+    pub url_tests:
+        std::collections::HashMap<String, std::sync::Arc<sb_adapters::outbound::urltest::UrlTest>>,
     /// The live flows.
     pub tracker: std::sync::Arc<sb_core::tracker::Tracker>,
     /// The dispatcher (outbounds by tag, routing decisions).
@@ -136,6 +139,7 @@ impl Instance {
             .unwrap_or_else(|e| panic!("runtime: {e}"));
         let built = sb_adapters::registry::build(&loaded.config).unwrap_or_else(|e| panic!("{e}"));
         let selectors = built.selectors;
+        let url_tests = built.url_tests;
         let tracker = built.dispatcher.tracker().clone();
         let dispatcher = built.dispatcher.clone();
         let instance = rt
@@ -149,6 +153,7 @@ impl Instance {
             rt,
             instance,
             selectors,
+            url_tests,
             tracker,
             dispatcher,
         }
@@ -174,6 +179,9 @@ pub struct GoSingBox {
     dir: PathBuf,
     /// The addresses its inbounds listen on, in the order they started.
     pub listening: Vec<std::net::SocketAddr>,
+    /// Where its Clash API listens, when the config enables it and it was waited for.
+    pub clash_api: Option<std::net::SocketAddr>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl GoSingBox {
@@ -181,6 +189,16 @@ impl GoSingBox {
     /// `info`) and waits, at most 20 s, until `inbounds` inbounds have logged their address.
     /// `None` when the Go binary is not installed (outside CI).
     pub fn start(config: &str, inbounds: usize) -> Option<GoSingBox> {
+        GoSingBox::launch(config, inbounds, false)
+    }
+
+    /// As [`GoSingBox::start`], and also waits until the Clash API (the config's
+    /// `experimental.clash_api.external_controller`, port 0 allowed) has logged its address.
+    pub fn start_with_clash_api(config: &str, inbounds: usize) -> Option<GoSingBox> {
+        GoSingBox::launch(config, inbounds, true)
+    }
+
+    fn launch(config: &str, inbounds: usize, clash_api: bool) -> Option<GoSingBox> {
         use std::io::BufRead;
         let bin = go_sing_box()?;
         let dir =
@@ -195,6 +213,8 @@ impl GoSingBox {
             .unwrap_or_else(|e| panic!("start Go sing-box: {e}"));
         let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         std::thread::spawn(move || {
             // Keep draining after the test stops listening: a closed pipe would kill Go
             // (SIGPIPE on stderr) at its next log line.
@@ -202,6 +222,9 @@ impl GoSingBox {
                 .lines()
                 .map_while(Result::ok)
             {
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push(line.clone());
+                }
                 let _ = tx.send(line);
             }
         });
@@ -209,13 +232,22 @@ impl GoSingBox {
             child,
             dir,
             listening: Vec::new(),
+            clash_api: None,
+            log,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while go.listening.len() < inbounds {
+        while go.listening.len() < inbounds || (clash_api && go.clash_api.is_none()) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = rx
                 .recv_timeout(left)
                 .unwrap_or_else(|e| panic!("Go sing-box did not start its inbounds: {e}"));
+            if let Some(addr) = line.split("restful api listening at ").nth(1) {
+                go.clash_api = Some(
+                    addr.trim()
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{line}: {e}")),
+                );
+            }
             if let Some(addr) = line.split("server started at ").nth(1) {
                 go.listening.push(
                     addr.trim()
@@ -225,6 +257,15 @@ impl GoSingBox {
             }
         }
         Some(go)
+    }
+}
+
+impl GoSingBox {
+    /// Whether a line it has logged so far contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log
+            .lock()
+            .is_ok_and(|l| l.iter().any(|line| line.contains(needle)))
     }
 }
 

@@ -1,0 +1,29 @@
+//! One URL test: an HTTP `HEAD` of the group's URL sent through one member, timed from the
+//! start of the member's connect to the response head (Go's `urltest.URLTest`: the dial, the
+//! proxy handshake, TLS and one round trip all count). Any HTTP answer is a success, whatever
+//! its status; no answer within [`TIMEOUT`] is a failure. The clock is tokio's, so tests on
+//! paused time measure the delays they simulate.
+
+use sb_core::adapter::Outbound;
+use sb_core::http_client::{ClientOptions, HttpClient};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Go's `C.TCPTimeout`: how long one test may take.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Tests `url` through `member`; the delay in whole milliseconds, or why it failed.
+pub async fn probe(member: Arc<dyn Outbound>, url: &str) -> Result<u16, String> {
+    let options = ClientOptions {
+        timeout: TIMEOUT,
+        // A HEAD answer has no body; a misbehaving server is cut off early.
+        max_body: 64 * 1024,
+        extra_roots: Vec::new(),
+    };
+    // Built before the clock starts: loading the trusted roots is not the member's delay.
+    let client = HttpClient::new(member, options).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    client.head(url).await.map_err(|e| e.to_string())?;
+    Ok(u16::try_from(start.elapsed().as_millis()).unwrap_or(u16::MAX))
+}
