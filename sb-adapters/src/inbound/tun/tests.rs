@@ -386,3 +386,62 @@ async fn icmpv6_echo_is_answered() {
     };
     assert_eq!(v6.header().source_addr(), dst);
 }
+
+/// Regression test for the smoltcp 0.12 panic that netstack-smoltcp 0.2.4 shipped with: a
+/// client that allows SACK, whose sequence numbers wrap past 2^32, sending segments out of
+/// order made smoltcp's SACK code overflow (`assembler.rs`, "attempt to add with overflow"
+/// under overflow checks), which killed the stack's task and with it every TCP connection
+/// on the TUN. smoltcp 0.13.1 fixes it; here the data arrives whole and in order, and the
+/// stack still accepts connections afterwards.
+#[tokio::test]
+async fn out_of_order_segments_across_sequence_wrap_with_sack() {
+    let mut h = start();
+    let (client, server) = (addr("10.0.0.2:40001"), addr("198.51.100.7:80"));
+    let isn: u32 = u32::MAX - 150;
+    let b = builder(client, server)
+        .tcp(client.port(), server.port(), isn, 64_000)
+        .syn()
+        .options(&[
+            etherparse::TcpOptionElement::MaximumSegmentSize(1460),
+            etherparse::TcpOptionElement::SelectiveAcknowledgementPermitted,
+        ])
+        .unwrap();
+    let mut syn = Vec::new();
+    b.write(&mut syn, b"").unwrap();
+    h.send(syn).await;
+    let synack = h.next_sent().await;
+    let s = SlicedPacket::from_ip(&synack).unwrap();
+    let Some(TransportSlice::Tcp(t)) = s.transport else {
+        panic!("not tcp")
+    };
+    let server_seq = t.sequence_number().wrapping_add(1);
+    let base = isn.wrapping_add(1);
+    h.send(tcp(client, server, base, Some(server_seq), false, b""))
+        .await;
+    assert_eq!(h.next_flow().await.source, client);
+    // Six 100-byte segments, numbered by their byte, sent out of order across the wrap.
+    let chunk = |k: u32| vec![b'a' + k as u8; 100];
+    for k in [3u32, 5, 2, 1, 0, 4] {
+        let seq = base.wrapping_add(100 * k);
+        h.send(tcp(client, server, seq, Some(server_seq), false, &chunk(k)))
+            .await;
+    }
+    // The echo handler returns the bytes in order once the holes are filled.
+    let mut echoed = Vec::new();
+    while echoed.len() < 600 {
+        let p = h.next_with_payload().await;
+        let s = SlicedPacket::from_ip(&p).unwrap();
+        echoed.extend_from_slice(transport_payload(&s));
+    }
+    let want: Vec<u8> = (0..6).flat_map(chunk).collect();
+    assert_eq!(echoed, want);
+    // The stack is alive: a new connection is answered.
+    let other = addr("10.0.0.2:40002");
+    h.send(tcp(other, server, 5, None, true, b"")).await;
+    loop {
+        let p = h.next_sent().await;
+        if ends(&p) == (server, other) {
+            break;
+        }
+    }
+}
