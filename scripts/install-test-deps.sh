@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
+command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -88,7 +88,7 @@ fn ignored_parts(config: &Config) -> Vec<String> {
     }
     if let Some(r) = &config.route {
         if r.options.auto_detect_interface {
-            out.push("route.auto_detect_interface has no effect in sb yet (it matters with a TUN inbound, which is not implemented yet)".into());
+            out.push("route.auto_detect_interface has no effect in sb yet (it matters with a TUN inbound, where sb refuses it)".into());
         }
         // The process search reads /proc; elsewhere process fields never match.
         if r.options.find_process && !cfg!(target_os = "linux") {
@@ -107,6 +107,7 @@ const INBOUNDS: &[(&str, InboundBuilder)] = &[
     ("socks", build_proxy_inbound),
     ("http", build_proxy_inbound),
     ("direct", build_direct_inbound),
+    ("tun", build_tun_inbound),
 ];
 
 /// Outbound builders by `type`.
@@ -150,6 +151,13 @@ fn build_direct_inbound(tag: &str, kind: &InboundKind) -> Result<Arc<dyn RunInbo
     match kind {
         InboundKind::Direct(l, d) => Ok(Arc::new(DirectIn::new(tag, l.clone(), d.clone())?)),
         _ => Err("not a direct inbound".into()),
+    }
+}
+
+fn build_tun_inbound(tag: &str, kind: &InboundKind) -> Result<Arc<dyn RunInbound>, String> {
+    match kind {
+        InboundKind::Tun(t) => Ok(Arc::new(crate::inbound::tun::TunIn::new(tag, t)?)),
+        _ => Err("not a tun inbound".into()),
     }
 }
 
@@ -430,6 +438,30 @@ fn dependencies(config: &Config) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// With a TUN inbound, `route.auto_detect_interface` is what keeps sb's own connections out
+/// of the device in Go. sb cannot do that yet, and ignoring it would let them loop, so it is
+/// refused; `route.default_mark` with a policy rule is the way that works today.
+fn refuse_tun_loop_guard(config: &Config) -> Result<(), BuildError> {
+    let detect = config
+        .route
+        .as_ref()
+        .is_some_and(|r| r.options.auto_detect_interface);
+    let tun = config
+        .inbounds
+        .iter()
+        .enumerate()
+        .find(|(_, ib)| matches!(ib.kind, InboundKind::Tun(_)));
+    match (detect, tun) {
+        (true, Some((i, ib))) => Err(BuildError::Adapter {
+            section: "inbounds",
+            index: i,
+            tag: tag_of(&ib.tag, i),
+            message: "route.auto_detect_interface is not implemented by sb yet, and without it outbound connections may loop into the TUN; remove it and mark sb's traffic with route.default_mark (plus an `ip rule` for that mark)".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Builds every adapter and the dispatcher from a checked config.
 pub fn build(config: &Config) -> Result<Built, BuildError> {
     if let Some((i, e)) = config.endpoints.iter().enumerate().next() {
@@ -459,6 +491,7 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         .enumerate()
         .map(|(i, ib)| build_inbound(i, ib))
         .collect::<Result<Vec<_>, _>>()?;
+    refuse_tun_loop_guard(config)?;
     let mut outbounds: Vec<Arc<dyn RunOutbound>> = config
         .outbounds
         .iter()

@@ -313,6 +313,22 @@ fn run_refuses_adapters_without_a_runtime() {
 }
 
 #[test]
+fn run_refuses_tun_fields_it_does_not_implement() {
+    let dir = scratch("run-tun-auto-route");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"inbounds": [{"type": "tun", "tag": "t", "address": "172.19.0.1/30", "auto_route": true}]}"#,
+    )
+    .unwrap();
+    let out = sb(&dir, &["run", "--disable-color"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "FATAL[0000] initialize: inbounds[0] (tag \"t\"): auto_route is not implemented by sb's tun inbound yet; remove it to run (routes into the device can be added by hand)\n"
+    );
+}
+
+#[test]
 fn run_fails_fast_when_a_port_is_taken() {
     let dir = scratch("run-port");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
