@@ -1,6 +1,9 @@
+use std::sync::Arc;
+
 use tokio::sync::mpsc::Sender;
 
 use super::WindowSizeRef;
+use super::consumed::Consumed;
 use crate::ChannelMsg;
 
 /// A handle to the [`super::Channel`]'s to be able to transmit messages
@@ -9,6 +12,9 @@ use crate::ChannelMsg;
 pub struct ChannelRef {
     pub(super) sender: Sender<ChannelMsg>,
     pub(super) window_size: WindowSizeRef,
+    // sb patch: what the channel's reader consumed, for the session to return to the
+    // server's window (client channels only; see SB_PATCH.md).
+    pub(super) consumed: Arc<Consumed>,
 }
 
 impl ChannelRef {
@@ -16,11 +22,16 @@ impl ChannelRef {
         Self {
             sender,
             window_size: WindowSizeRef::new(0),
+            consumed: Arc::default(),
         }
     }
 
     pub(crate) fn window_size(&self) -> &WindowSizeRef {
         &self.window_size
+    }
+
+    pub(crate) fn consumed(&self) -> &Arc<Consumed> {
+        &self.consumed
     }
 }
 

@@ -15,6 +15,8 @@ pub use channel_ref::ChannelRef;
 mod channel_stream;
 pub use channel_stream::ChannelStream;
 
+pub(crate) mod consumed;
+
 #[derive(Debug)]
 #[non_exhaustive]
 /// Possible messages that [Channel::wait] can receive.
@@ -145,6 +147,9 @@ impl WindowSizeRef {
 /// Allows you to read from a channel without borrowing the session
 pub struct ChannelReadHalf {
     pub(crate) receiver: Receiver<ChannelMsg>,
+    // sb patch: client channels report the bytes handed to the application, which
+    // reopens the server's window (see SB_PATCH.md); `None` on server channels.
+    pub(crate) window: Option<consumed::Reporter>,
 }
 
 impl std::fmt::Debug for ChannelReadHalf {
@@ -156,7 +161,19 @@ impl std::fmt::Debug for ChannelReadHalf {
 impl ChannelReadHalf {
     /// Awaits an incoming [`ChannelMsg`], this method returns [`None`] if the channel has been closed.
     pub async fn wait(&mut self) -> Option<ChannelMsg> {
-        self.receiver.recv().await
+        let msg = self.receiver.recv().await;
+        // sb patch: the data now belongs to the application.
+        if let Some(ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. }) = &msg {
+            self.consumed(data.len());
+        }
+        msg
+    }
+
+    // sb patch: `n` bytes left this channel's queue (see SB_PATCH.md).
+    pub(crate) fn consumed(&self, n: usize) {
+        if let Some(window) = &self.window {
+            window.report(n);
+        }
     }
 
     /// Make a reader for the [`Channel`] to receive [`ChannelMsg::Data`]
@@ -470,7 +487,10 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
     ) -> (Self, ChannelRef) {
         let (tx, rx) = tokio::sync::mpsc::channel(channel_buffer_size);
         let window_size = WindowSizeRef::new(window_size);
-        let read_half = ChannelReadHalf { receiver: rx };
+        let read_half = ChannelReadHalf {
+            receiver: rx,
+            window: None,
+        };
         let write_half = ChannelWriteHalf {
             id,
             sender,
@@ -486,6 +506,7 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
             ChannelRef {
                 sender: tx,
                 window_size,
+                consumed: Default::default(),
             },
         )
     }

@@ -595,21 +595,10 @@ impl Session {
                 if !self.common.is_established_channel(channel_num) {
                     return Ok(());
                 }
-                let target = self.common.config.window_size;
-                #[allow(clippy::collapsible_if)]
-                if let Some(ref mut enc) = self.common.encrypted {
-                    if enc.adjust_window_size(channel_num, &data, target)? {
-                        let next_window =
-                            client.adjust_window(channel_num, self.target_window_size);
-                        if next_window > 0 {
-                            self.target_window_size = next_window
-                        }
-                    }
-                }
-
-                if let Some(chan) = self.channels.get(&channel_num) {
-                    let _ = chan.send(ChannelMsg::Data { data: data.clone() }).await;
-                }
+                // sb patch: debit the window and queue without waiting; the window is
+                // returned as the reader consumes (client/window.rs, SB_PATCH.md).
+                let msg = ChannelMsg::Data { data: data.clone() };
+                self.channel_data_in(channel_num, msg, data.len())?;
 
                 client.data(channel_num, &data, self).await
             }
@@ -622,26 +611,12 @@ impl Session {
                 if !self.common.is_established_channel(channel_num) {
                     return Ok(());
                 }
-                let target = self.common.config.window_size;
-                #[allow(clippy::collapsible_if)]
-                if let Some(ref mut enc) = self.common.encrypted {
-                    if enc.adjust_window_size(channel_num, &data, target)? {
-                        let next_window =
-                            client.adjust_window(channel_num, self.target_window_size);
-                        if next_window > 0 {
-                            self.target_window_size = next_window
-                        }
-                    }
-                }
-
-                if let Some(chan) = self.channels.get(&channel_num) {
-                    let _ = chan
-                        .send(ChannelMsg::ExtendedData {
-                            ext: extended_code,
-                            data: data.clone(),
-                        })
-                        .await;
-                }
+                // sb patch: as for CHANNEL_DATA above.
+                let msg = ChannelMsg::ExtendedData {
+                    ext: extended_code,
+                    data: data.clone(),
+                };
+                self.channel_data_in(channel_num, msg, data.len())?;
 
                 client
                     .extended_data(channel_num, extended_code, &data, self)
@@ -771,7 +746,10 @@ impl Session {
                     // Use try_send to avoid blocking the session loop when channel buffer is full.
                     // WindowAdjusted is informational - the critical side effect (updating
                     // WindowSizeRef and notifying ChannelTx) already happens in grow().
-                    let _ = chan.try_send(ChannelMsg::WindowAdjusted { new_size });
+                    // sb patch: and never into the room kept for a window of data.
+                    if super::window::room_for_info(chan, &self.common.config) {
+                        let _ = chan.try_send(ChannelMsg::WindowAdjusted { new_size });
+                    }
                 }
                 client.window_adjusted(channel_num, new_size, self).await
             }
@@ -857,12 +835,21 @@ impl Session {
                     pending_close: false,
                 };
 
-                let (channel, channel_ref) = Channel::new(
+                let (mut channel, channel_ref) = Channel::new(
                     id,
                     self.inbound_channel_sender.clone(),
                     channel_params.recipient_maximum_packet_size,
                     channel_params.recipient_window_size,
-                    self.common.config.channel_buffer_size,
+                    // sb patch: room for a window of data, and the reader reports what it
+                    // consumes (client/window.rs, SB_PATCH.md).
+                    super::window::channel_capacity(&self.common.config),
+                );
+                channel.read_half.window = Some(
+                    super::window::Notifier::new(
+                        self.priority_sender.clone(),
+                        crate::channels::consumed::batch(self.common.config.window_size),
+                    )
+                    .reporter(id, channel_ref.consumed().clone()),
                 );
 
                 let pending = crate::PendingChannelOpen {

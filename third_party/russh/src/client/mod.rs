@@ -76,6 +76,7 @@ use crate::{
 mod encrypted;
 mod kex;
 mod session;
+mod window;
 
 #[cfg(test)]
 mod test;
@@ -92,6 +93,8 @@ pub struct Session {
     receiver: Receiver<Msg>,
     sender: UnboundedSender<Reply>,
     channels: HashMap<ChannelId, ChannelRef>,
+    // sb patch: no longer read (client windows follow the reader, client/window.rs).
+    #[allow(dead_code)]
     target_window_size: u32,
     pending_reads: Vec<Vec<u8>>,
     pending_len: u32,
@@ -241,6 +244,11 @@ pub enum Msg {
     Keepalive {
         want_reply: bool,
     },
+    /// sb patch: the reader of this channel consumed at least half a window's worth of
+    /// data; the session returns it to the server's window (see SB_PATCH.md).
+    WindowConsumed {
+        id: ChannelId,
+    },
     Ping {
         reply_channel: oneshot::Sender<()>,
     },
@@ -319,6 +327,8 @@ pub struct Handle<H: Handler> {
     join: russh_util::runtime::JoinHandle<Result<(), H::Error>>,
     channel_buffer_size: usize,
     agent_session_binding: Option<crate::keys::agent::AgentSessionBinding>,
+    // sb patch: how channel readers wake the session to reopen their window.
+    window: window::Notifier,
 }
 
 impl<H: Handler> Drop for Handle<H> {
@@ -742,6 +752,7 @@ impl<H: Handler> Handle<H> {
         &self,
         mut receiver: Receiver<ChannelMsg>,
         window_size_ref: WindowSizeRef,
+        consumed: Arc<crate::channels::consumed::Consumed>,
     ) -> Result<Channel<Msg>, crate::Error> {
         loop {
             match receiver.recv().await {
@@ -759,7 +770,10 @@ impl<H: Handler> Handle<H> {
                             max_packet_size,
                             window_size: window_size_ref,
                         },
-                        read_half: ChannelReadHalf { receiver },
+                        read_half: ChannelReadHalf {
+                            receiver,
+                            window: Some(self.window.reporter(id, consumed)),
+                        },
                     });
                 }
                 Some(ChannelMsg::OpenFailure(reason)) => {
@@ -845,12 +859,13 @@ impl<H: Handler> Handle<H> {
         let (sender, receiver) = channel(self.channel_buffer_size);
         let channel_ref = ChannelRef::new(sender);
         let window_size_ref = channel_ref.window_size().clone();
+        let consumed = channel_ref.consumed().clone();
 
         self.sender
             .send(Msg::ChannelOpenSession { channel_ref })
             .await
             .map_err(|_| crate::Error::SendError)?;
-        self.wait_channel_confirmation(receiver, window_size_ref)
+        self.wait_channel_confirmation(receiver, window_size_ref, consumed)
             .await
     }
 
@@ -863,6 +878,7 @@ impl<H: Handler> Handle<H> {
         let (sender, receiver) = channel(self.channel_buffer_size);
         let channel_ref = ChannelRef::new(sender);
         let window_size_ref = channel_ref.window_size().clone();
+        let consumed = channel_ref.consumed().clone();
 
         self.sender
             .send(Msg::ChannelOpenX11 {
@@ -872,7 +888,7 @@ impl<H: Handler> Handle<H> {
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
-        self.wait_channel_confirmation(receiver, window_size_ref)
+        self.wait_channel_confirmation(receiver, window_size_ref, consumed)
             .await
     }
 
@@ -894,6 +910,7 @@ impl<H: Handler> Handle<H> {
         let (sender, receiver) = channel(self.channel_buffer_size);
         let channel_ref = ChannelRef::new(sender);
         let window_size_ref = channel_ref.window_size().clone();
+        let consumed = channel_ref.consumed().clone();
 
         self.sender
             .send(Msg::ChannelOpenDirectTcpIp {
@@ -905,7 +922,7 @@ impl<H: Handler> Handle<H> {
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
-        self.wait_channel_confirmation(receiver, window_size_ref)
+        self.wait_channel_confirmation(receiver, window_size_ref, consumed)
             .await
     }
 
@@ -916,6 +933,7 @@ impl<H: Handler> Handle<H> {
         let (sender, receiver) = channel(self.channel_buffer_size);
         let channel_ref = ChannelRef::new(sender);
         let window_size_ref = channel_ref.window_size().clone();
+        let consumed = channel_ref.consumed().clone();
 
         self.sender
             .send(Msg::ChannelOpenDirectStreamLocal {
@@ -924,7 +942,7 @@ impl<H: Handler> Handle<H> {
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
-        self.wait_channel_confirmation(receiver, window_size_ref)
+        self.wait_channel_confirmation(receiver, window_size_ref, consumed)
             .await
     }
 
@@ -1234,7 +1252,9 @@ where
             config.maximum_packet_size
         );
     }
-    let channel_buffer_size = config.channel_buffer_size;
+    // sb patch: room for a whole window of data in each channel's queue (SB_PATCH.md).
+    let channel_buffer_size = window::channel_capacity(&config);
+    let window_batch = crate::channels::consumed::batch(config.window_size);
     let mut session = Session::new(
         config.window_size,
         CommonSession {
@@ -1257,6 +1277,7 @@ where
         session_sender,
     );
     session.begin_rekey()?;
+    let window = window::Notifier::new(session.priority_sender.clone(), window_batch);
     let (kex_done_signal, kex_done_signal_rx) = oneshot::channel();
     let join = russh_util::runtime::spawn(session.run(stream, handler, Some(kex_done_signal)));
 
@@ -1277,6 +1298,7 @@ where
         join,
         channel_buffer_size,
         agent_session_binding,
+        window,
     })
 }
 
@@ -1780,6 +1802,7 @@ impl Session {
             }
             Msg::Channel(id, ChannelMsg::Close) => self.close(id)?,
             Msg::Rekey => self.initiate_rekey()?,
+            Msg::WindowConsumed { id } => self.window_consumed(id)?,
             Msg::AwaitExtensionInfo {
                 extension_name,
                 reply_channel,

@@ -50,6 +50,8 @@ where
                 #[allow(clippy::indexing_slicing)]
                 buf.put_slice(&data[idx..idx + readable]);
                 idx += readable;
+                // sb patch: these bytes now belong to the application.
+                self.channel.borrow_mut().consumed(readable);
 
                 if idx != data.len() {
                     self.buffer = Some((msg, idx));
@@ -64,6 +66,8 @@ where
                 #[allow(clippy::indexing_slicing)]
                 buf.put_slice(&data[idx..idx + readable]);
                 idx += readable;
+                // sb patch: these bytes now belong to the application.
+                self.channel.borrow_mut().consumed(readable);
 
                 if idx != data.len() {
                     self.buffer = Some((msg, idx));
@@ -77,6 +81,13 @@ where
                 Poll::Ready(Ok(()))
             }
             _ => {
+                // sb patch: data of the other stream is dropped here; it still counts as
+                // consumed, or the window would never reopen.
+                if let ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } = &msg {
+                    self.channel
+                        .borrow_mut()
+                        .consumed(data.len().saturating_sub(idx));
+                }
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
