@@ -1,8 +1,8 @@
 //! The `ssh` outbound against a real OpenSSH sshd on loopback (tests/src/sshd.rs): password
 //! and every key format, pinned host keys, a 100 MiB transfer and 50 concurrent flows on
-//! one session, the server going away and coming back, a detour through Go sing-box's SOCKS
-//! inbound, UDP refused at routing, and the same outcomes from Go sing-box's own `ssh`
-//! outbound on the same configs.
+//! one session, a client that stops reading holding up only its own flow, the server going
+//! away and coming back, a detour through Go sing-box's SOCKS inbound, UDP refused at
+//! routing, and the same outcomes from Go sing-box's own `ssh` outbound on the same configs.
 
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -467,4 +467,63 @@ fn a_refused_channel_fails_only_its_flow() {
     );
     assert_eq!(get(p, o, "after").0, 0);
     assert_eq!(s.sessions(), 1);
+}
+
+#[test]
+fn a_slow_reader_stalls_only_its_own_flow() {
+    use std::io::Write;
+    let Some(s) = sshd() else { return };
+    let o = hello_origin();
+    let key = s.authorize("client", &["-t", "ed25519", "-N", ""]);
+    let sb = sb_via_ssh(
+        &s,
+        &format!(r#", "private_key_path": "{}""#, key.private.display()),
+    );
+    let p = sb.addr(0);
+    // A SOCKS5 flow asks for the 100 MiB body and, once it is flowing, stops reading.
+    let mut slow = std::net::TcpStream::connect(p).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    slow.write_all(&[5, 1, 0]).unwrap();
+    let mut m = [0u8; 2];
+    slow.read_exact(&mut m).unwrap();
+    assert_eq!(m, [5, 0]);
+    let mut req = vec![5, 1, 0, 1, 127, 0, 0, 1];
+    req.extend_from_slice(&o.port().to_be_bytes());
+    slow.write_all(&req).unwrap();
+    let mut reply = [0u8; 10];
+    slow.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[1], 0, "SOCKS5 reply {reply:?}");
+    slow.write_all(b"GET /big HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut status = [0u8; 12];
+    slow.read_exact(&mut status).unwrap();
+    assert_eq!(
+        &status,
+        b"HTTP/1.0 200",
+        "{}",
+        String::from_utf8_lossy(&status)
+    );
+    // The rest of the body fills the socket buffers and then that one channel's window
+    // within a fraction of a second; flows opened on the same session keep completing
+    // promptly all along (at least five of them, for three seconds).
+    let watching = Instant::now();
+    let mut i = 0;
+    while i < 5 || watching.elapsed() < Duration::from_secs(3) {
+        assert!(i < 10_000, "runaway loop");
+        let started = Instant::now();
+        assert_eq!(
+            get(p, o, &format!("other{i}")),
+            (0, format!("hello from origin /other{i}")),
+            "flow {i} behind a slow reader"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "flow {i} took {:?}",
+            started.elapsed()
+        );
+        i += 1;
+    }
+    assert_eq!(s.sessions(), 1, "every flow must ride the one SSH session");
+    drop(slow);
 }

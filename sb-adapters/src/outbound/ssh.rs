@@ -1,9 +1,10 @@
 //! The `ssh` outbound: TCP flows carried as `direct-tcpip` channels of one SSH session to the
 //! server (OpenSSH's `ssh -W`/`-L` mechanism), built with russh. The session is shared by all
-//! flows and rebuilt on demand (`ssh/session.rs`); each flow is one channel of it. SSH carries
-//! no UDP: the
-//! outbound says it carries TCP only, and the dispatcher fails UDP flows routed here at once
-//! with Go's `udp is not supported by outbound: <tag>`.
+//! flows and rebuilt on demand (`ssh/session.rs`); each flow is a channel, so one slow reader only
+//! fills its own channel window and does not stall the others (russh reopens a window only
+//! as the flow reads, with the patch in `third_party/russh/SB_PATCH.md`). SSH carries no
+//! UDP: the outbound says it carries TCP only, and the dispatcher fails UDP flows routed
+//! here at once with Go's `udp is not supported by outbound: <tag>`.
 
 mod session;
 mod settings;
