@@ -87,9 +87,6 @@ fn ignored_parts(config: &Config) -> Vec<String> {
         }
     }
     if let Some(r) = &config.route {
-        if r.options.auto_detect_interface {
-            out.push("route.auto_detect_interface has no effect in sb yet (it matters with a TUN inbound, where sb refuses it)".into());
-        }
         // The process search reads /proc; elsewhere process fields never match.
         if r.options.find_process && !cfg!(target_os = "linux") {
             out.push("route.find_process has no effect on this platform in sb".into());
@@ -127,6 +124,8 @@ struct BuildCtx<'a> {
     detours: std::cell::RefCell<Vec<Arc<Detour>>>,
     selectors: std::cell::RefCell<Vec<Arc<crate::outbound::selector::Selector>>>,
     url_tests: std::cell::RefCell<Vec<Arc<UrlTest>>>,
+    /// The default route's interface when `route.auto_detect_interface` found one.
+    detected_interface: Option<String>,
 }
 
 fn build_proxy_inbound(tag: &str, kind: &InboundKind) -> Result<Arc<dyn RunInbound>, String> {
@@ -344,7 +343,8 @@ impl BuildCtx<'_> {
                 route
                     .map(|r| r.default_interface.clone())
                     .filter(|s| !s.is_empty())
-            });
+            })
+            .or_else(|| self.detected_interface.clone());
         o.routing_mark = if d.routing_mark.0 != 0 {
             d.routing_mark.0
         } else {
@@ -438,27 +438,26 @@ fn dependencies(config: &Config) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// With a TUN inbound, `route.auto_detect_interface` is what keeps sb's own connections out
-/// of the device in Go. sb cannot do that yet, and ignoring it would let them loop, so it is
-/// refused; `route.default_mark` with a policy rule is the way that works today.
-fn refuse_tun_loop_guard(config: &Config) -> Result<(), BuildError> {
-    let detect = config
-        .route
-        .as_ref()
-        .is_some_and(|r| r.options.auto_detect_interface);
-    let tun = config
-        .inbounds
-        .iter()
-        .enumerate()
-        .find(|(_, ib)| matches!(ib.kind, InboundKind::Tun(_)));
-    match (detect, tun) {
-        (true, Some((i, ib))) => Err(BuildError::Adapter {
-            section: "inbounds",
-            index: i,
-            tag: tag_of(&ib.tag, i),
-            message: "route.auto_detect_interface is not implemented by sb yet, and without it outbound connections may loop into the TUN; remove it and mark sb's traffic with route.default_mark (plus an `ip rule` for that mark)".into(),
-        }),
-        _ => Ok(()),
+/// `route.auto_detect_interface`: the interface of the main table's default route, read
+/// over netlink before any TUN is up, to bind every direct dial and UDP socket to (Go's way
+/// of keeping sb's own traffic out of its TUN: SO_BINDTODEVICE wins over the policy rules).
+/// `route.default_interface` takes precedence. Unlike Go, the interface is read once at
+/// build and not followed when the default route changes. Returns the interface, or a
+/// warning line when there is none.
+fn detect_interface(config: &Config) -> Result<Option<String>, String> {
+    let Some(r) = config.route.as_ref().map(|r| &r.options) else {
+        return Ok(None);
+    };
+    if !r.auto_detect_interface || !r.default_interface.is_empty() {
+        return Ok(None);
+    }
+    match crate::netlink::default_interface() {
+        Ok(Some(name)) => {
+            tracing::info!(target: "network", "updated default interface {name}");
+            Ok(Some(name))
+        }
+        Ok(None) => Err("route.auto_detect_interface: no default route in the main table; outbound sockets are not bound to an interface".into()),
+        Err(e) => Err(format!("route.auto_detect_interface: reading the default route: {e}; outbound sockets are not bound to an interface")),
     }
 }
 
@@ -479,7 +478,13 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         return Err(BuildError::Cycle(cycle));
     }
     let route = config.route.as_ref();
+    let mut ignored = ignored_parts(config);
+    let detected_interface = detect_interface(config).unwrap_or_else(|warning| {
+        ignored.push(warning);
+        None
+    });
     let ctx = BuildCtx {
+        detected_interface,
         route: route.map(|r| &r.options),
         detours: Default::default(),
         selectors: Default::default(),
@@ -491,7 +496,6 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         .enumerate()
         .map(|(i, ib)| build_inbound(i, ib))
         .collect::<Result<Vec<_>, _>>()?;
-    refuse_tun_loop_guard(config)?;
     let mut outbounds: Vec<Arc<dyn RunOutbound>> = config
         .outbounds
         .iter()
@@ -564,6 +568,6 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         rule_sets,
         selectors,
         url_tests,
-        ignored: ignored_parts(config),
+        ignored,
     })
 }

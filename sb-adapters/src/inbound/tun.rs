@@ -8,13 +8,16 @@
 //!                (tun-rs)    (packets)  (smoltcp) └─ UDP socket ───┴─ flows.rs ─> dispatcher
 //! ```
 //!
-//! The stack also answers ICMP echo for any destination routed into the device. Routes into
-//! the device are not installed by sb yet: `auto_route` and the fields that shape it are
-//! refused at build (`settings.rs`), so they never pass silently.
+//! The stack also answers ICMP echo for any destination routed into the device. With
+//! `auto_route`, Go's policy rules and table routes are installed over rtnetlink once the
+//! device is up (`route_plan.rs` computes them, `auto_route.rs` installs them) and removed
+//! at close; fields sb does not implement are refused at build (`settings.rs`).
 
+mod auto_route;
 mod device;
 mod flows;
 pub mod pump;
+pub mod route_plan;
 pub mod settings;
 #[cfg(test)]
 mod tests;
@@ -36,6 +39,7 @@ pub struct TunIn {
     tag: Arc<str>,
     settings: Settings,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    routes: Mutex<Option<auto_route::Installed>>,
 }
 
 impl TunIn {
@@ -45,6 +49,7 @@ impl TunIn {
             tag: tag.into(),
             settings: settings::from_config(options)?,
             tasks: Mutex::default(),
+            routes: Mutex::default(),
         })
     }
 }
@@ -105,6 +110,23 @@ impl Inbound for TunIn {
                 "started at {} (mtu {}, offload {}): stack \"{}\" runs sb's userspace stack (smoltcp)",
                 device.name(), s.mtu, if device.offloaded() { "on" } else { "off" }, s.stack
             );
+            if let Some(opts) = &s.auto_route {
+                let name = device.name().to_string();
+                let oif = nix::net::if_::if_nametoindex(name.as_str()).map_err(io::Error::from)?;
+                let plan = route_plan::plan(opts, &name, &s.inet4, &s.inet6);
+                let (index, table) = (opts.rule_index, opts.table);
+                let summary = auto_route::describe(&plan);
+                let installed = tokio::task::spawn_blocking(move || {
+                    auto_route::install(&plan, index, table, oif)
+                })
+                .await
+                .map_err(io::Error::other)?
+                .map_err(|e| io::Error::new(e.kind(), format!("auto_route: {e}")))?;
+                info!(target: "inbound", tag = %label, "auto_route: {summary} (table {table}, rules from {index})");
+                if let Ok(mut r) = self.routes.lock() {
+                    *r = Some(installed);
+                }
+            }
             let batch = device.rx_batch();
             let source = FlowSource {
                 tag: self.tag.clone(),
@@ -121,6 +143,15 @@ impl Inbound for TunIn {
     }
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            // Rules and routes go first, while the device (the routes' interface) exists.
+            let installed = self.routes.lock().ok().and_then(|mut r| r.take());
+            if let Some(installed) = installed {
+                let tag = self.tag.clone();
+                let removed = tokio::task::spawn_blocking(move || installed.remove()).await;
+                if let Ok(Err(e)) = removed {
+                    tracing::error!(target: "inbound", tag = %tag, "auto_route: removing rules and routes: {e}");
+                }
+            }
             let tasks: Vec<_> = self
                 .tasks
                 .lock()

@@ -2,8 +2,9 @@
 //! built, so `sb run` refuses a config whose TUN fields sb cannot honour yet (naming the
 //! field) instead of starting a TUN that silently behaves otherwise than Go's.
 
+use super::route_plan::RouteOptions;
 use sb_config::model::tun::{TunInbound, TunStack, UdpNatBehavior};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// Go's default MTU on Linux. Large packets mean few of them: the kernel hands the TUN whole
@@ -31,6 +32,73 @@ pub struct Settings {
     pub udp_timeout: Option<Duration>,
     /// The stack the config asked for, as written (`mixed` when not set, Go's default).
     pub stack: &'static str,
+    /// `auto_route` and the fields that shape it (`None`: no routes are installed).
+    pub auto_route: Option<RouteOptions>,
+}
+
+/// Go's default `iproute2_table_index`.
+pub const DEFAULT_TABLE: u32 = 2022;
+/// Go's default `iproute2_rule_index`.
+pub const DEFAULT_RULE_INDEX: u32 = 9000;
+
+/// A configured index, or the default when zero.
+fn index(field: &str, v: i64, default: u32) -> Result<u32, String> {
+    match v {
+        0 => Ok(default),
+        v => u32::try_from(v)
+            .ok()
+            .filter(|v| *v < u32::MAX - 10)
+            .ok_or_else(|| format!("{field}: {v} is not a valid index")),
+    }
+}
+
+/// `a:b` uid ranges (sb-config checked the shape; a bad one is still an error here).
+fn uid_ranges(field: &str, single: &[u32], ranges: &[String]) -> Result<Vec<(u32, u32)>, String> {
+    let mut out: Vec<(u32, u32)> = single.iter().map(|u| (*u, *u)).collect();
+    for r in ranges {
+        let parsed = r
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+            .filter(|(a, b): &(u32, u32)| a <= b);
+        out.push(parsed.ok_or_else(|| format!("{field}: bad range {r:?} (want start:end)"))?);
+    }
+    Ok(out)
+}
+
+fn route_options(t: &TunInbound) -> Result<Option<RouteOptions>, String> {
+    if !t.auto_route {
+        return Ok(None);
+    }
+    let prefixes = |l: &sb_config::types::Listable<sb_config::types::Prefix>| -> Vec<(IpAddr, u8)> {
+        l.iter().map(|p| (p.0.addr(), p.0.prefix_len())).collect()
+    };
+    Ok(Some(RouteOptions {
+        table: index(
+            "iproute2_table_index",
+            t.iproute2_table_index,
+            DEFAULT_TABLE,
+        )?,
+        rule_index: index(
+            "iproute2_rule_index",
+            t.iproute2_rule_index,
+            DEFAULT_RULE_INDEX,
+        )?,
+        strict: t.strict_route,
+        route_address: prefixes(&t.route_address),
+        route_exclude_address: prefixes(&t.route_exclude_address),
+        include_interface: t.include_interface.iter().cloned().collect(),
+        exclude_interface: t.exclude_interface.iter().cloned().collect(),
+        include_uid: uid_ranges(
+            "include_uid_range",
+            &t.include_uid.iter().copied().collect::<Vec<_>>(),
+            &t.include_uid_range.iter().cloned().collect::<Vec<_>>(),
+        )?,
+        exclude_uid: uid_ranges(
+            "exclude_uid_range",
+            &t.exclude_uid.iter().copied().collect::<Vec<_>>(),
+            &t.exclude_uid_range.iter().cloned().collect::<Vec<_>>(),
+        )?,
+    }))
 }
 
 /// Checks the options and keeps what the runtime uses. The error names the field.
@@ -64,6 +132,7 @@ pub fn from_config(t: &TunInbound) -> Result<Settings, String> {
             .filter(|d| !d.is_zero())
             .map(|d| d.to_std()),
         stack,
+        auto_route: route_options(t)?,
     })
 }
 
@@ -71,22 +140,12 @@ pub fn from_config(t: &TunInbound) -> Result<Settings, String> {
 /// its name, so nobody runs a TUN believing, say, that routes were installed.
 fn refuse_unimplemented(t: &TunInbound) -> Result<(), String> {
     let set: &[(&str, bool)] = &[
-        ("auto_route", t.auto_route),
-        ("strict_route", t.strict_route),
         ("auto_redirect", t.auto_redirect),
-        ("route_address", !t.route_address.is_empty()),
-        ("route_exclude_address", !t.route_exclude_address.is_empty()),
         ("route_address_set", !t.route_address_set.is_empty()),
         (
             "route_exclude_address_set",
             !t.route_exclude_address_set.is_empty(),
         ),
-        ("include_interface", !t.include_interface.is_empty()),
-        ("exclude_interface", !t.exclude_interface.is_empty()),
-        ("include_uid", !t.include_uid.is_empty()),
-        ("include_uid_range", !t.include_uid_range.is_empty()),
-        ("exclude_uid", !t.exclude_uid.is_empty()),
-        ("exclude_uid_range", !t.exclude_uid_range.is_empty()),
         ("include_android_user", !t.include_android_user.is_empty()),
         ("include_package", !t.include_package.is_empty()),
         ("exclude_package", !t.exclude_package.is_empty()),
@@ -109,7 +168,7 @@ fn refuse_unimplemented(t: &TunInbound) -> Result<(), String> {
     ];
     match set.iter().find(|(_, on)| *on) {
         Some((field, _)) => Err(format!(
-            "{field} is not implemented by sb's tun inbound yet; remove it to run (routes into the device can be added by hand)"
+            "{field} is not implemented by sb's tun inbound yet; remove it to run"
         )),
         None => Ok(()),
     }
@@ -162,19 +221,40 @@ mod tests {
     #[test]
     fn unimplemented_fields_are_refused_by_name() {
         for (json, field) in [
-            (r#""auto_route":true"#, "auto_route"),
-            (r#""strict_route":true"#, "strict_route"),
-            (
-                r#""route_exclude_address":"10.0.0.0/8""#,
-                "route_exclude_address",
-            ),
-            (r#""exclude_uid":1000"#, "exclude_uid"),
-            (r#""include_interface":"eth0""#, "include_interface"),
+            (r#""auto_route":true,"auto_redirect":true"#, "auto_redirect"),
+            (r#""include_package":"a.b""#, "include_package"),
+            (r#""exclude_mptcp":true"#, "exclude_mptcp"),
             (r#""udp_mapping":"address_dependent""#, "udp_mapping"),
         ] {
             let e = from_config(&tun(&format!(r#""address":"10.0.0.1/24",{json}"#))).unwrap_err();
             assert!(e.starts_with(&format!("{field} is not implemented")), "{e}");
         }
+    }
+
+    #[test]
+    fn auto_route_fields_are_read_with_gos_defaults() {
+        let s = from_config(&tun(r#""address":"10.0.0.1/24""#)).unwrap();
+        assert_eq!(s.auto_route, None, "no auto_route: nothing to install");
+        let s = from_config(&tun(
+            r#""address":"10.0.0.1/24","auto_route":true,"strict_route":true,
+               "route_exclude_address":"10.9.0.0/16","exclude_uid":1000,"exclude_uid_range":"2000:2010",
+               "include_interface":"eth0""#,
+        ))
+        .unwrap();
+        let r = s.auto_route.unwrap();
+        assert_eq!((r.table, r.rule_index, r.strict), (2022, 9000, true));
+        assert_eq!(
+            r.route_exclude_address,
+            vec![("10.9.0.0".parse().unwrap(), 16)]
+        );
+        assert_eq!(r.exclude_uid, vec![(1000, 1000), (2000, 2010)]);
+        assert_eq!(r.include_interface, vec!["eth0".to_string()]);
+        let s = from_config(&tun(
+            r#""address":"10.0.0.1/24","auto_route":true,"iproute2_table_index":3000,"iproute2_rule_index":7000"#,
+        ))
+        .unwrap();
+        let r = s.auto_route.unwrap();
+        assert_eq!((r.table, r.rule_index), (3000, 7000));
     }
 
     #[test]
