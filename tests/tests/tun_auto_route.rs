@@ -497,3 +497,65 @@ fn strict_route_keeps_dns_in_the_tun_and_ipv6_unreachable() {
         "a DNS datagram left on the uplink"
     );
 }
+
+/// The same namespace setup with Go sing-box 1.14.4 and with sb: the same `ip rule`,
+/// `ip -6 rule` and table-2022 routes, curl works through both, and both leave the prior
+/// state when stopped.
+#[test]
+fn go_sing_box_installs_the_same_rules_and_routes() {
+    let Some(net) = net() else { return };
+    let Some(go) = sb_tests::go_sing_box() else {
+        return;
+    };
+    let plain = format!(
+        r#"{{"log": {{"level": "warn"}},
+  "inbounds": [{{"type": "tun", "tag": "tun-in", "interface_name": "{TUN}",
+    "address": ["172.19.0.1/30", "fdfe:dcba:9876::1/126"], "auto_route": true}}],
+  "outbounds": [{{"type": "direct", "tag": "direct"}}],
+  "route": {{"auto_detect_interface": true}}}}"#
+    );
+    let dir = std::env::temp_dir().join(format!("sb-autoroute-go-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.json");
+    std::fs::write(&file, &plain).unwrap();
+    let before = state(&net.client);
+    let mut child = net
+        .client
+        .command(go.to_str().unwrap())
+        .args(["run", "-c", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Go installs the rules after the device is up: wait (bounded) for its nop anchor.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out(&net.client, &["ip", "-6", "rule", "show"]).contains("9010:\tfrom all nop") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "Go sing-box exited early"
+        );
+        assert!(Instant::now() < deadline, "Go did not install its rules");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let go_state = state(&net.client);
+    let go_curl = curl(&net.client, "http://198.18.7.1:8080/go");
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(child.wait().unwrap().success(), "Go exits 0 on SIGTERM");
+    assert_eq!(state(&net.client), before, "Go leaves the prior state");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let sb = Sb::start(&net.client, plain);
+    let sb_state = state(&net.client);
+    let sb_curl = curl(&net.client, "http://198.18.7.1:8080/sb");
+    drop(sb);
+    assert_eq!(state(&net.client), before, "sb leaves the prior state");
+    assert_eq!(go_curl, (0, "hello /go".into()));
+    assert_eq!(sb_curl, (0, "hello /sb".into()));
+    assert_eq!(sb_state.0, go_state.0, "ip rule");
+    assert_eq!(sb_state.1, go_state.1, "ip -6 rule");
+    assert_eq!(sb_state.2, go_state.2, "table 2022");
+}
