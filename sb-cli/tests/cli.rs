@@ -317,14 +317,14 @@ fn run_refuses_tun_fields_it_does_not_implement() {
     let dir = scratch("run-tun-auto-route");
     std::fs::write(
         dir.join("config.json"),
-        r#"{"inbounds": [{"type": "tun", "tag": "t", "address": "172.19.0.1/30", "auto_route": true}]}"#,
+        r#"{"inbounds": [{"type": "tun", "tag": "t", "address": "172.19.0.1/30", "exclude_mptcp": true}]}"#,
     )
     .unwrap();
     let out = sb(&dir, &["run", "--disable-color"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "FATAL[0000] initialize: inbounds[0] (tag \"t\"): auto_route is not implemented by sb's tun inbound yet; remove it to run (routes into the device can be added by hand)\n"
+        "FATAL[0000] initialize: inbounds[0] (tag \"t\"): exclude_mptcp is not implemented by sb's tun inbound yet; remove it to run\n"
     );
 }
 
