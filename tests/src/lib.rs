@@ -309,11 +309,23 @@ pub fn hello_origin() -> std::net::SocketAddr {
                 if reader.read_line(&mut first).is_err() {
                     return;
                 }
+                let mut body_len = 0usize;
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
                         break;
                     }
+                    if let Some((name, value)) = line.split_once(':') {
+                        if name.eq_ignore_ascii_case("content-length") {
+                            body_len = value.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                // Read the request body before answering: closing with unread bytes makes the
+                // kernel reset the connection, which can destroy the answer in flight.
+                let mut body = vec![0u8; body_len.min(1 << 20)];
+                if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+                    return;
                 }
                 let path = first.split(' ').nth(1).unwrap_or("/").to_string();
                 if path != "/big" {
