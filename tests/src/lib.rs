@@ -296,64 +296,89 @@ pub fn byte_at(i: usize) -> u8 {
 /// A loopback HTTP/1.0 origin (port picked by the OS): `/big` is [`BIG`] bytes of
 /// [`byte_at`]; any other path answers `hello from origin <path>`.
 pub fn hello_origin() -> std::net::SocketAddr {
-    use std::io::{BufRead, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let addr = l.local_addr().unwrap_or_else(|e| panic!("{e}"));
     std::thread::spawn(move || {
         for conn in l.incoming() {
-            let Ok(mut conn) = conn else { continue };
+            let Ok(conn) = conn else { continue };
             std::thread::spawn(move || {
-                let Ok(clone) = conn.try_clone() else { return };
-                let mut reader = std::io::BufReader::new(clone);
-                let mut first = String::new();
-                if reader.read_line(&mut first).is_err() {
-                    return;
-                }
-                let mut body_len = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        if name.eq_ignore_ascii_case("content-length") {
-                            body_len = value.trim().parse().unwrap_or(0);
-                        }
-                    }
-                }
-                // Read the request body before answering: closing with unread bytes makes the
-                // kernel reset the connection, which can destroy the answer in flight.
-                let mut body = vec![0u8; body_len.min(1 << 20)];
-                if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
-                    return;
-                }
-                let path = first.split(' ').nth(1).unwrap_or("/").to_string();
-                if path != "/big" {
-                    let body = format!("hello from origin {path}");
-                    let _ = write!(
-                        conn,
-                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    return;
-                }
-                let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut sent = 0;
-                while sent < BIG {
-                    let n = buf.len().min(BIG - sent);
-                    for (j, b) in buf[..n].iter_mut().enumerate() {
-                        *b = byte_at(sent + j);
-                    }
-                    if conn.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                    sent += n;
-                }
+                serve_http(conn, |path| format!("hello from origin {path}"))
             });
         }
     });
     addr
+}
+
+/// One HTTP/1.0 exchange on `conn`: `/big` answers [`BIG`] bytes of [`byte_at`], any other
+/// path answers `hello(path)`. The request body (Content-Length) is read first.
+pub fn serve_http(mut conn: std::net::TcpStream, hello: impl Fn(&str) -> String) {
+    use std::io::{BufRead, Write};
+    let Ok(clone) = conn.try_clone() else { return };
+    let mut reader = std::io::BufReader::new(clone);
+    let mut first = String::new();
+    if reader.read_line(&mut first).is_err() {
+        return;
+    }
+    let mut body_len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                body_len = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    // Read the request body before answering: closing with unread bytes makes the kernel
+    // reset the connection, which can destroy the answer in flight.
+    let mut body = vec![0u8; body_len.min(1 << 20)];
+    if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+        return;
+    }
+    let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+    if path != "/big" {
+        let body = hello(&path);
+        let _ = write!(
+            conn,
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        return;
+    }
+    let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut sent = 0;
+    while sent < BIG {
+        let n = buf.len().min(BIG - sent);
+        for (j, b) in buf[..n].iter_mut().enumerate() {
+            *b = byte_at(sent + j);
+        }
+        if conn.write_all(&buf[..n]).is_err() {
+            return;
+        }
+        sent += n;
+    }
+}
+
+/// Asserts that the file at `path` is exactly the `/big` body of [`serve_http`].
+pub fn assert_big_file(path: &Path) {
+    use std::io::Read;
+    let mut got = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0;
+    loop {
+        let n = got.read(&mut buf).unwrap_or_else(|e| panic!("{e}"));
+        if n == 0 {
+            break;
+        }
+        for (j, b) in buf[..n].iter().enumerate() {
+            assert_eq!(*b, byte_at(offset + j), "byte {}", offset + j);
+        }
+        offset += n;
+    }
+    assert_eq!(offset, BIG);
 }
 
 /// What curl did.

@@ -6,7 +6,7 @@
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sb_tests::{byte_at, curl, curl_status, hello_origin, Instance, BIG};
+use sb_tests::{curl, curl_status, hello_origin, Instance};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
@@ -159,20 +159,7 @@ fn hundred_mebibytes_arrive_intact() {
         &format!("http://127.0.0.1:{}/big", o.port()),
     ]);
     assert_eq!(r.code, 0);
-    let mut got = std::fs::File::open(&file).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut offset = 0;
-    loop {
-        let n = got.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        for (j, b) in buf[..n].iter().enumerate() {
-            assert_eq!(*b, byte_at(offset + j), "byte {}", offset + j);
-        }
-        offset += n;
-    }
-    assert_eq!(offset, BIG);
+    sb_tests::assert_big_file(&file);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -9,7 +9,7 @@
 
 use sb_core::flow::{Destination, FlowContext, Network};
 use sb_tests::sshd::{self, Sshd};
-use sb_tests::{byte_at, curl, hello_origin, in_ci, GoSingBox, Instance, BIG};
+use sb_tests::{curl, hello_origin, in_ci, GoSingBox, Instance};
 use std::io::Read;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -201,20 +201,7 @@ fn big_transfer_and_fifty_flows_share_one_session() {
         &format!("http://127.0.0.1:{}/big", o.port()),
     ]);
     assert_eq!(r.code, 0);
-    let mut got = std::fs::File::open(&file).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut offset = 0;
-    loop {
-        let n = got.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        for (j, b) in buf[..n].iter().enumerate() {
-            assert_eq!(*b, byte_at(offset + j), "byte {}", offset + j);
-        }
-        offset += n;
-    }
-    assert_eq!(offset, BIG);
+    sb_tests::assert_big_file(&file);
     std::fs::remove_file(&file).unwrap();
 
     let flows: Vec<_> = (0..50)

@@ -17,14 +17,14 @@
 
 use sb_tests::netns::{self, Netns};
 use sb_tests::{byte_at, Instance};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Size of the download checked byte by byte.
-const BIG: usize = 100 * 1024 * 1024;
+use sb_tests::BIG;
 
 /// The routing mark sb's outbound connections carry (`route.default_mark`).
 const MARK: u32 = 9011;
@@ -151,42 +151,9 @@ fn servers() {
 
 /// One HTTP/1.0 exchange: `/big` is [`BIG`] bytes of [`byte_at`]; any other path answers
 /// `hello <path> from <local address>`.
-fn http(mut conn: std::net::TcpStream) {
+fn http(conn: std::net::TcpStream) {
     let local = conn.local_addr().unwrap().ip().to_canonical();
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut first = String::new();
-    if reader.read_line(&mut first).is_err() {
-        return;
-    }
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-    }
-    let path = first.split(' ').nth(1).unwrap_or("/").to_string();
-    if path != "/big" {
-        let body = format!("hello {path} from {local}");
-        let _ = write!(
-            conn,
-            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        return;
-    }
-    let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut sent = 0;
-    while sent < BIG {
-        let n = buf.len().min(BIG - sent);
-        for (j, b) in buf[..n].iter_mut().enumerate() {
-            *b = byte_at(sent + j);
-        }
-        if conn.write_all(&buf[..n]).is_err() {
-            return;
-        }
-        sent += n;
-    }
+    sb_tests::serve_http(conn, |path| format!("hello {path} from {local}"));
 }
 
 impl Lab {
