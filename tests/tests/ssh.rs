@@ -245,7 +245,17 @@ fn a_restarted_server_is_reconnected_and_a_dead_one_fails_fast() {
         ])
         .code
     });
-    std::thread::sleep(Duration::from_millis(50));
+    // Wait (bounded) until the transfer is really under way through the session.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sb
+        .tracker
+        .snapshot()
+        .iter()
+        .any(|t| t.counters.down.load(std::sync::atomic::Ordering::Relaxed) > 1024 * 1024)
+    {
+        assert!(Instant::now() < deadline, "the transfer never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     s.down();
     assert_ne!(big.join().unwrap(), 0, "a flow survived its server");
     // While the server is down, flows fail quickly, and no attempt is made for each of them.
