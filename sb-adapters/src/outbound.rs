@@ -9,3 +9,18 @@ pub mod socks_udp;
 pub mod ssh;
 pub mod uot;
 pub mod urltest;
+
+/// A group's members resolved to outbounds, in config order, once every outbound is built
+/// (tags sb-config could not resolve are left out).
+fn resolve_members<C>(
+    members: &[String],
+    all: &std::collections::HashMap<String, std::sync::Arc<dyn sb_core::adapter::Outbound>>,
+) -> C
+where
+    C: FromIterator<(String, std::sync::Arc<dyn sb_core::adapter::Outbound>)>,
+{
+    members
+        .iter()
+        .filter_map(|m| all.get(m).map(|o| (m.clone(), o.clone())))
+        .collect()
+}

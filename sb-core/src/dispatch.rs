@@ -280,11 +280,7 @@ impl Dispatcher {
                         replied = true;
                     }
                     let (bytes, found) = peek(&mut stream, timeout, &sniffers).await;
-                    if let Some((protocol, domain)) = found {
-                        debug!(target: "router", "sniffed protocol: {protocol}{}", domain.as_deref().map(|d| format!(", domain: {d}")).unwrap_or_default());
-                        flow.protocol = Some(protocol);
-                        flow.sniffed_domain = domain;
-                    }
+                    record_sniff(&mut flow, found);
                     stream = Prefixed::wrap_boxed(bytes, stream);
                     from = next;
                 }
@@ -378,6 +374,15 @@ fn route_to(o: Arc<dyn Outbound>, flow: &FlowContext) -> Decision {
             flow.network.as_str(),
             o.tag()
         ))
+    }
+}
+
+/// Puts what a sniff found (protocol, and the domain it names) into the flow.
+fn record_sniff(flow: &mut FlowContext, found: Option<(&'static str, Option<String>)>) {
+    if let Some((protocol, domain)) = found {
+        debug!(target: "router", "sniffed {} protocol: {protocol}{}", flow.network.as_str(), domain.as_deref().map(|d| format!(", domain: {d}")).unwrap_or_default());
+        flow.protocol = Some(protocol);
+        flow.sniffed_domain = domain;
     }
 }
 
@@ -493,11 +498,7 @@ impl Dispatcher {
                     timeout,
                 } => {
                     let (replay, found) = peek_packets(&client, timeout, &sniffers).await;
-                    if let Some((protocol, domain)) = found {
-                        debug!(target: "router", "sniffed packet protocol: {protocol}{}", domain.as_deref().map(|d| format!(", domain: {d}")).unwrap_or_default());
-                        flow.protocol = Some(protocol);
-                        flow.sniffed_domain = domain;
-                    }
+                    record_sniff(&mut flow, found);
                     client = Arc::new(crate::udp::Replay::new(replay, client));
                     from = next;
                 }

@@ -122,12 +122,9 @@ impl UrlTest {
     /// flows it may have to interrupt.
     pub fn bind(&self, all: &HashMap<String, Arc<dyn Outbound>>, tracker: Arc<Tracker>) {
         let _ = self.tracker.set(tracker);
-        let members = self
-            .members
-            .iter()
-            .filter_map(|m| all.get(m).map(|o| (m.clone(), o.clone())))
-            .collect();
-        let _ = self.outbounds.set(members);
+        let _ = self
+            .outbounds
+            .set(super::resolve_members(&self.members, all));
     }
 
     /// The members, in config order.
