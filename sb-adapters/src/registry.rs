@@ -12,11 +12,13 @@ use sb_config::model::inbound::{Inbound, InboundKind};
 use sb_config::model::outbound::{Outbound, OutboundKind};
 use sb_config::model::route::RouteOptionsSection;
 use sb_config::model::shared::DialFields;
+use sb_config::types::DomainStrategy;
 use sb_config::Config;
 use sb_core::adapter::{Inbound as RunInbound, Outbound as RunOutbound};
 use sb_core::dialer::{Detour, DialOptions, Dialer};
 use sb_core::dispatch::Dispatcher;
 use sb_core::flow::Network;
+use sb_core::resolve::{DomainResolver, LateResolver};
 use sb_core::router::{ClashMode, Router};
 use sb_core::ruleset::{OutboundLookup, RuleSets};
 use std::collections::HashMap;
@@ -46,6 +48,9 @@ pub enum BuildError {
     /// A rule set could not be loaded.
     #[error(transparent)]
     RuleSet(#[from] sb_core::ruleset::RuleSetError),
+    /// The DNS module could not be built.
+    #[error(transparent)]
+    Dns(#[from] sb_core::dns::BuildError),
 }
 
 /// Everything needed to start an instance.
@@ -54,6 +59,8 @@ pub struct Built {
     pub inbounds: Vec<Arc<dyn RunInbound>>,
     /// The dispatcher (router + outbounds).
     pub dispatcher: Arc<Dispatcher>,
+    /// The DNS module.
+    pub dns: Arc<sb_core::dns::Dns>,
     /// The rule sets; remote ones are downloaded when the instance starts.
     pub rule_sets: Arc<RuleSets>,
     /// Selectors by tag, for switching at runtime (the Clash API).
@@ -68,13 +75,6 @@ pub struct Built {
 /// What the config asks for that the runtime does not do yet (printed as warnings).
 fn ignored_parts(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    if config
-        .dns
-        .as_ref()
-        .is_some_and(|d| !d.servers.is_empty() || !d.rules.is_empty())
-    {
-        out.push("dns: the DNS module is not implemented by sb's runtime yet; outbounds resolve domains with the system resolver".into());
-    }
     if let Some(e) = &config.experimental {
         if e.clash_api
             .as_ref()
@@ -126,6 +126,11 @@ struct BuildCtx<'a> {
     url_tests: std::cell::RefCell<Vec<Arc<UrlTest>>>,
     /// The default route's interface when `route.auto_detect_interface` found one.
     detected_interface: Option<String>,
+    /// Resolvers named by `domain_resolver` (by DNS server tag; "" = through the DNS rules),
+    /// filled in once the DNS module is built.
+    resolvers: std::cell::RefCell<HashMap<String, Arc<LateResolver>>>,
+    /// Whether `dns.servers` is configured: without it, dialers keep the system resolver.
+    dns_configured: bool,
 }
 
 fn build_proxy_inbound(tag: &str, kind: &InboundKind) -> Result<Arc<dyn RunInbound>, String> {
@@ -330,6 +335,21 @@ fn build_block(
 impl BuildCtx<'_> {
     /// The dialer for an adapter's dial fields, with `route.default_*` applied.
     fn dialer(&self, d: &DialFields) -> Dialer {
+        self.dialer_for(d, false)
+    }
+
+    /// The late resolver for `domain_resolver` server `tag` ("" = through the DNS rules).
+    fn late_resolver(&self, tag: &str) -> Arc<LateResolver> {
+        self.resolvers
+            .borrow_mut()
+            .entry(tag.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// A dialer; a DNS server's (`for_dns`) does not take `route.default_domain_resolver`
+    /// (Go's rule, #3232).
+    fn dialer_for(&self, d: &DialFields, for_dns: bool) -> Dialer {
         if !d.detour.is_empty() {
             let detour = Arc::new(Detour::new(&d.detour));
             self.detours.borrow_mut().push(detour.clone());
@@ -371,6 +391,22 @@ impl BuildCtx<'_> {
         o.reuse_addr = d.reuse_addr;
         o.tcp_fast_open = d.tcp_fast_open;
         o.bind_address_no_port = d.bind_address_no_port;
+        let named = d.domain_resolver.as_ref().or_else(|| {
+            route
+                .filter(|_| !for_dns)
+                .and_then(|r| r.default_domain_resolver.as_ref())
+        });
+        o.domain_resolver = match named {
+            Some(r) => Some(DomainResolver {
+                resolver: self.late_resolver(&r.0.server),
+                strategy: r.0.strategy,
+            }),
+            None if self.dns_configured && !for_dns => Some(DomainResolver {
+                resolver: self.late_resolver(""),
+                strategy: DomainStrategy::AsIs,
+            }),
+            None => None,
+        };
         Dialer::Direct(o)
     }
 }
@@ -489,6 +525,8 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         detours: Default::default(),
         selectors: Default::default(),
         url_tests: Default::default(),
+        resolvers: Default::default(),
+        dns_configured: config.dns.as_ref().is_some_and(|d| !d.servers.is_empty()),
     };
     let inbounds = config
         .inbounds
@@ -541,9 +579,33 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         lookup,
     )?);
     let mode = Arc::new(ClashMode::new("Rule"));
+    let dns = sb_core::dns::build(
+        config.dns.as_ref(),
+        &|d| ctx.dialer_for(d, true),
+        &rule_sets.matchers(),
+        mode.clone(),
+    )?;
+    for (tag, slot) in ctx.resolvers.borrow().iter() {
+        let server =
+            if tag.is_empty() {
+                None
+            } else {
+                Some(dns.server_index(tag).ok_or_else(|| {
+                    BuildError::Dns(sb_core::dns::BuildError::NoDefault(tag.clone()))
+                })?)
+            };
+        slot.set(dns.resolver(server, DomainStrategy::AsIs));
+    }
+    // DNS servers' detours were made after the outbounds' were bound.
+    for d in ctx.detours.borrow().iter() {
+        if let Some(target) = by_tag.get(&d.tag) {
+            d.bind(target.clone());
+        }
+    }
     let router = Router::new(route, mode, &rule_sets.matchers())?;
     let default = outbounds[0].clone();
-    let dispatcher = Arc::new(Dispatcher::new(router, by_tag.clone(), default));
+    let dispatcher =
+        Arc::new(Dispatcher::new(router, by_tag.clone(), default).with_dns(dns.clone()));
     let selectors: HashMap<String, Arc<crate::outbound::selector::Selector>> = ctx
         .selectors
         .borrow()
@@ -564,6 +626,7 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         .collect();
     Ok(Built {
         inbounds,
+        dns,
         dispatcher,
         rule_sets,
         selectors,

@@ -38,6 +38,9 @@ pub struct DialOptions {
     /// `IP_BIND_ADDRESS_NO_PORT`: with a bind address, pick the source port at connect
     /// time, so many flows from one address do not exhaust ephemeral ports.
     pub bind_address_no_port: bool,
+    /// How domain destinations are resolved (`domain_resolver`); the system resolver when
+    /// `None`.
+    pub domain_resolver: Option<crate::resolve::DomainResolver>,
 }
 
 impl Default for DialOptions {
@@ -53,6 +56,7 @@ impl Default for DialOptions {
             reuse_addr: false,
             tcp_fast_open: false,
             bind_address_no_port: false,
+            domain_resolver: None,
         }
     }
 }
@@ -134,10 +138,26 @@ impl Dialer {
     }
 }
 
-/// Resolves `dest` to socket addresses (the system resolver until sb's DNS module lands).
+/// Resolves `dest` to socket addresses with the system resolver.
 pub async fn resolve(dest: &Destination) -> io::Result<Vec<SocketAddr>> {
+    resolve_with(None, dest).await
+}
+
+/// Resolves `dest` with a dialer's `domain_resolver`, or the system resolver without one.
+pub async fn resolve_with(
+    resolver: Option<&crate::resolve::DomainResolver>,
+    dest: &Destination,
+) -> io::Result<Vec<SocketAddr>> {
     match &dest.host {
         Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, dest.port)]),
+        Host::Domain(d) if resolver.is_some() => {
+            let r = resolver.ok_or_else(|| io::Error::other("no resolver"))?;
+            Ok(r.lookup(d)
+                .await?
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, dest.port))
+                .collect())
+        }
         Host::Domain(d) => {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((d.as_str(), dest.port))
                 .await?
@@ -157,7 +177,7 @@ pub async fn resolve(dest: &Destination) -> io::Result<Vec<SocketAddr>> {
 /// starts after `fallback_delay` if the previous one has not connected yet; the first to
 /// connect wins.
 pub async fn connect_direct(opts: &DialOptions, dest: &Destination) -> io::Result<TcpStream> {
-    let addrs = resolve(dest).await?;
+    let addrs = resolve_with(opts.domain_resolver.as_ref(), dest).await?;
     let mut attempts = tokio::task::JoinSet::new();
     let mut last_err = None;
     let mut pending = addrs.into_iter();

@@ -5,6 +5,8 @@
 use crate::adapter::{
     BoxFuture, BoxPacketConn, BoxStream, ConnectFailure, FlowHandler, Outbound, Responder,
 };
+use crate::dns::client::Fake;
+use crate::dns::Dns;
 use crate::flow::{Destination, FlowContext};
 use crate::relay::{relay_any, Counters};
 use crate::resolve::{Resolver, SystemResolver};
@@ -36,6 +38,9 @@ pub struct Dispatcher {
     udp_timeout: Duration,
     tracker: Arc<Tracker>,
     resolver: Arc<dyn Resolver>,
+    /// The DNS module: answers `hijack-dns` flows, maps FakeIP addresses back to domains,
+    /// and does the `resolve` action's lookups.
+    dns: Option<Arc<Dns>>,
 }
 
 /// What the rules decided for a flow.
@@ -49,6 +54,8 @@ pub enum Decision {
     },
     /// It cannot be routed (the reason is logged and answered as a general failure).
     Fail(String),
+    /// A `hijack-dns` action: the DNS module answers the flow's queries.
+    HijackDns,
     /// A `sniff` action: peek at the client's first bytes, then decide again from rule `next`.
     Sniff {
         /// The rule to continue from.
@@ -86,6 +93,42 @@ impl Dispatcher {
             udp_timeout: crate::udp::UDP_TIMEOUT,
             tracker: Arc::default(),
             resolver: Arc::new(SystemResolver),
+            dns: None,
+        }
+    }
+
+    /// Attaches the DNS module (before the dispatcher is shared).
+    pub fn with_dns(mut self, dns: Arc<Dns>) -> Dispatcher {
+        self.resolver = dns.resolver(None, DomainStrategy::AsIs);
+        self.dns = Some(dns);
+        self
+    }
+
+    /// The DNS module, when the instance has one.
+    pub fn dns(&self) -> Option<&Arc<Dns>> {
+        self.dns.as_ref()
+    }
+
+    /// Maps a FakeIP destination back to its domain, and with `reverse_mapping` gives an IP
+    /// destination the domain it was answered for (for domain rules; the IP is still
+    /// dialed). `Err` when the address is fake but unknown: such a flow is never dialed.
+    fn unfake(&self, flow: &mut FlowContext) -> Result<(), String> {
+        let (Some(dns), Some(ip)) = (&self.dns, flow.destination.ip()) else {
+            return Ok(());
+        };
+        match dns.fake_domain(ip) {
+            Fake::Domain(d) => {
+                debug!(target: "dns", "fakeip {ip} is {d}");
+                flow.destination = Destination::from_host(&d, flow.destination.port);
+                Ok(())
+            }
+            Fake::Unknown => Err(format!("missing fakeip record for {ip}")),
+            Fake::No => {
+                if flow.sniffed_domain.is_none() {
+                    flow.sniffed_domain = dns.reverse_domain(ip);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -99,7 +142,14 @@ impl Dispatcher {
         let Some(domain) = flow.destination.domain().map(str::to_string) else {
             return Ok(());
         };
-        match self.resolver.lookup(&domain, strategy).await {
+        let found = match &self.dns {
+            Some(dns) => dns
+                .lookup_for(flow, &domain, strategy, None)
+                .await
+                .map_err(std::io::Error::from),
+            None => self.resolver.lookup(&domain, strategy).await,
+        };
+        match found {
             Ok(ips) => {
                 debug!(target: "router", "resolved {domain}: {ips:?}");
                 flow.resolved = ips;
@@ -209,9 +259,12 @@ impl Dispatcher {
                     }
                 }
                 RouteAction::HijackDns => {
-                    return Decision::Fail(
-                        "hijack-dns needs the DNS module, not implemented by sb yet".into(),
-                    )
+                    flow.matched_rule = Some(rule.index);
+                    return if self.dns.is_some() {
+                        Decision::HijackDns
+                    } else {
+                        Decision::Fail("hijack-dns: no DNS module in this instance".into())
+                    };
                 }
                 RouteAction::Sniff(sn) => {
                     if flow.protocol.is_some() {
@@ -260,6 +313,13 @@ impl Dispatcher {
         info!(target: "inbound", tag = %inbound_label(&flow), "inbound connection to {}", flow.destination);
         if self.router.needs_process() {
             crate::procinfo::fill(&mut flow).await;
+        }
+        if let Err(why) = self.unfake(&mut flow) {
+            error!(target: "router", "{why}");
+            responder
+                .failed(&mut stream, &ConnectFailure::NoRoute(why))
+                .await;
+            return;
         }
         // Sniffing needs the client's first bytes, which SOCKS and HTTP CONNECT clients send
         // only after the proxy said yes; so a sniffed flow is answered before it is dialed.
@@ -311,6 +371,16 @@ impl Dispatcher {
                         responder
                             .failed(&mut stream, &ConnectFailure::NoRoute(why))
                             .await;
+                    }
+                    return;
+                }
+                Decision::HijackDns => {
+                    if !replied && responder.connected(&mut stream, None).await.is_err() {
+                        return;
+                    }
+                    if let Some(dns) = self.dns.clone() {
+                        let idle = flow.udp_timeout.unwrap_or(self.udp_timeout);
+                        crate::dns::serve::serve_tcp(dns, flow, stream, idle).await;
                     }
                     return;
                 }
@@ -488,6 +558,10 @@ impl Dispatcher {
         if self.router.needs_process() {
             crate::procinfo::fill(&mut flow).await;
         }
+        if let Err(why) = self.unfake(&mut flow) {
+            error!(target: "router", "{why}");
+            return;
+        }
         let mut from = 0;
         let outbound = loop {
             match self.decide_from(&mut flow, from) {
@@ -515,6 +589,13 @@ impl Dispatcher {
                 }
                 Decision::Fail(why) => {
                     error!(target: "router", "{why}");
+                    return;
+                }
+                Decision::HijackDns => {
+                    if let Some(dns) = self.dns.clone() {
+                        let idle = flow.udp_timeout.unwrap_or(self.udp_timeout);
+                        crate::dns::serve::serve_udp(dns, flow, client, idle).await;
+                    }
                     return;
                 }
             }

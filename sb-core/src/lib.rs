@@ -10,6 +10,7 @@
 pub mod adapter;
 pub mod dialer;
 pub mod dispatch;
+pub mod dns;
 pub mod flow;
 pub mod http_client;
 pub mod lifecycle;

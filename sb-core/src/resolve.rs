@@ -6,6 +6,7 @@ use crate::adapter::BoxFuture;
 use sb_config::types::DomainStrategy;
 use std::io;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 /// Resolves domains to addresses.
 pub trait Resolver: Send + Sync + 'static {
@@ -15,6 +16,48 @@ pub trait Resolver: Send + Sync + 'static {
         domain: &'a str,
         strategy: DomainStrategy,
     ) -> BoxFuture<'a, io::Result<Vec<IpAddr>>>;
+}
+
+/// A resolver named at build time (`domain_resolver`, `route.default_domain_resolver`) and
+/// filled in once the DNS module exists: outbounds are built before it, and DNS servers
+/// themselves may dial through a resolver of the same module.
+#[derive(Default)]
+pub struct LateResolver(OnceLock<Arc<dyn Resolver>>);
+
+impl LateResolver {
+    /// Sets the resolver (once; later calls are ignored).
+    pub fn set(&self, r: Arc<dyn Resolver>) {
+        let _ = self.0.set(r);
+    }
+    /// The resolver, once set.
+    pub fn get(&self) -> Option<&Arc<dyn Resolver>> {
+        self.0.get()
+    }
+}
+
+/// How a dialer resolves a domain destination: which resolver, with which strategy.
+#[derive(Clone)]
+pub struct DomainResolver {
+    /// The resolver (the system's until it is set).
+    pub resolver: Arc<LateResolver>,
+    /// Address family preference.
+    pub strategy: DomainStrategy,
+}
+
+impl std::fmt::Debug for DomainResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DomainResolver({:?})", self.strategy)
+    }
+}
+
+impl DomainResolver {
+    /// The addresses of `domain`: the set resolver, or the system's before one is set.
+    pub async fn lookup(&self, domain: &str) -> io::Result<Vec<IpAddr>> {
+        match self.resolver.get() {
+            Some(r) => r.lookup(domain, self.strategy).await,
+            None => SystemResolver.lookup(domain, self.strategy).await,
+        }
+    }
 }
 
 /// The host's resolver (`getaddrinfo` through tokio).

@@ -3,7 +3,7 @@
 //! (as in Go); later packets to other destinations use the same upstream association.
 
 use crate::adapter::{BoxFuture, BoxPacketConn, PacketConn};
-use crate::dialer::{resolve, DialOptions};
+use crate::dialer::{resolve_with, DialOptions};
 use crate::flow::Destination;
 use crate::relay::Counters;
 use socket2::SockRef;
@@ -132,6 +132,7 @@ impl PacketConn for Replay {
 pub struct DirectUdp {
     socket: UdpSocket,
     last: std::sync::Mutex<Option<(String, SocketAddr)>>,
+    resolver: Option<crate::resolve::DomainResolver>,
 }
 
 impl DirectUdp {
@@ -156,6 +157,7 @@ impl DirectUdp {
         Ok(DirectUdp {
             socket,
             last: std::sync::Mutex::new(None),
+            resolver: opts.domain_resolver.clone(),
         })
     }
 
@@ -174,7 +176,7 @@ impl DirectUdp {
                 match cached {
                     Some((_, a)) => SocketAddr::new(a.ip(), dest.port),
                     None => {
-                        let a = resolve(dest)
+                        let a = resolve_with(self.resolver.as_ref(), dest)
                             .await?
                             .into_iter()
                             .next()

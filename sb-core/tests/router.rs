@@ -115,6 +115,7 @@ fn decide(d: &Dispatcher, f: &F) -> String {
         Decision::Fail(why) => format!("fail: {why}"),
         Decision::Sniff { next, .. } => format!("sniff, then from {next}"),
         Decision::Resolve { next, .. } => format!("resolve, then from {next}"),
+        Decision::HijackDns => "hijack-dns".into(),
     }
 }
 

@@ -182,6 +182,17 @@ impl Serialize for QueryType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rcode(pub String);
 
+impl Rcode {
+    /// The numeric code (names from Go's table, or the number as written).
+    pub fn code(&self) -> Option<u16> {
+        RCODES
+            .iter()
+            .find(|(name, _)| *name == self.0)
+            .map(|(_, c)| *c)
+            .or_else(|| self.0.parse().ok())
+    }
+}
+
 impl<'de> Deserialize<'de> for Rcode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;

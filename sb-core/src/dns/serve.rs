@@ -1,0 +1,98 @@
+//! `hijack-dns`: the dispatcher hands a DNS flow here instead of to an outbound, and the DNS
+//! module answers it. UDP flows carry one query per datagram (each answered on its own
+//! task, so a slow server does not hold up the next query); TCP flows carry length-prefixed
+//! messages, answered in order. A query dropped by a rule gets no answer; a server failure
+//! gets SERVFAIL so the client does not wait for its own timeout.
+
+use super::message::{encode, reply};
+use super::{Dns, DnsError};
+use crate::adapter::{BoxPacketConn, BoxStream};
+use crate::flow::FlowContext;
+use hickory_proto::op::{Message, ResponseCode};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::debug;
+
+/// The answer to one raw query, or `None` when nothing must be sent.
+async fn answer(dns: &Dns, flow: &FlowContext, raw: &[u8]) -> Option<Vec<u8>> {
+    let query = match Message::from_vec(raw) {
+        Ok(q) => q,
+        Err(e) => {
+            debug!(target: "dns", "bad query from {}: {e}", flow.source);
+            return None;
+        }
+    };
+    let m = match dns.exchange(flow, &query).await {
+        Ok(m) => m,
+        Err(DnsError::Dropped) => return None,
+        Err(DnsError::BadQuery(why)) => {
+            debug!(target: "dns", "bad query from {}: {why}", flow.source);
+            reply(&query, ResponseCode::FormErr)
+        }
+        Err(e) => {
+            tracing::error!(target: "dns", "exchange: {e}");
+            reply(&query, ResponseCode::ServFail)
+        }
+    };
+    encode(&m).ok()
+}
+
+/// Answers the queries of a UDP flow until it has been idle for `idle`.
+pub async fn serve_udp(dns: Arc<Dns>, flow: FlowContext, conn: BoxPacketConn, idle: Duration) {
+    let mut buf = vec![0u8; 65_535];
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let got = tokio::time::timeout(idle, conn.recv_from(&mut buf)).await;
+        let (n, dest) = match got {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                debug!(target: "dns", "packet connection closed: {e}");
+                break;
+            }
+            Err(_) => break,
+        };
+        let Some(raw) = buf.get(..n).map(<[u8]>::to_vec) else {
+            continue;
+        };
+        let (dns, flow, conn) = (dns.clone(), flow.clone(), conn.clone());
+        tasks.spawn(async move {
+            if let Some(out) = answer(&dns, &flow, &raw).await {
+                if let Err(e) = conn.send_to(&out, &dest).await {
+                    debug!(target: "dns", "write answer: {e}");
+                }
+            }
+        });
+        // Reap finished answers so the set does not grow with a long-lived flow.
+        while tasks.try_join_next().is_some() {}
+    }
+    // Answers still being worked on finish before the flow goes away.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Answers length-prefixed queries on a stream until the client closes it.
+pub async fn serve_tcp(dns: Arc<Dns>, flow: FlowContext, mut stream: BoxStream, idle: Duration) {
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(idle, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        let mut raw = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if stream.read_exact(&mut raw).await.is_err() {
+            return;
+        }
+        let Some(out) = answer(&dns, &flow, &raw).await else {
+            continue;
+        };
+        let Ok(n) = u16::try_from(out.len()) else {
+            continue;
+        };
+        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.extend_from_slice(&n.to_be_bytes());
+        framed.extend_from_slice(&out);
+        if stream.write_all(&framed).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+    }
+}
