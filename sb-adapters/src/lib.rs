@@ -7,6 +7,7 @@
 //! `selector` and `urltest`. Every other type sb-config accepts is refused by
 //! [`registry::build`] with an error naming the adapter, never run as a stub.
 
+pub mod cache_file;
 pub mod inbound;
 pub mod netlink;
 pub mod outbound;

@@ -48,6 +48,9 @@ pub enum BuildError {
     /// A rule set could not be loaded.
     #[error(transparent)]
     RuleSet(#[from] sb_core::ruleset::RuleSetError),
+    /// The cache file cannot be used.
+    #[error(transparent)]
+    CacheFile(#[from] crate::cache_file::CacheFileError),
     /// The DNS module could not be built.
     #[error(transparent)]
     Dns(#[from] sb_core::dns::BuildError),
@@ -61,6 +64,9 @@ pub struct Built {
     pub dispatcher: Arc<Dispatcher>,
     /// The DNS module.
     pub dns: Arc<sb_core::dns::Dns>,
+    /// `experimental.cache_file`, restored already; attach it to the running instance so it
+    /// saves.
+    pub cache_file: Option<Arc<crate::cache_file::CacheFile>>,
     /// The rule sets; remote ones are downloaded when the instance starts.
     pub rule_sets: Arc<RuleSets>,
     /// Selectors by tag, for switching at runtime (the Clash API).
@@ -82,8 +88,17 @@ fn ignored_parts(config: &Config) -> Vec<String> {
         {
             out.push("experimental.clash_api: the Clash API is not implemented by sb yet; nothing listens on external_controller".into());
         }
-        if e.cache_file.as_ref().is_some_and(|c| c.enabled) {
-            out.push("experimental.cache_file: the cache file is not implemented by sb yet; nothing is stored".into());
+        if e.cache_file
+            .as_ref()
+            .is_some_and(|c| c.enabled && c.store_rdrc)
+        {
+            out.push("experimental.cache_file.store_rdrc: sb does not keep rejected DNS responses; nothing is stored for it".into());
+        }
+        if e.cache_file
+            .as_ref()
+            .is_some_and(|c| c.enabled && c.store_dns)
+        {
+            out.push("experimental.cache_file.store_dns: sb does not keep DNS answers across restarts; nothing is stored for it".into());
         }
     }
     if let Some(r) = &config.route {
@@ -624,8 +639,17 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             (u.tag().to_string(), u.clone())
         })
         .collect();
+    let cache_file = crate::cache_file::CacheFile::open(
+        config
+            .experimental
+            .as_ref()
+            .and_then(|e| e.cache_file.as_ref()),
+        dns.fakeip_pools(),
+        &selectors,
+    )?;
     Ok(Built {
         inbounds,
+        cache_file,
         dns,
         dispatcher,
         rule_sets,

@@ -42,9 +42,12 @@ async fn start(config: &sb_config::Config) -> Result<Instance> {
     for part in &built.ignored {
         tracing::warn!(target: "sb", "{part}");
     }
-    let instance = Instance::start(built.inbounds, built.dispatcher, built.rule_sets)
+    let mut instance = Instance::start(built.inbounds, built.dispatcher, built.rule_sets)
         .await
         .context("start service")?;
+    if let Some(cache_file) = built.cache_file {
+        instance.attach(cache_file);
+    }
     Ok(instance)
 }
 

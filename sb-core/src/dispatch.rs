@@ -71,6 +71,8 @@ pub enum Decision {
         next: usize,
         /// Address family preference.
         strategy: DomainStrategy,
+        /// The DNS server to ask (`server`); through the DNS rules when empty.
+        server: String,
     },
 }
 
@@ -138,15 +140,25 @@ impl Dispatcher {
         &self,
         flow: &mut FlowContext,
         strategy: DomainStrategy,
+        server: &str,
     ) -> Result<(), String> {
         let Some(domain) = flow.destination.domain().map(str::to_string) else {
             return Ok(());
         };
         let found = match &self.dns {
-            Some(dns) => dns
-                .lookup_for(flow, &domain, strategy, None)
-                .await
-                .map_err(std::io::Error::from),
+            Some(dns) => {
+                let server = if server.is_empty() {
+                    None
+                } else {
+                    Some(
+                        dns.server_index(server)
+                            .ok_or_else(|| format!("resolve: DNS server not found: {server}"))?,
+                    )
+                };
+                dns.lookup_for(flow, &domain, strategy, server)
+                    .await
+                    .map_err(std::io::Error::from)
+            }
             None => self.resolver.lookup(&domain, strategy).await,
         };
         match found {
@@ -290,6 +302,7 @@ impl Dispatcher {
                     return Decision::Resolve {
                         next: rule.index + 1,
                         strategy: r.strategy,
+                        server: r.server.clone(),
                     };
                 }
             }
@@ -344,8 +357,12 @@ impl Dispatcher {
                     stream = Prefixed::wrap_boxed(bytes, stream);
                     from = next;
                 }
-                Decision::Resolve { next, strategy } => {
-                    if let Err(why) = self.resolve(&mut flow, strategy).await {
+                Decision::Resolve {
+                    next,
+                    strategy,
+                    server,
+                } => {
+                    if let Err(why) = self.resolve(&mut flow, strategy, &server).await {
                         error!(target: "router", "{why}");
                         if !replied {
                             responder
@@ -576,8 +593,12 @@ impl Dispatcher {
                     client = Arc::new(crate::udp::Replay::new(replay, client));
                     from = next;
                 }
-                Decision::Resolve { next, strategy } => {
-                    if let Err(why) = self.resolve(&mut flow, strategy).await {
+                Decision::Resolve {
+                    next,
+                    strategy,
+                    server,
+                } => {
+                    if let Err(why) = self.resolve(&mut flow, strategy, &server).await {
                         error!(target: "router", "{why}");
                         return;
                     }

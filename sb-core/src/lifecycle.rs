@@ -30,11 +30,21 @@ pub enum StartError {
     RuleSet(#[from] RuleSetError),
 }
 
+/// Work an instance runs beside its flows (the cache file's saver): started when attached,
+/// closed with the instance after the inbounds stop.
+pub trait Background: Send + Sync + 'static {
+    /// Starts its tasks.
+    fn start(self: Arc<Self>);
+    /// Stops them and finishes its work (a last save).
+    fn close(&self);
+}
+
 /// A running instance.
 pub struct Instance {
     inbounds: Vec<Arc<dyn Inbound>>,
     dispatcher: Arc<Dispatcher>,
     rule_sets: Arc<RuleSets>,
+    background: Vec<Arc<dyn Background>>,
 }
 
 impl Instance {
@@ -65,7 +75,14 @@ impl Instance {
             inbounds,
             dispatcher,
             rule_sets,
+            background: Vec::new(),
         })
+    }
+
+    /// Starts `b` and closes it with the instance.
+    pub fn attach(&mut self, b: Arc<dyn Background>) {
+        b.clone().start();
+        self.background.push(b);
     }
 
     /// The inbounds, for tests and the API (listening addresses).
@@ -83,5 +100,8 @@ impl Instance {
             outbound.close();
         }
         self.rule_sets.close();
+        for b in &self.background {
+            b.close();
+        }
     }
 }

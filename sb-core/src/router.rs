@@ -91,14 +91,6 @@ impl Router {
         for (index, r) in route.rules.iter().enumerate() {
             let matcher = rule::compile(&r.matcher, sets)
                 .map_err(|message| RouterError { index, message })?;
-            if let RouteAction::Resolve(a) = &r.action {
-                if !a.server.is_empty() {
-                    return Err(RouterError {
-                        index,
-                        message: "resolve: `server` names a DNS server, which needs sb's DNS module (not implemented yet); without `server` the system resolver is used".into(),
-                    });
-                }
-            }
             let description = describe(&r.to_json());
             rules.push(CompiledRule {
                 index,

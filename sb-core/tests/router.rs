@@ -427,7 +427,6 @@ fn fields_sb_cannot_match_yet_are_refused_at_start() {
     for rule in [
         r#"{"package_name": "com.example", "outbound": "a"}"#,
         r#"{"type": "logical", "mode": "or", "rules": [{"wifi_ssid": "x"}], "outbound": "a"}"#,
-        r#"{"port": 53, "action": "resolve", "server": "dns"}"#,
         r#"{"network": "icmp", "outbound": "a"}"#,
     ] {
         let config = format!(
@@ -509,7 +508,7 @@ fn resolve_stops_for_domains_and_its_addresses_feed_later_rules() {
         dst: "localhost",
         ..BASE
     });
-    rt.block_on(d.resolve(&mut f, sb_config::types::DomainStrategy::Ipv4Only))
+    rt.block_on(d.resolve(&mut f, sb_config::types::DomainStrategy::Ipv4Only, ""))
         .unwrap();
     assert!(f.resolved.iter().all(|ip| ip.is_loopback() && ip.is_ipv4()));
     assert!(matches!(d.decide_from(&mut f, 1), Decision::Route(o) if o.tag() == "b"));
@@ -519,7 +518,7 @@ fn resolve_stops_for_domains_and_its_addresses_feed_later_rules() {
         ..BASE
     });
     let e = rt
-        .block_on(d.resolve(&mut bad, sb_config::types::DomainStrategy::AsIs))
+        .block_on(d.resolve(&mut bad, sb_config::types::DomainStrategy::AsIs, ""))
         .unwrap_err();
     assert!(e.starts_with("lookup no-such-host.invalid"), "{e}");
 }

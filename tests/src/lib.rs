@@ -143,13 +143,18 @@ impl Instance {
         let url_tests = built.url_tests;
         let tracker = built.dispatcher.tracker().clone();
         let dispatcher = built.dispatcher.clone();
-        let instance = rt
+        let cache_file = built.cache_file;
+        let mut instance = rt
             .block_on(sb_core::lifecycle::Instance::start(
                 built.inbounds,
                 built.dispatcher,
                 built.rule_sets,
             ))
             .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(c) = cache_file {
+            let _guard = rt.enter();
+            instance.attach(c);
+        }
         Instance {
             rt,
             instance,

@@ -1,0 +1,198 @@
+//! `experimental.cache_file`: what sb keeps across restarts — each selector's choice, and with
+//! `store_fakeip` the FakeIP pools' domain mapping, so clients holding fake addresses from
+//! before a restart still reach their domains. Restored when the instance is built, saved by
+//! a background task once a second when something changed, and once more at shutdown.
+//!
+//! The file is sb's own JSON (Go keeps a bbolt database under the same default name
+//! `cache.db`): a file that exists but is not sb's is never overwritten — sb refuses to start
+//! and says so, so a Go cache file is not lost by trying sb on the same config.
+
+use crate::outbound::selector::Selector;
+use sb_config::model::experimental::CacheFile as CacheFileConfig;
+use sb_core::dns::fakeip::{FakeIp, FakeIpState};
+use sb_core::lifecycle::Background;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Marks the file as sb's.
+const FORMAT: &str = "sb-cache-file/1";
+
+/// How often changes are written.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Stored {
+    format: String,
+    /// `cache_id`: several configs may share a file, each under its own id.
+    #[serde(default)]
+    ids: BTreeMap<String, Entry>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    #[serde(default)]
+    selected: BTreeMap<String, String>,
+    #[serde(default)]
+    fakeip: BTreeMap<String, FakeIpState>,
+}
+
+/// Why the cache file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheFileError {
+    /// It could not be read or written.
+    #[error("cache file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// It is not sb's.
+    #[error("cache file {0}: not an sb cache file (Go sing-box's cache.db is a bbolt database); set experimental.cache_file.path to another file")]
+    Foreign(String),
+}
+
+/// An open cache file.
+pub struct CacheFile {
+    path: PathBuf,
+    id: String,
+    store_fakeip: bool,
+    pools: Vec<Arc<FakeIp>>,
+    selectors: HashMap<String, Arc<Selector>>,
+    /// The whole file as last read or written (other ids are kept as they were).
+    stored: Mutex<Stored>,
+    stop: Notify,
+    stopped: AtomicBool,
+}
+
+impl CacheFile {
+    /// Opens the file and restores what it holds into the selectors and FakeIP pools.
+    /// `None` when the cache file is not enabled.
+    pub fn open(
+        config: Option<&CacheFileConfig>,
+        pools: &[Arc<FakeIp>],
+        selectors: &HashMap<String, Arc<Selector>>,
+    ) -> Result<Option<Arc<CacheFile>>, CacheFileError> {
+        let Some(c) = config.filter(|c| c.enabled) else {
+            return Ok(None);
+        };
+        let path = PathBuf::from(if c.path.is_empty() {
+            "cache.db"
+        } else {
+            c.path.as_str()
+        });
+        let shown = path.display().to_string();
+        let stored = match std::fs::read(&path) {
+            Ok(bytes) if bytes.is_empty() => Stored::default(),
+            Ok(bytes) => match serde_json::from_slice::<Stored>(&bytes) {
+                Ok(s) if s.format == FORMAT => s,
+                _ => return Err(CacheFileError::Foreign(shown)),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
+            Err(source) => {
+                return Err(CacheFileError::Io {
+                    path: shown,
+                    source,
+                })
+            }
+        };
+        let file = CacheFile {
+            path,
+            id: c.cache_id.clone(),
+            store_fakeip: c.store_fakeip,
+            pools: pools.to_vec(),
+            selectors: selectors.clone(),
+            stored: Mutex::new(stored),
+            stop: Notify::new(),
+            stopped: AtomicBool::new(false),
+        };
+        file.restore();
+        Ok(Some(Arc::new(file)))
+    }
+
+    fn restore(&self) {
+        let Ok(stored) = self.stored.lock() else {
+            return;
+        };
+        let Some(entry) = stored.ids.get(&self.id) else {
+            return;
+        };
+        for (group, member) in &entry.selected {
+            if let Some(s) = self.selectors.get(group) {
+                // A member removed from the config since: keep the config's default.
+                if s.select(member).is_err() {
+                    tracing::debug!(target: "cache-file", "{group}: stored choice {member} is gone");
+                }
+            }
+        }
+        if self.store_fakeip {
+            for pool in &self.pools {
+                if let Some(state) = entry.fakeip.get(pool.tag()) {
+                    pool.restore(state);
+                }
+            }
+        }
+    }
+
+    /// Writes the file if anything changed (atomically: a temporary file renamed over it).
+    pub fn save(&self) -> Result<(), CacheFileError> {
+        let mut entry = Entry::default();
+        for (tag, s) in &self.selectors {
+            entry.selected.insert(tag.clone(), s.selected());
+        }
+        let mut fakeip_changed = false;
+        if self.store_fakeip {
+            for pool in &self.pools {
+                if let Some((state, dirty)) = pool.snapshot() {
+                    fakeip_changed |= dirty;
+                    entry.fakeip.insert(pool.tag().to_string(), state);
+                }
+            }
+        }
+        let Ok(mut stored) = self.stored.lock() else {
+            return Ok(());
+        };
+        if !fakeip_changed && stored.ids.get(&self.id) == Some(&entry) {
+            return Ok(());
+        }
+        stored.format = FORMAT.to_string();
+        stored.ids.insert(self.id.clone(), entry);
+        let io = |source| CacheFileError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let bytes = serde_json::to_vec(&*stored).map_err(|e| io(std::io::Error::other(e)))?;
+        let tmp = self.path.with_extension("sb-tmp");
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)
+    }
+}
+
+impl Background for CacheFile {
+    fn start(self: Arc<Self>) {
+        tokio::spawn(async move {
+            while !self.stopped.load(Ordering::Acquire) {
+                tokio::select! {
+                    () = self.stop.notified() => return,
+                    () = tokio::time::sleep(SAVE_EVERY) => {}
+                }
+                if let Err(e) = self.save() {
+                    tracing::error!(target: "cache-file", "{e}");
+                }
+            }
+        });
+    }
+
+    fn close(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+        if let Err(e) = self.save() {
+            tracing::error!(target: "cache-file", "{e}");
+        }
+    }
+}
