@@ -1,0 +1,150 @@
+//! DNS through the `tun` inbound, in network namespaces the test creates (root only; skipped
+//! with a reason outside CI, a failure under CI):
+//!
+//! ```text
+//!  client ns: dig @10.200.0.2 ─> auto_route (port 53 always enters) ─> sbdns0 ─> sb
+//!             sb: sniff → protocol dns → hijack-dns → hosts / fakeip answer
+//!             curl http://<fake address>:8080 ─> sbdns0 ─> sb maps it back to the domain,
+//!             the direct outbound resolves the domain (hosts) and dials over the veth ─┐
+//!  remote ns: HTTP on 10.200.0.2:8080, and no DNS server at all  <────────────────────┘
+//! ```
+//!
+//! The remote namespace runs no resolver, so every answer the client gets is sb's.
+
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sb_core::tracker::Tracker;
+use sb_tests::netns::{self, Netns};
+use sb_tests::Instance;
+use std::net::TcpListener;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+const CONFIG: &str = r#"{
+  "log": {"disabled": true},
+  "dns": {
+    "servers": [
+      {"type": "hosts", "tag": "h", "predefined": {"plain.test": "10.77.0.1", "web.fake.test": "10.200.0.2"}},
+      {"type": "fakeip", "tag": "f", "inet4_range": "198.18.0.0/15", "inet6_range": "fc00::/18"}
+    ],
+    "rules": [{"inbound": "tun-in", "domain_suffix": "fake.test", "server": "f"}]
+  },
+  "inbounds": [{"type": "tun", "tag": "tun-in", "interface_name": "sbdns0", "stack": "gvisor",
+                "address": ["172.19.0.1/30"], "auto_route": true}],
+  "outbounds": [{"type": "direct", "tag": "direct"}],
+  "route": {
+    "auto_detect_interface": true,
+    "default_domain_resolver": "h",
+    "rules": [{"action": "sniff"}, {"protocol": "dns", "action": "hijack-dns"}]
+  }
+}"#;
+
+/// sb running in process inside `ns`; dropping it closes the instance and waits.
+struct Sb {
+    tracker: Arc<Tracker>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sb {
+    fn start(ns: &Netns, config: &'static str) -> Sb {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = ns.spawn(move || {
+            let instance = Instance::start(config);
+            let _ = ready_tx.send(instance.tracker.clone());
+            let _ = stopped.recv();
+            drop(instance);
+        });
+        let tracker = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("sb did not start in the client namespace");
+        Sb {
+            tracker,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Sb {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `dig` in `ns`: the answer lines' data (`+short`), or the error text.
+fn dig(ns: &Netns, name: &str, qtype: &str, tcp: bool) -> Vec<String> {
+    let mut args = vec![
+        "dig",
+        "@10.200.0.2",
+        name,
+        qtype,
+        "+short",
+        "+time=2",
+        "+tries=1",
+    ];
+    if tcp {
+        args.push("+tcp");
+    }
+    let out = ns.exec(&args);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn tun_dns_is_hijacked_and_fakeip_reaches_the_domain() {
+    if !netns::available() {
+        return;
+    }
+    let client = Netns::new("sdc");
+    let remote = Netns::new("sdr");
+    netns::veth(&client, &["10.200.0.1/24"], &remote, &["10.200.0.2/24"]);
+    client.ip("route add default via 10.200.0.2");
+    remote
+        .spawn(|| {
+            let l = TcpListener::bind("10.200.0.2:8080").unwrap();
+            std::thread::spawn(move || {
+                for conn in l.incoming().flatten() {
+                    std::thread::spawn(move || {
+                        sb_tests::serve_http(conn, |path| format!("remote says {path}"))
+                    });
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    let sb = Sb::start(&client, CONFIG);
+
+    // Queries to the uplink's resolver address enter the TUN and are answered by sb.
+    assert_eq!(dig(&client, "plain.test", "A", false), vec!["10.77.0.1"]);
+    assert_eq!(dig(&client, "plain.test", "A", true), vec!["10.77.0.1"]);
+
+    // FakeIP: the client gets a fake address and connects to it through the TUN.
+    let fake = dig(&client, "web.fake.test", "A", false);
+    assert_eq!(fake.len(), 1, "{fake:?}");
+    assert!(fake[0].starts_with("198.18."), "{fake:?}");
+    let url = format!("http://{}:8080/hello", fake[0]);
+    let out = client.exec(&["curl", "-s", "--max-time", "10", &url]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "remote says /hello",
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An address from the range nobody was given is refused by sb, not dialed.
+    let out = client.exec(&["curl", "-s", "--max-time", "5", "http://198.19.0.77:8080/"]);
+    assert!(!out.status.success());
+    assert!(sb.tracker.snapshot().iter().all(|f| !f
+        .flow
+        .destination
+        .to_string()
+        .starts_with("198.19.0.77")));
+    drop(sb);
+}
