@@ -7,7 +7,39 @@
 //!
 //! # What Go sing-box 1.14.4 does (observed; sb must match)
 //!
-//! OBSERVED-GO-FACTS
+//! Each is pinned by a test in `tests/tests/dns_peers.rs` (`go_dns_behaviours_sb_must_match`,
+//! `go_udp_server_answers_the_parity_corpus_like_dnsmasq`, ...):
+//!
+//! - **hijack-dns on a `direct` inbound needs no `sniff`**: `{"inbound": "dns-in", "action":
+//!   "hijack-dns"}` alone answers DNS over UDP and TCP. With `listen_port: 0` the TCP and UDP
+//!   listeners get two different ports.
+//! - **More than one DNS server needs `route.default_domain_resolver`** even with no outbound
+//!   that resolves anything, or Go exits (`FATAL ... ENABLE_DEPRECATED_MISSING_DOMAIN_RESOLVER`).
+//!   [`go::config`] sets it to the first server.
+//! - **Answers are relayed as the upstream gave them**: rcode (NXDOMAIN, REFUSED for a name
+//!   dnsmasq has no upstream for), flags (AA), the question's case (`A.TEST.` answered as
+//!   such), record order aside. A CNAME the upstream did not chase is not chased by Go either
+//!   (unbound's local data answers `alias.test A` with the CNAME alone, and so does Go). The
+//!   HTTPS type is passed through like any other.
+//! - **TTL**: the upstream's TTL is passed through on a fresh answer (300 stays 300); a cached
+//!   answer's TTL counts down (300, then 297 three seconds later). `rewrite_ttl` on a route
+//!   rule sets every record's TTL to its value.
+//! - **Cache only for "simple" queries**: a plain query (one question, EDNS without options, as
+//!   [`query_udp`] sends) is cached: the upstream is asked once. A query carrying an EDNS
+//!   option (dig's default COOKIE) skips the cache and reaches the upstream every time. A
+//!   cached answer carries an OPT record (udp 1232) even when the query had no EDNS (seen with
+//!   `dig +noedns`; not pinned by a test).
+//! - **`strategy: ipv4_only`**: AAAA is answered NOERROR, no records, AA set, no EDNS, and is
+//!   never sent upstream (`dns: strategy rejected` in the debug log).
+//! - **`reject`** (default method): REFUSED with a bare header: only QR set (no RD, RA, AA), no
+//!   EDNS, no records; the same over TCP. **`reject` with `method: drop`**: no reply at all.
+//! - **`predefined`**: answers exactly the configured records whatever the query type (an
+//!   AAAA query for a name with `answer: ["pre.test. IN A 10.9.9.9"]` gets that A record),
+//!   TTL 3600 when the zone text gives none, AA+RD+RA set, no EDNS; `rcode` as configured.
+//! - **DNS rules**: `{"domain_suffix": "corp.test", "server": "corp"}` sends those names to
+//!   `corp` only (the other server's query log never sees them).
+//! - Go reuses one upstream UDP socket for its queries to a `udp` server (dnsmasq logs the
+//!   same source port for successive queries; not pinned by a test).
 
 pub mod ca;
 pub mod client;

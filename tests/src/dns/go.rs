@@ -28,12 +28,25 @@ pub struct GoDns {
 /// The whole Go config: `dns` (a JSON object text, e.g.
 /// `{"servers": [{"type": "udp", "tag": "dm", "server": "127.0.0.1", "server_port": 5353}]}`)
 /// plus the hijacked inbound, with debug logging so a test can read Go's DNS decisions.
+///
+/// With more than one DNS server Go 1.14.4 refuses to start unless
+/// `route.default_domain_resolver` is set (`FATAL ... ENABLE_DEPRECATED_MISSING_DOMAIN_RESOLVER`,
+/// even though no outbound resolves anything here), so it is set to the first server's tag.
 pub fn config(dns: &str) -> String {
+    let resolver = serde_json::from_str::<serde_json::Value>(dns)
+        .ok()
+        .and_then(|v| {
+            let servers = v.get("servers")?.as_array()?;
+            let tag = servers.first()?.get("tag")?.as_str()?.to_string();
+            (servers.len() > 1).then_some(tag)
+        })
+        .map(|tag| format!(r#""default_domain_resolver": "{tag}","#))
+        .unwrap_or_default();
     format!(
         r#"{{"log": {{"level": "debug"}},
             "dns": {dns},
             "inbounds": [{{"type": "direct", "tag": "{INBOUND_TAG}", "listen": "127.0.0.1", "listen_port": 0}}],
-            "route": {{"rules": [{{"inbound": "{INBOUND_TAG}", "action": "hijack-dns"}}]}}}}"#
+            "route": {{{resolver} "rules": [{{"inbound": "{INBOUND_TAG}", "action": "hijack-dns"}}]}}}}"#
     )
 }
 
