@@ -1,7 +1,7 @@
 //! Real DNS peers for sb's DNS tests: dnsmasq ([`Dnsmasq`], plain DNS with a per-client query
 //! log) and unbound ([`Unbound`], plain, DNS over TLS and DNS over HTTPS with a self-made CA),
 //! two clients ([`query_udp`]/[`query_tcp`]/[`query_tls`] on hickory-proto, and the real
-//! [`dig`]), Go sing-box answering through a hijacked `direct` inbound ([`GoDns`]), and the
+//! [`dig()`]), Go sing-box answering through a hijacked `direct` inbound ([`GoDns`]), and the
 //! parity corpus ([`PARITY_QUERIES`] over [`parity_zone`]). Every server listens on a loopback
 //! port picked for the test and is killed by its PID on drop.
 //!
