@@ -11,9 +11,35 @@ command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
 command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
+# DNS peers: dnsmasq (plain DNS with a per-client query log; dnsmasq-base is the binary
+# without the system service), unbound (DoT and DoH) and the dig client.
+[ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
+[ -x /usr/sbin/unbound ] || missing+=(unbound)
+command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-deps: installing ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # The tests start their own DNS servers on loopback ports; the packages' system services
+    # must not start (they would take port 53 and rewrite /etc/resolv.conf). A policy-rc.d
+    # that denies every start does that for this install; one already present is kept.
+    own_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        own_policy=1
+    fi
+    status=0
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } || status=$?
+    [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+    [ "$status" = 0 ] || exit "$status"
+fi
+# On a systemd machine, keep unbound's services off for good (masking survives upgrades).
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    for unit in unbound.service unbound-resolvconf.service; do
+        if systemctl list-unit-files "$unit" >/dev/null 2>&1; then
+            systemctl disable --now "$unit" >/dev/null 2>&1 || true
+            systemctl mask "$unit" >/dev/null 2>&1 || true
+        fi
+    done
 fi
 
 # The SSH outbound's tests run OpenSSH's sshd (in inetd mode, one per connection, on a

@@ -4,6 +4,7 @@
 // Test support: a missing peer or corpus file is a failed test, said in the panic message.
 #![allow(clippy::panic)]
 
+pub mod dns;
 pub mod netns;
 pub mod sshd;
 
