@@ -41,6 +41,7 @@
 //! - Go reuses one upstream UDP socket for its queries to a `udp` server (dnsmasq logs the
 //!   same source port for successive queries; not pinned by a test).
 
+pub mod behaviours;
 pub mod ca;
 pub mod client;
 pub mod dig;

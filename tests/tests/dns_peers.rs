@@ -8,8 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sb_tests::dns::{
-    self, dig, dig_with, parity_zone, query_tcp, query_tls, query_udp, DigTransport, Dnsmasq,
-    GoDns, RecordType, Unbound, Zone, DOH_PATH, PARITY_QUERIES,
+    self, behaviours, dig, dig_with, parity_zone, query_tcp, query_tls, query_udp, DigTransport,
+    Dnsmasq, GoDns, RecordType, Unbound, Zone, DOH_PATH, PARITY_QUERIES,
 };
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -220,14 +220,6 @@ fn unbound_expected(q: &dns::ParityQuery) -> (String, Vec<String>) {
     (q.rcode.to_string(), answers)
 }
 
-fn udp_server(tag: &str, addr: SocketAddr) -> String {
-    format!(
-        r#"{{"type": "udp", "tag": "{tag}", "server": "{}", "server_port": {}}}"#,
-        addr.ip(),
-        addr.port()
-    )
-}
-
 #[test]
 fn go_udp_server_answers_the_parity_corpus_like_dnsmasq() {
     if !peers() {
@@ -236,7 +228,7 @@ fn go_udp_server_answers_the_parity_corpus_like_dnsmasq() {
     let server = Dnsmasq::start(&parity_zone());
     let Some(go) = GoDns::start(&format!(
         r#"{{"servers": [{}]}}"#,
-        udp_server("dm", server.addr)
+        behaviours::udp_server("dm", server.addr)
     )) else {
         return;
     };
@@ -318,130 +310,19 @@ fn go_tcp_tls_and_https_servers_answer_like_the_upstream() {
     }
 }
 
-/// The Go behaviours written down in `sb_tests::dns`'s docs, pinned against the real binary:
-/// TTLs, the cache, `strategy: ipv4_only`, `reject`, `predefined`, `rewrite_ttl` and DNS rules
-/// choosing a server.
+/// The Go behaviours written down in `sb_tests::dns`'s docs, pinned against the real binary
+/// (the same scenario runs against sb in `tests/tests/dns_parity.rs`): TTLs, the cache,
+/// `strategy: ipv4_only`, `reject`, `predefined`, `rewrite_ttl` and DNS rules choosing a
+/// server.
 #[test]
 fn go_dns_behaviours_sb_must_match() {
     if !peers() {
         return;
     }
-    let main = Dnsmasq::start(&parity_zone());
-    let mut corp_zone = Zone::new("test").a("x.corp.test", Ipv4Addr::new(10, 2, 0, 1));
-    corp_zone.ttl = 60;
-    let corp = Dnsmasq::start(&corp_zone);
-    let dns = format!(
-        r#"{{"servers": [{}, {}],
-            "rules": [
-              {{"domain": "rej.test", "action": "reject"}},
-              {{"domain": "drop.test", "action": "reject", "method": "drop"}},
-              {{"domain": "pre.test", "action": "predefined", "rcode": "NOERROR",
-                "answer": ["pre.test. IN A 10.9.9.9"]}},
-              {{"domain": "prenx.test", "action": "predefined", "rcode": "NXDOMAIN"}},
-              {{"domain_suffix": "corp.test", "server": "corp"}},
-              {{"domain": "alias.test", "server": "main", "rewrite_ttl": 7}}],
-            "final": "main", "strategy": "ipv4_only"}}"#,
-        udp_server("main", main.addr),
-        udp_server("corp", corp.addr)
-    );
-    let Some(go) = GoDns::start(&dns) else { return };
-    let count = |server: &Dnsmasq, name: &str| {
-        server
-            .queries()
-            .iter()
-            .filter(|q| q.name.eq_ignore_ascii_case(name))
-            .count()
+    let up = behaviours::upstreams();
+    let Some(go) = GoDns::start(&behaviours::config(&up)) else {
+        return;
     };
-
-    // The upstream's TTL is passed through; a repeated plain query is answered from the cache
-    // (the upstream is asked once) with a TTL that never grows.
-    let first = query_udp(go.udp, "both.test", RecordType::A).unwrap();
-    assert_eq!(first.ttls, vec![dns::parity::PARITY_TTL]);
-    let again = query_udp(go.udp, "both.test", RecordType::A).unwrap();
-    assert_eq!(again.records, first.records);
-    assert!(again.ttls[0] <= dns::parity::PARITY_TTL);
-    main.wait_query("both.test", "A", Duration::from_secs(5))
-        .unwrap();
-    assert_eq!(count(&main, "both.test"), 1, "{:?}", main.queries());
-    // A query carrying an EDNS option (dig sends a COOKIE) is not a "simple request": Go
-    // skips its cache and asks the upstream every time.
-    let before = count(&main, "multi.test");
-    for _ in 0..2 {
-        let d = dig(go.udp.ip(), go.udp.port(), "multi.test", "A", false);
-        assert_eq!(d.records.len(), 3, "{}", d.output);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while count(&main, "multi.test") < before + 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(
-        count(&main, "multi.test"),
-        before + 2,
-        "{:?}",
-        main.queries()
-    );
-
-    // strategy ipv4_only: AAAA is answered NOERROR with no records and never sent upstream.
-    let aaaa = query_udp(go.udp, "both.test", RecordType::AAAA).unwrap();
-    assert_eq!(aaaa.shape(), ("NOERROR".into(), vec![]));
-    assert!(aaaa.message.metadata.authoritative && aaaa.message.edns.is_none());
-    assert!(
-        main.queries().iter().all(|q| q.qtype != "AAAA"),
-        "{:?}",
-        main.queries()
-    );
+    behaviours::check("Go", go.udp, go.tcp, &up);
     assert!(go.go.logged("dns: strategy rejected"));
-
-    // reject: REFUSED with a bare header (only QR; no RD/RA/AA, no EDNS), on UDP and TCP.
-    for got in [
-        query_udp(go.udp, "rej.test", RecordType::A).unwrap(),
-        query_tcp(go.tcp, "rej.test", RecordType::AAAA).unwrap(),
-    ] {
-        assert_eq!(got.shape(), ("REFUSED".into(), vec![]));
-        let m = &got.message.metadata;
-        assert!(!m.recursion_desired && !m.recursion_available && !m.authoritative);
-        assert!(got.message.edns.is_none());
-    }
-    // reject with method drop: no answer at all.
-    let dropped = dns::client::query_udp_timeout(
-        go.udp,
-        "drop.test",
-        RecordType::A,
-        Duration::from_millis(1500),
-    );
-    assert!(dropped.is_err(), "drop answered: {dropped:?}");
-
-    // predefined: the given records whatever the query type, TTL 3600 when the text has none,
-    // AA set, no EDNS; the given rcode.
-    for qtype in [RecordType::A, RecordType::AAAA] {
-        let pre = query_udp(go.udp, "pre.test", qtype).unwrap();
-        assert_eq!(
-            pre.shape(),
-            ("NOERROR".into(), vec!["pre.test. A 10.9.9.9".into()])
-        );
-        assert_eq!(pre.ttls, vec![3600]);
-        assert!(pre.message.metadata.authoritative && pre.message.edns.is_none());
-    }
-    let nx = query_udp(go.udp, "prenx.test", RecordType::A).unwrap();
-    assert_eq!(nx.shape(), ("NXDOMAIN".into(), vec![]));
-
-    // Rules: *.corp.test goes to the corp server only.
-    let x = query_udp(go.udp, "x.corp.test", RecordType::A).unwrap();
-    assert_eq!(
-        x.shape(),
-        ("NOERROR".into(), vec!["x.corp.test. A 10.2.0.1".into()])
-    );
-    assert_eq!(x.ttls, vec![60]);
-    assert!(corp
-        .wait_query("x.corp.test", "A", Duration::from_secs(5))
-        .is_some());
-    assert_eq!(count(&main, "x.corp.test"), 0);
-
-    // rewrite_ttl on a route rule sets every record's TTL.
-    let alias = query_udp(go.udp, "alias.test", RecordType::A).unwrap();
-    assert_eq!(
-        alias.records,
-        vec!["a.test. A 10.0.0.1", "alias.test. CNAME a.test."]
-    );
-    assert_eq!(alias.ttls, vec![7, 7]);
 }

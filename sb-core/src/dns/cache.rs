@@ -9,12 +9,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// What an answer is cached under: server index, lower-case name, type, class.
+/// What an answer is cached under: server index, name as asked, type, class.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Key {
     /// The transport.
     pub server: usize,
-    /// The question's name, lower case.
+    /// The question's name as asked.
     pub name: String,
     /// The question type.
     pub qtype: u16,

@@ -6,7 +6,9 @@
 
 use super::cache::{Cache, Join, Key};
 use super::fakeip::FakeIp;
-use super::message::{addresses, domain_of, question, rcode_text, reply, set_ttl};
+use super::message::{
+    addresses, bare_reply, domain_of, has_edns_options, local_reply, question, rcode_text, set_ttl,
+};
 use super::rules::DnsRuleC;
 use super::transport::BoxTransport;
 use super::DnsError;
@@ -178,14 +180,14 @@ impl Dns {
                 DnsAction::Reject(r) => {
                     return match r.method {
                         RejectMethod::Drop => Plan::Drop,
-                        _ => Plan::Answer(reply(query, ResponseCode::Refused)),
+                        _ => Plan::Answer(bare_reply(query, ResponseCode::Refused)),
                     }
                 }
                 DnsAction::Predefined(_) => {
                     let Some(p) = self.p.predefined.get(&rule.index) else {
                         continue;
                     };
-                    let mut m = reply(query, p.rcode);
+                    let mut m = local_reply(query, p.rcode);
                     m.answers = p.answer.clone();
                     m.authorities = p.ns.clone();
                     m.additionals = p.extra.clone();
@@ -214,7 +216,8 @@ impl Dns {
         if (ask.strategy == DomainStrategy::Ipv4Only && qtype == RecordType::AAAA)
             || (ask.strategy == DomainStrategy::Ipv6Only && qtype == RecordType::A)
         {
-            return Ok(reply(query, ResponseCode::NoError));
+            debug!(target: "dns", "strategy rejected {qtype} {}", domain_of(q));
+            return Ok(local_reply(query, ResponseCode::NoError));
         }
         let transport = self
             .p
@@ -225,17 +228,18 @@ impl Dns {
         if let Some(net) = ask.client_subnet {
             add_client_subnet(&mut sent, net);
         }
-        let cache = self
-            .p
-            .cache
-            .as_ref()
-            .filter(|_| transport.cacheable() && !ask.disable_cache);
+        let cache =
+            self.p.cache.as_ref().filter(|_| {
+                transport.cacheable() && !ask.disable_cache && !has_edns_options(query)
+            });
         let Some(cache) = cache else {
             return self.send(ask, transport, &sent, query).await;
         };
+        // The name as asked, case kept: answers carry the question's spelling (Go's cache
+        // answers `A.TEST.` to `A.TEST`, not a cached `a.test.`).
         let key = Key {
             server: ask.server,
-            name: domain_of(q),
+            name: q.name().to_ascii(),
             qtype: u16::from(qtype),
             qclass: u16::from(q.query_class()),
         };

@@ -46,6 +46,32 @@ pub fn reply(query: &Message, rcode: ResponseCode) -> Message {
     m
 }
 
+/// A reply sb makes up itself (an address family the strategy leaves out, `predefined`):
+/// authoritative, as Go sets it, RD copied, RA set, no EDNS.
+pub fn local_reply(query: &Message, rcode: ResponseCode) -> Message {
+    let mut m = reply(query, rcode);
+    m.metadata.authoritative = true;
+    m
+}
+
+/// A `reject` answer as Go gives it: the rcode on a bare header (only QR; no RD, RA, AA) with
+/// the question, no EDNS.
+pub fn bare_reply(query: &Message, rcode: ResponseCode) -> Message {
+    let mut m = Message::new(query.metadata.id, MessageType::Response, OpCode::Query);
+    m.metadata.response_code = rcode;
+    m.queries = query.queries.clone();
+    m
+}
+
+/// Whether the query carries EDNS options (client subnet, cookie...). Go caches only queries
+/// without any, and so does sb: a client-subnet answer is for that subnet only.
+pub fn has_edns_options(query: &Message) -> bool {
+    query
+        .edns
+        .as_ref()
+        .is_some_and(|e| !e.options().as_ref().is_empty())
+}
+
 /// A NOERROR reply carrying `ips` (those of the question's family) as answers.
 pub fn reply_with_ips(query: &Message, q: &Query, ips: &[IpAddr], ttl: u32) -> Message {
     let mut m = reply(query, ResponseCode::NoError);
