@@ -11,6 +11,7 @@ use anyhow::{bail, Result};
 use sb_tests::dns::client::{parse_response, query_bytes};
 use sb_tests::dns::dnsmasq::{self, Dnsmasq};
 use sb_tests::dns::zone::Zone;
+use sb_tests::dns::RecordType;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,7 +49,7 @@ async fn rate(server: SocketAddr, unique: bool, seconds: u64) -> Result<f64> {
                 } else {
                     "cached.bench.test".to_string()
                 };
-                let (id, bytes) = query_bytes(&name, hickory_a())?;
+                let (id, bytes) = query_bytes(&name, RecordType::A)?;
                 sock.send(&bytes).await?;
                 // A lost datagram costs one second of this client, never the run.
                 let Ok(Ok(n)) =
@@ -67,10 +68,6 @@ async fn rate(server: SocketAddr, unique: bool, seconds: u64) -> Result<f64> {
         r??;
     }
     Ok(answered.load(Ordering::Relaxed) as f64 / seconds as f64)
-}
-
-fn hickory_a() -> hickory_proto::rr::RecordType {
-    hickory_proto::rr::RecordType::A
 }
 
 /// Measures the DNS rows.
@@ -101,7 +98,9 @@ pub fn rows(subjects: &[Subject], s: &Settings, rt: &tokio::runtime::Runtime) ->
         proc::wait_listening(listen)?;
         let at = SocketAddr::from(([127, 0, 0, 1], listen));
         cached.values.push(rt.block_on(rate(at, false, s.seconds))?);
-        uncached.values.push(rt.block_on(rate(at, true, s.seconds))?);
+        uncached
+            .values
+            .push(rt.block_on(rate(at, true, s.seconds))?);
     }
     Ok(vec![cached, uncached])
 }

@@ -5,6 +5,7 @@
 //!
 //! Run the full benchmark with `bench/run.sh` (it builds sb in release mode first).
 
+mod dns;
 mod load;
 mod proc;
 mod ssh;
@@ -287,6 +288,7 @@ fn main() -> Result<()> {
     // this process past the descriptor limit if it also served them).
     let (_target_proc, far_target) = spawn_one_byte_server()?;
     rows.extend(ssh::rows(&subjects, &s, &rt, far_target, &mut notes)?);
+    rows.extend(dns::rows(&subjects, &s, &rt)?);
     let report = render(&rows, &notes, &s)?;
     print!("{report}");
     if let Some(out) = &s.out {

@@ -422,15 +422,16 @@ fn run_says_which_parts_it_ignores() {
     let dir = scratch("run-ignored");
     std::fs::write(
         dir.join("config.json"),
-        r#"{"log": {"level": "warn"}, "dns": {"servers": [{"type": "local", "tag": "l"}]},
+        r#"{"log": {"level": "warn"},
+            "experimental": {"clash_api": {"external_controller": "127.0.0.1:9090"}},
             "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}]}"#,
     )
     .unwrap();
     let mut sb = Running::start(&dir, &["run", "--disable-color"]);
-    let line = sb.wait_for("dns:");
+    let line = sb.wait_for("clash_api:");
     assert_eq!(
         line,
-        "WARN[0000] dns: the DNS module is not implemented by sb's runtime yet; outbounds resolve domains with the system resolver"
+        "WARN[0000] experimental.clash_api: the Clash API is not implemented by sb yet; nothing listens on external_controller"
     );
     sb.signal("-TERM");
     assert_eq!(sb.child.wait().unwrap().code(), Some(0));
