@@ -3,6 +3,8 @@
 //! the other's write half), counting bytes for the tracker, and ending a flow that stays idle
 //! longer than the idle timeout.
 
+mod copy;
+
 use crate::adapter::BoxStream;
 use std::io;
 use std::pin::Pin;
@@ -86,7 +88,8 @@ pub async fn relay(
         activity: &counters.last_activity_ms,
         epoch,
     };
-    let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, 64 * 1024, 64 * 1024);
+    // Buffers only while a peer pushes back (`copy.rs`): idle flows hold none.
+    let copy = copy::copy_bidirectional(&mut a, &mut b);
     tokio::pin!(copy);
     loop {
         let last = Duration::from_millis(counters.last_activity_ms.load(Ordering::Relaxed));
@@ -104,8 +107,7 @@ pub async fn relay(
 }
 
 /// One direction of a TCP-to-TCP relay. It waits for readability holding no buffer, so an
-/// idle flow costs no buffer memory (the generic relay keeps two 64 KiB buffers per flow);
-/// a buffer exists only while data is in flight.
+/// idle flow costs no buffer memory; a buffer exists only while data is in flight.
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 async fn pipe(
     from: &tokio::net::TcpStream,
