@@ -9,6 +9,8 @@ missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
 command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+# Network namespaces and veth pairs (the TUN tests and the benchmark's TUN rows).
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 # DNS peers: dnsmasq (plain DNS with a per-client query log; dnsmasq-base is the binary

@@ -4,11 +4,15 @@
 //! prove the harness works; its figures are not written to the docs).
 //!
 //! Run the full benchmark with `bench/run.sh` (it builds sb in release mode first).
+//! `--only <group>` runs one group of rows (`relay`, `flows`, `ssh`, `dns`, `tun`) and prints it;
+//! `--sb <path>` measures another sb binary than `target/release/sb` (a debug build for a
+//! quick `--smoke` while developing; never for published figures).
 
 mod dns;
 mod load;
 mod proc;
 mod ssh;
+mod tun;
 
 use anyhow::{bail, Context, Result};
 use proc::{free_port, Proc};
@@ -23,16 +27,37 @@ struct Settings {
     /// Idle flows held through the ssh outbound.
     ssh_hold: usize,
     out: Option<PathBuf>,
+    /// Run only this group of rows.
+    only: Option<String>,
+    /// The sb binary to measure instead of `target/release/sb`.
+    sb: Option<PathBuf>,
 }
+
+/// The groups of rows, in the order a full run measures them.
+const GROUPS: [&str; 5] = ["relay", "flows", "ssh", "dns", "tun"];
 
 fn settings() -> Result<Settings> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let smoke = args.iter().any(|a| a == "--smoke");
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from);
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+    };
+    let out = value("--out").map(PathBuf::from);
+    let only = value("--only").cloned();
+    if let Some(g) = &only {
+        if !GROUPS.contains(&g.as_str()) {
+            bail!("--only takes one of {}, not {g:?}", GROUPS.join(", "));
+        }
+        if out.is_some() {
+            bail!("--out is for full runs: it replaces every row in docs/BENCHMARKS.md");
+        }
+    }
+    let sb = value("--sb").map(PathBuf::from);
+    if sb.is_some() && out.is_some() {
+        bail!("--out publishes figures, and those come from target/release/sb only");
+    }
     Ok(if smoke {
         Settings {
             smoke,
@@ -40,6 +65,8 @@ fn settings() -> Result<Settings> {
             hold: vec![100],
             ssh_hold: 100,
             out,
+            only,
+            sb,
         }
     } else {
         // 9,000 rather than 10,000: each held flow costs the proxy two descriptors, and this
@@ -50,8 +77,17 @@ fn settings() -> Result<Settings> {
             hold: vec![1_000, 9_000],
             ssh_hold: 10_000,
             out,
+            only,
+            sb,
         }
     })
+}
+
+impl Settings {
+    /// Whether this run measures the rows of `group`.
+    fn runs(&self, group: &str) -> bool {
+        self.only.as_deref().is_none_or(|g| g == group)
+    }
 }
 
 /// One implementation under test.
@@ -60,8 +96,10 @@ struct Subject {
     bin: PathBuf,
 }
 
-fn subjects(root: &Path) -> Result<Vec<Subject>> {
-    let sb = root.join("target/release/sb");
+fn subjects(root: &Path, s: &Settings) -> Result<Vec<Subject>> {
+    let sb =
+        s.sb.clone()
+            .unwrap_or_else(|| root.join("target/release/sb"));
     if !sb.is_file() {
         bail!(
             "{} is missing: run `cargo build --release -p sb-cli` first (bench/run.sh does)",
@@ -123,15 +161,48 @@ fn main() -> Result<()> {
     }
     let s = settings()?;
     let root = std::env::current_dir()?;
-    let subjects = subjects(&root)?;
+    let subjects = subjects(&root, &s)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     let mut rows: Vec<Row> = Vec::new();
     let mut notes = String::new();
+    if s.runs("relay") {
+        rows.extend(relay_rows(&subjects, &s, &mut notes)?);
+    }
+    if s.runs("flows") {
+        rows.extend(flow_rows(&subjects, &s, &rt, &mut notes)?);
+    }
+    if s.runs("ssh") {
+        // The target in its own process: 10,000 held flows would take this process past
+        // the descriptor limit if it also served them.
+        let (_target_proc, far_target) = spawn_one_byte_server()?;
+        rows.extend(ssh::rows(&subjects, &s, &rt, far_target, &mut notes)?);
+    }
+    if s.runs("dns") {
+        rows.extend(dns::rows(&subjects, &s, &rt)?);
+    }
+    let tun = if s.runs("tun") {
+        Some(tun::table(&subjects, &s, &mut notes)?)
+    } else {
+        None
+    };
+    let report = render(&rows, tun.as_ref(), &notes, &s)?;
+    print!("{report}");
+    if let Some(out) = &s.out {
+        if s.smoke {
+            bail!("--out is for full runs; smoke figures are too short to publish");
+        }
+        std::fs::write(out, &report).with_context(|| format!("write {}", out.display()))?;
+    }
+    Ok(())
+}
 
-    // Throughput: a direct inbound forwarding to iperf3; loopback without a proxy first.
+/// The `direct` inbound in front of iperf3 on loopback, 1 and 4 streams, beside loopback
+/// without a proxy.
+fn relay_rows(subjects: &[Subject], s: &Settings, notes: &mut String) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     for streams in [1usize, 4] {
         // A fresh one-off iperf3 server for every measurement, so no test inherits the state
         // of the previous one.
@@ -160,7 +231,7 @@ fn main() -> Result<()> {
             higher_better: true,
             ..Default::default()
         };
-        for subj in &subjects {
+        for subj in subjects {
             eprintln!("bench: {}: throughput, {streams} stream(s)", subj.name);
             row.values.push(measure(Some(subj))? / 1e9);
         }
@@ -173,7 +244,18 @@ fn main() -> Result<()> {
         rows.push(row);
     }
 
-    // Connection rate, latency, idle memory, held connections: through the mixed inbound.
+    Ok(rows)
+}
+
+/// Through the `mixed` inbound: new flows per second, added latency, idle and held-flow
+/// memory (with a descriptor leak check), start-up time; and the binary size.
+fn flow_rows(
+    subjects: &[Subject],
+    s: &Settings,
+    rt: &tokio::runtime::Runtime,
+    notes: &mut String,
+) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
     let target = rt.block_on(load::one_byte_server())?;
     let mut cps = Row {
         name: "New SOCKS5 flows per second (64 concurrent clients)".into(),
@@ -220,7 +302,7 @@ fn main() -> Result<()> {
         target,
         if s.smoke { 200 } else { 2000 },
     ))?;
-    for subj in &subjects {
+    for subj in subjects {
         eprintln!(
             "bench: {}: start-up, memory, flow rate, latency, held flows",
             subj.name
@@ -284,20 +366,7 @@ fn main() -> Result<()> {
     rows.extend([cps, p50, p99, idle, startup]);
     rows.extend(held);
     rows.push(size);
-    // The ssh outbound, with the target in its own process (10,000 held flows would take
-    // this process past the descriptor limit if it also served them).
-    let (_target_proc, far_target) = spawn_one_byte_server()?;
-    rows.extend(ssh::rows(&subjects, &s, &rt, far_target, &mut notes)?);
-    rows.extend(dns::rows(&subjects, &s, &rt)?);
-    let report = render(&rows, &notes, &s)?;
-    print!("{report}");
-    if let Some(out) = &s.out {
-        if s.smoke {
-            bail!("--out is for full runs; smoke figures are too short to publish");
-        }
-        std::fs::write(out, &report).with_context(|| format!("write {}", out.display()))?;
-    }
-    Ok(())
+    Ok(rows)
 }
 
 /// `sb-bench --one-byte-server`: serves [`load::one_byte_server`] and prints its port.
@@ -334,8 +403,28 @@ fn spawn_one_byte_server() -> Result<(proc::Reaped, std::net::SocketAddr)> {
     ))
 }
 
-fn render(rows: &[Row], notes: &str, s: &Settings) -> Result<String> {
+fn render(rows: &[Row], tun: Option<&tun::TunTable>, notes: &str, s: &Settings) -> Result<String> {
     let mut out = String::new();
+    if !rows.is_empty() {
+        render_rows(rows, &mut out);
+        let _ = writeln!(out);
+    }
+    if let Some(t) = tun {
+        out.push_str(&t.render());
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(
+        out,
+        "Run settings: {} s per throughput/rate measurement{}.",
+        s.seconds,
+        if s.smoke { " (smoke mode)" } else { "" }
+    );
+    out.push_str(notes);
+    Ok(out)
+}
+
+/// The sb-vs-Go table: one row per measurement.
+fn render_rows(rows: &[Row], out: &mut String) {
     let _ = writeln!(
         out,
         "| measurement | sb | Go sing-box 1.14.4 | sb / Go | better |"
@@ -365,13 +454,4 @@ fn render(rows: &[Row], notes: &str, s: &Settings) -> Result<String> {
             show(b)
         );
     }
-    let _ = writeln!(out);
-    let _ = writeln!(
-        out,
-        "Run settings: {} s per throughput/rate measurement{}.",
-        s.seconds,
-        if s.smoke { " (smoke mode)" } else { "" }
-    );
-    out.push_str(notes);
-    Ok(out)
 }

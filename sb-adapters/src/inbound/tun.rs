@@ -26,6 +26,7 @@ pub use device::TunDevice;
 pub use flows::FlowSource;
 
 use futures::StreamExt;
+pub use netstack_smoltcp::PacketPool;
 use sb_config::model::tun::TunInbound;
 use sb_core::adapter::{BoxFuture, FlowHandler, Inbound};
 use settings::Settings;
@@ -55,11 +56,14 @@ impl TunIn {
 }
 
 /// The userspace stack and the tasks that serve it, started over any [`pump::PacketDevice`]:
-/// the TUN in production, an in-memory device in tests.
+/// the TUN in production, an in-memory device in tests. `pool` holds the packet buffers
+/// the pump, the stack and the UDP flows pass around and give back
+/// ([`PacketPool::for_mtu`] unless a test wants to watch it).
 pub fn serve<D: pump::PacketDevice>(
     device: Arc<D>,
     batch: pump::RxBatch,
     mtu: u16,
+    pool: PacketPool,
     source: FlowSource,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let (stack, runner, udp, tcp) = netstack_smoltcp::StackBuilder::default()
@@ -67,6 +71,7 @@ pub fn serve<D: pump::PacketDevice>(
         .enable_udp(true)
         .enable_icmp(true)
         .mtu(usize::from(mtu))
+        .packet_pool(pool.clone())
         .build()?;
     let (Some(runner), Some(udp), Some(tcp)) = (runner, udp, tcp) else {
         return Err(io::Error::other(
@@ -79,12 +84,13 @@ pub fn serve<D: pump::PacketDevice>(
             tracing::error!(target: "inbound", tag = %label, "tun: stack stopped: {e}");
         }
     })];
-    tasks.push(tokio::spawn(pump::run(device, stack, batch)));
+    tasks.push(tokio::spawn(pump::run(device, stack, pool.clone(), batch)));
     tasks.push(tokio::spawn(flows::accept_tcp(tcp, source.clone())));
     let (from_stack, to_stack) = udp.split();
     tasks.push(tokio::spawn(flows::serve_udp(
         from_stack.fuse(),
         to_stack,
+        pool,
         source,
     )));
     Ok(tasks)
@@ -134,7 +140,8 @@ impl Inbound for TunIn {
                 handler,
                 udp_timeout: s.udp_timeout,
             };
-            let tasks = serve(Arc::new(device), batch, s.mtu, source)?;
+            let pool = PacketPool::for_mtu(usize::from(s.mtu));
+            let tasks = serve(Arc::new(device), batch, s.mtu, pool, source)?;
             if let Ok(mut t) = self.tasks.lock() {
                 t.extend(tasks);
             }

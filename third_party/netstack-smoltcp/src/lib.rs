@@ -6,6 +6,9 @@ pub use runner::Runner;
 mod packet;
 pub use packet::AnyIpPktFrame;
 
+mod pool;
+pub use pool::PacketPool;
+
 mod filter;
 pub use filter::{IpFilter, IpFilters};
 

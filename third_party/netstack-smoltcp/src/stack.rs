@@ -13,6 +13,7 @@ use tracing::{debug, trace};
 use crate::{
     filter::{IpFilter, IpFilters},
     packet::{AnyIpPktFrame, IpPacket},
+    pool::PacketPool,
     runner::Runner,
     tcp::TcpListener,
     udp::UdpSocket,
@@ -32,6 +33,7 @@ pub struct StackBuilder {
     tcp_send_buffer_size: u32,
     mtu: usize,
     ip_filters: IpFilters<'static>,
+    packet_pool: Option<PacketPool>,
 }
 
 impl Default for StackBuilder {
@@ -53,6 +55,7 @@ impl Default for StackBuilder {
             tcp_send_buffer_size: 0x3FFF * 20,
             mtu: 1504, // 1500 for Ethernet + 4 for VLAN
             ip_filters: IpFilters::with_non_broadcast(),
+            packet_pool: None,
         }
     }
 }
@@ -129,6 +132,14 @@ impl StackBuilder {
         self
     }
 
+    /// The pool packet buffers are taken from and given back to (sb). Default: a new
+    /// [`PacketPool::for_mtu`]; pass one to share it with the device pump or to read its
+    /// statistics. [`Stack::packet_pool`] returns the one in use.
+    pub fn packet_pool(mut self, pool: PacketPool) -> Self {
+        self.packet_pool = Some(pool);
+        self
+    }
+
     #[allow(clippy::type_complexity)]
     pub fn build(
         self,
@@ -139,6 +150,9 @@ impl StackBuilder {
         Option<TcpListener>,
     )> {
         let (stack_tx, stack_rx) = channel(self.stack_buffer_size);
+        let pool = self
+            .packet_pool
+            .unwrap_or_else(|| PacketPool::for_mtu(self.mtu));
 
         let (udp_tx, udp_rx) = if self.enable_udp {
             let (udp_tx, udp_rx) = channel(self.udp_buffer_size);
@@ -166,7 +180,8 @@ impl StackBuilder {
             None
         };
 
-        let udp_socket = udp_rx.map(|udp_rx| UdpSocket::new(udp_rx, stack_tx.clone()));
+        let udp_socket =
+            udp_rx.map(|udp_rx| UdpSocket::new(udp_rx, stack_tx.clone(), pool.clone()));
 
         let (tcp_runner, tcp_listener) = if let Some(tcp_rx) = tcp_rx {
             let (tcp_runner, tcp_listener) = TcpListener::new(
@@ -175,6 +190,7 @@ impl StackBuilder {
                 self.mtu,
                 self.tcp_recv_buffer_size,
                 self.tcp_send_buffer_size,
+                pool.clone(),
             )?;
             (Some(tcp_runner), Some(tcp_listener))
         } else {
@@ -188,6 +204,7 @@ impl StackBuilder {
             udp_tx,
             tcp_tx,
             icmp_tx,
+            pool,
         };
 
         Ok((stack, tcp_runner, udp_socket, tcp_listener))
@@ -201,9 +218,17 @@ pub struct Stack {
     tcp_tx: Option<PollSender<AnyIpPktFrame>>,
     icmp_tx: Option<PollSender<AnyIpPktFrame>>,
     stack_rx: Receiver<AnyIpPktFrame>,
+    pool: PacketPool,
 }
 
 impl Stack {
+    /// The pool the stack's packets come from (sb): feed packets taken from it, and give
+    /// the packets read from the stack back to it once written, so that no packet needs an
+    /// allocation of its own.
+    pub fn packet_pool(&self) -> PacketPool {
+        self.pool.clone()
+    }
+
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
         let (item, proto) = match self.sink_buf.take() {
             Some(val) => val,
@@ -269,8 +294,16 @@ impl Sink<AnyIpPktFrame> for Stack {
         }
 
         use std::io::{Error, ErrorKind::InvalidInput};
-        let packet = IpPacket::new_checked(item.as_slice())
-            .map_err(|err| Error::new(InvalidInput, format!("invalid IP packet: {err}")))?;
+        let packet = match IpPacket::new_checked(item.as_slice()) {
+            Ok(p) => p,
+            Err(err) => {
+                self.pool.give(item);
+                return Err(Error::new(
+                    InvalidInput,
+                    format!("invalid IP packet: {err}"),
+                ));
+            }
+        };
 
         let src_ip = packet.src_addr();
         let dst_ip = packet.dst_addr();
@@ -278,6 +311,7 @@ impl Sink<AnyIpPktFrame> for Stack {
         let addr_allowed = self.ip_filters.is_allowed(&src_ip, &dst_ip);
         if !addr_allowed {
             trace!("IP packet {src_ip} -> {dst_ip} (allowed? {addr_allowed}) throwing away",);
+            self.pool.give(item);
             return Ok(());
         }
 
@@ -289,6 +323,7 @@ impl Sink<AnyIpPktFrame> for Stack {
             self.sink_buf.replace((item, protocol));
         } else {
             debug!("tun IP packet ignored (protocol: {:?})", protocol);
+            self.pool.give(item);
         }
 
         Ok(())

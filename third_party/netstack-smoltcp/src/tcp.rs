@@ -31,6 +31,7 @@ use tracing::{error, trace};
 use crate::{
     device::VirtualDevice,
     packet::{AnyIpPktFrame, IpPacket},
+    pool::PacketPool,
     Runner,
 };
 
@@ -382,9 +383,10 @@ impl TcpListener {
         mtu: usize,
         tcp_recv_buffer_size: u32,
         tcp_send_buffer_size: u32,
+        pool: PacketPool,
     ) -> std::io::Result<(Runner, Self)> {
         let (mut device, iface_ingress_tx, iface_ingress_tx_avail) =
-            VirtualDevice::new(stack_tx, mtu);
+            VirtualDevice::new(stack_tx, mtu, pool);
         let iface = Self::create_interface(&mut device)?;
 
         let (stream_tx, stream_rx) = unbounded_channel();

@@ -11,7 +11,10 @@ use tokio::sync::mpsc::{Receiver, Sender};
 use tokio_util::sync::PollSender;
 use tracing::{error, trace};
 
-use crate::packet::{AnyIpPktFrame, IpPacket};
+use crate::{
+    packet::{AnyIpPktFrame, IpPacket},
+    pool::PacketPool,
+};
 
 pub type UdpMsg = (
     Vec<u8>,    /* payload */
@@ -19,16 +22,25 @@ pub type UdpMsg = (
     SocketAddr, /* remote */
 );
 
+// sb: both halves take their buffers from the stack's packet pool and give back the
+// ones they are done with (the IP frame a datagram came in, the payload a reply was built
+// from), so a caller that gives its payloads back too moves datagrams without allocating.
 pub struct UdpSocket {
     udp_rx: Receiver<AnyIpPktFrame>,
     stack_tx: PollSender<AnyIpPktFrame>,
+    pool: PacketPool,
 }
 
 impl UdpSocket {
-    pub(super) fn new(udp_rx: Receiver<AnyIpPktFrame>, stack_tx: Sender<AnyIpPktFrame>) -> Self {
+    pub(super) fn new(
+        udp_rx: Receiver<AnyIpPktFrame>,
+        stack_tx: Sender<AnyIpPktFrame>,
+        pool: PacketPool,
+    ) -> Self {
         Self {
             udp_rx,
             stack_tx: PollSender::new(stack_tx),
+            pool,
         }
     }
 
@@ -36,9 +48,11 @@ impl UdpSocket {
         (
             ReadHalf {
                 udp_rx: self.udp_rx,
+                pool: self.pool.clone(),
             },
             WriteHalf {
                 stack_tx: self.stack_tx,
+                pool: self.pool,
             },
         )
     }
@@ -46,48 +60,63 @@ impl UdpSocket {
 
 pub struct ReadHalf {
     udp_rx: Receiver<AnyIpPktFrame>,
+    pool: PacketPool,
 }
 
 pub struct WriteHalf {
     stack_tx: PollSender<AnyIpPktFrame>,
+    pool: PacketPool,
 }
 
 impl Stream for ReadHalf {
     type Item = UdpMsg;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context) -> Poll<Option<Self::Item>> {
-        self.udp_rx.poll_recv(cx).map(|item| {
+        let this = &mut *self;
+        let pool = &this.pool;
+        this.udp_rx.poll_recv(cx).map(|item| {
             item.and_then(|frame| {
-                let packet = match IpPacket::new_checked(frame.as_slice()) {
-                    Ok(p) => p,
-                    Err(err) => {
-                        error!("invalid IP packet: {}", err);
-                        return None;
-                    }
-                };
-
-                let src_ip = packet.src_addr();
-                let dst_ip = packet.dst_addr();
-                let payload = packet.payload();
-
-                let packet = match UdpPacket::new_checked(payload) {
-                    Ok(p) => p,
-                    Err(err) => {
-                        error!("invalid err: {err}, src_ip: {src_ip}, dst_ip: {dst_ip}, payload: {payload:?}");
-                        return None;
-                    }
-                };
-                let src_port = packet.src_port();
-                let dst_port = packet.dst_port();
-
-                let src_addr = SocketAddr::new(src_ip, src_port);
-                let dst_addr = SocketAddr::new(dst_ip, dst_port);
-
-                trace!("created UDP socket for {} <-> {}", src_addr, dst_addr);
-
-                Some((packet.payload().to_vec(), src_addr, dst_addr))
+                let msg = Self::datagram(&frame, pool);
+                pool.give(frame);
+                msg
             })
         })
+    }
+}
+
+impl ReadHalf {
+    /// The payload (in a buffer from `pool`) and the ends of the UDP datagram in `frame`.
+    fn datagram(frame: &[u8], pool: &PacketPool) -> Option<UdpMsg> {
+        let packet = match IpPacket::new_checked(frame) {
+            Ok(p) => p,
+            Err(err) => {
+                error!("invalid IP packet: {}", err);
+                return None;
+            }
+        };
+
+        let src_ip = packet.src_addr();
+        let dst_ip = packet.dst_addr();
+        let payload = packet.payload();
+
+        let packet = match UdpPacket::new_checked(payload) {
+            Ok(p) => p,
+            Err(err) => {
+                error!(
+                    "invalid err: {err}, src_ip: {src_ip}, dst_ip: {dst_ip}, payload: {payload:?}"
+                );
+                return None;
+            }
+        };
+        let src_port = packet.src_port();
+        let dst_port = packet.dst_port();
+
+        let src_addr = SocketAddr::new(src_ip, src_port);
+        let dst_addr = SocketAddr::new(dst_ip, dst_port);
+
+        trace!("created UDP socket for {} <-> {}", src_addr, dst_addr);
+
+        Some((pool.copy_of(packet.payload()), src_addr, dst_addr))
     }
 }
 
@@ -123,10 +152,11 @@ impl Sink<UdpMsg> for WriteHalf {
             }
         };
 
-        let mut ip_packet_writer = Vec::with_capacity(builder.size(data.len()));
-        builder
-            .write(&mut ip_packet_writer, &data)
-            .map_err(|err| Error::other(format!("PacketBuilder::write: {err}")))?;
+        let mut ip_packet_writer = self.pool.take();
+        ip_packet_writer.reserve(builder.size(data.len()));
+        let written = builder.write(&mut ip_packet_writer, &data);
+        self.pool.give(data);
+        written.map_err(|err| Error::other(format!("PacketBuilder::write: {err}")))?;
 
         match self.stack_tx.start_send_unpin(ip_packet_writer) {
             Ok(()) => Ok(()),

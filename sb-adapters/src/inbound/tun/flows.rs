@@ -9,7 +9,7 @@
 //! `udp_timeout`).
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use netstack_smoltcp::TcpStream;
+use netstack_smoltcp::{PacketPool, TcpStream};
 use sb_core::adapter::{AsyncStream, BoxFuture, BoxPacketConn, FlowHandler, NoReply, PacketConn};
 use sb_core::flow::{Destination, FlowContext, Host, Network};
 use std::collections::HashMap;
@@ -143,7 +143,7 @@ type Nat = Arc<Mutex<HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Vec<u8>>>>>;
 
 /// Serves the stack's UDP until it ends: `from_stack` yields the clients' datagrams,
 /// `to_stack` takes the replies.
-pub async fn serve_udp<R, W>(mut from_stack: R, to_stack: W, src: FlowSource)
+pub async fn serve_udp<R, W>(mut from_stack: R, to_stack: W, pool: PacketPool, src: FlowSource)
 where
     R: Stream<Item = Datagram> + Unpin,
     W: Sink<Datagram, Error = io::Error> + Send + Unpin + 'static,
@@ -156,7 +156,9 @@ where
         let existing = nat.lock().ok().and_then(|n| n.get(&key).cloned());
         if let Some(tx) = existing {
             // A full queue drops the datagram, as a congested network would.
-            let _ = tx.try_send(payload);
+            if let Err(full) = tx.try_send(payload) {
+                pool.give(full.into_inner());
+            }
             continue;
         }
         let (tx, rx) = mpsc::channel(FLOW_QUEUE);
@@ -169,6 +171,7 @@ where
             dest,
             rx: tokio::sync::Mutex::new(rx),
             replies: reply_tx.clone(),
+            pool: pool.clone(),
         });
         let flow = src.flow(Network::Udp, client, dest);
         let (handler, label, nat) = (src.handler.clone(), src.label.clone(), nat.clone());
@@ -213,6 +216,9 @@ struct UdpFlow {
     dest: SocketAddr,
     rx: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
     replies: mpsc::Sender<Datagram>,
+    /// The stack's buffers: a datagram's payload goes back once copied out, a reply's
+    /// payload comes from here (the stack gives it back once it has built the packet).
+    pool: PacketPool,
 }
 
 impl UdpFlow {
@@ -238,7 +244,7 @@ impl PacketConn for UdpFlow {
         from: &'a Destination,
     ) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move {
-            let d = (buf.to_vec(), self.reply_source(from), self.client);
+            let d = (self.pool.copy_of(buf), self.reply_source(from), self.client);
             self.replies
                 .send(d)
                 .await
@@ -256,6 +262,7 @@ impl PacketConn for UdpFlow {
                 })?;
             let n = pkt.len().min(buf.len());
             buf[..n].copy_from_slice(&pkt[..n]);
+            self.pool.give(pkt);
             Ok((n, Destination::from_socket(self.dest)))
         })
     }

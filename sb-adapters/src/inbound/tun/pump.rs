@@ -4,12 +4,15 @@
 //! streams and UDP datagrams that `flows.rs` hands to the router.
 //!
 //! Buffers: the device reads into buffers the pump owns and reuses. The stack's API takes
-//! and gives each packet as an owned `Vec<u8>`, so every packet costs one allocation of its
-//! own size on the way in (a copy out of the reused buffer) and the stack allocates the ones
-//! it emits; the pump adds nothing else per packet. Packets the stack emits are sent in
-//! batches of what is ready at once, so a device with batch writes (GRO) can merge them.
+//! and gives each packet as an owned `Vec<u8>`; those come from the stack's
+//! [`PacketPool`]: a packet read is copied into a pooled buffer (the stack gives it back once
+//! smoltcp has consumed it), and a packet the stack emitted goes back to the pool once the
+//! device has written it. So in a steady state no packet costs an allocation. Packets the
+//! stack emits are sent in batches of what is ready at once, so a device with batch writes
+//! (GRO) can merge them.
 
 use futures::{Sink, SinkExt, Stream, StreamExt};
+use netstack_smoltcp::PacketPool;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -76,15 +79,16 @@ impl RxBatch {
 }
 
 /// Runs both directions until the device fails or the stack goes away. `batch` is the
-/// device's receive batch (one slot unless the device splits offloaded segments).
-pub async fn run<D, S>(device: Arc<D>, stack: S, batch: RxBatch)
+/// device's receive batch (one slot unless the device splits offloaded segments); `pool`
+/// is the stack's packet pool.
+pub async fn run<D, S>(device: Arc<D>, stack: S, pool: PacketPool, batch: RxBatch)
 where
     D: PacketDevice,
     S: Stream<Item = io::Result<Vec<u8>>> + Sink<Vec<u8>, Error = io::Error> + Send + 'static,
 {
     let (to_stack, from_stack) = stack.split();
-    let inbound = device_to_stack(device.clone(), to_stack, batch);
-    let outbound = stack_to_device(device, from_stack);
+    let inbound = device_to_stack(device.clone(), to_stack, pool.clone(), batch);
+    let outbound = stack_to_device(device, from_stack, pool);
     tokio::select! {
         r = inbound => if let Err(e) = r {
             tracing::error!(target: "inbound", "tun: reading the device: {e}");
@@ -96,7 +100,12 @@ where
 }
 
 /// Device -> stack. Ends on a device error; a packet the stack rejects is dropped.
-async fn device_to_stack<D, K>(device: Arc<D>, mut stack: K, mut batch: RxBatch) -> io::Result<()>
+async fn device_to_stack<D, K>(
+    device: Arc<D>,
+    mut stack: K,
+    pool: PacketPool,
+    mut batch: RxBatch,
+) -> io::Result<()>
 where
     D: PacketDevice,
     K: Sink<Vec<u8>, Error = io::Error> + Unpin,
@@ -120,7 +129,7 @@ where
                 continue;
             }
             // The stack checks the IP header; a malformed packet is its error, not ours.
-            if let Err(e) = stack.feed(pkt.to_vec()).await {
+            if let Err(e) = stack.feed(pool.copy_of(pkt)).await {
                 if e.kind() == io::ErrorKind::BrokenPipe {
                     return Ok(());
                 }
@@ -137,7 +146,7 @@ where
 }
 
 /// Stack -> device, in batches of what is ready without waiting.
-async fn stack_to_device<D, T>(device: Arc<D>, mut stack: T) -> io::Result<()>
+async fn stack_to_device<D, T>(device: Arc<D>, mut stack: T, pool: PacketPool) -> io::Result<()>
 where
     D: PacketDevice,
     T: Stream<Item = io::Result<Vec<u8>>> + Unpin,
@@ -155,6 +164,8 @@ where
             }
         }
         device.send(&batch).await?;
-        batch.clear();
+        for written in batch.drain(..) {
+            pool.give(written);
+        }
     }
 }
