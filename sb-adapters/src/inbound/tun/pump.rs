@@ -9,6 +9,7 @@
 //! it emits; the pump adds nothing else per packet. Packets the stack emits are sent in
 //! batches of what is ready at once, so a device with batch writes (GRO) can merge them.
 
+use super::loopback::Loopback;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::future::Future;
 use std::io;
@@ -76,14 +77,16 @@ impl RxBatch {
 }
 
 /// Runs both directions until the device fails or the stack goes away. `batch` is the
-/// device's receive batch (one slot unless the device splits offloaded segments).
-pub async fn run<D, S>(device: Arc<D>, stack: S, batch: RxBatch)
+/// device's receive batch (one slot unless the device splits offloaded segments); TCP
+/// packets to a `loopback` address are turned around and written back instead of entering
+/// the stack.
+pub async fn run<D, S>(device: Arc<D>, stack: S, batch: RxBatch, loopback: Loopback)
 where
     D: PacketDevice,
     S: Stream<Item = io::Result<Vec<u8>>> + Sink<Vec<u8>, Error = io::Error> + Send + 'static,
 {
     let (to_stack, from_stack) = stack.split();
-    let inbound = device_to_stack(device.clone(), to_stack, batch);
+    let inbound = device_to_stack(device.clone(), to_stack, batch, loopback);
     let outbound = stack_to_device(device, from_stack);
     tokio::select! {
         r = inbound => if let Err(e) = r {
@@ -95,12 +98,19 @@ where
     }
 }
 
-/// Device -> stack. Ends on a device error; a packet the stack rejects is dropped.
-async fn device_to_stack<D, K>(device: Arc<D>, mut stack: K, mut batch: RxBatch) -> io::Result<()>
+/// Device -> stack (or back to the device, for `loopback`). Ends on a device error; a
+/// packet the stack rejects is dropped.
+async fn device_to_stack<D, K>(
+    device: Arc<D>,
+    mut stack: K,
+    mut batch: RxBatch,
+    loopback: Loopback,
+) -> io::Result<()>
 where
     D: PacketDevice,
     K: Sink<Vec<u8>, Error = io::Error> + Unpin,
 {
+    let mut back: Vec<Vec<u8>> = Vec::new();
     loop {
         match device.recv(&mut batch).await {
             Ok(()) => {}
@@ -119,8 +129,13 @@ where
             if pkt.is_empty() {
                 continue;
             }
+            let mut pkt = pkt.to_vec();
+            if loopback.reflect(&mut pkt) {
+                back.push(pkt);
+                continue;
+            }
             // The stack checks the IP header; a malformed packet is its error, not ours.
-            if let Err(e) = stack.feed(pkt.to_vec()).await {
+            if let Err(e) = stack.feed(pkt).await {
                 if e.kind() == io::ErrorKind::BrokenPipe {
                     return Ok(());
                 }
@@ -132,6 +147,10 @@ where
                 return Ok(());
             }
             tracing::debug!(target: "inbound", "tun: packet dropped: {e}");
+        }
+        if !back.is_empty() {
+            device.send(&back).await?;
+            back.clear();
         }
     }
 }
