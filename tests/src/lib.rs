@@ -6,6 +6,7 @@
 
 pub mod netns;
 pub mod sshd;
+pub mod tun_lab;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
