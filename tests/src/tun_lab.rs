@@ -302,16 +302,37 @@ impl Running {
             child: Some(child),
             dir: Some(dir),
         };
-        running.wait_installed(ns, name);
+        running.wait_installed(ns, name, config);
         running
     }
 
-    /// Polls (bounded) until the `nop` anchor rule and the table-2022 route exist.
-    fn wait_installed(&mut self, ns: &Netns, name: &str) {
+    /// Polls (bounded) until every rule set and table-2022 route the config asks for
+    /// exists: the `nop` anchor and the default route of each family with a TUN address,
+    /// and the `unreachable` rule of a family strict_route closes.
+    fn wait_installed(&mut self, ns: &Netns, name: &str, config: &str) {
+        let tun = serde_json::from_str::<serde_json::Value>(config)
+            .ok()
+            .and_then(|c| c.get("inbounds")?.get(0).cloned())
+            .unwrap_or_default();
+        let has_v6 = tun
+            .get("address")
+            .and_then(|a| a.as_array())
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|p| p.as_str().is_some_and(|p| p.contains(':')))
+            });
+        let strict = tun.get("strict_route").and_then(|s| s.as_bool()) == Some(true);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let (r4, _, routes) = state(ns);
-            if r4.contains("from all nop") && !routes.starts_with("---") {
+            let (r4, r6, routes) = state(ns);
+            let (routes4, routes6) = routes.split_once("---\n").unwrap_or_default();
+            let v4 = r4.contains("from all nop") && !routes4.is_empty();
+            let v6 = if has_v6 {
+                r6.contains("from all nop") && !routes6.is_empty()
+            } else {
+                !strict || r6.contains("unreachable")
+            };
+            if v4 && v6 {
                 return;
             }
             if let Some(status) = self
