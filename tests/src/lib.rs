@@ -7,6 +7,7 @@
 pub mod dns;
 pub mod netns;
 pub mod sshd;
+pub mod tun_lab;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

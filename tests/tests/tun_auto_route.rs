@@ -16,11 +16,12 @@
 
 use sb_core::tracker::Tracker;
 use sb_tests::netns::{self, Netns};
+use sb_tests::tun_lab::{out, state, Proxy, Running};
 use sb_tests::Instance;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TUN: &str = "sbar0";
@@ -68,6 +69,17 @@ fn go_routes() -> String {
     format!(
         "default via 172.19.0.2 dev {TUN}\n---\ndefault via fdfe:dcba:9876::2 dev {TUN} metric 1024 pref medium\n"
     )
+}
+
+/// sb in process in `ns`; dropping it closes the instance (which removes the rules and
+/// routes) and waits for that.
+fn start_sb(ns: &Netns, config: String) -> Running {
+    Proxy::InProcess.start(ns, &config)
+}
+
+/// sb's tracker (always there in process).
+fn tracker(sb: &Running) -> &Tracker {
+    sb.tracker().expect("in process")
 }
 
 /// The config; `tun_extra` / `route_extra` are appended to the tun inbound / route rules.
@@ -146,77 +158,6 @@ fn servers() {
     });
 }
 
-/// sb running in process inside the client namespace; dropping it closes the instance
-/// (which removes the rules and routes) and waits for that.
-struct Sb {
-    tracker: Arc<Tracker>,
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sb {
-    fn start(ns: &Netns, config: String) -> Sb {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = ns.spawn(move || {
-            let instance = Instance::start(&config);
-            let _ = ready_tx.send(instance.tracker.clone());
-            let _ = stopped.recv();
-            drop(instance);
-        });
-        let tracker = ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("sb did not start in the client namespace");
-        Sb {
-            tracker,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Sb {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Runs a command in `ns` and returns its stdout (panics on failure).
-fn out(ns: &Netns, cmd: &[&str]) -> String {
-    let o = ns.exec(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// `ip rule` (v4, v6) and the table-2022 routes (v4 `---` v6), kernel routes left out.
-fn state(ns: &Netns) -> (String, String, String) {
-    let routes = |fam: &str| -> String {
-        let o = ns.exec(&["ip", fam, "route", "show", "table", "2022"]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        // A table that never held a route does not exist yet: empty.
-        assert!(
-            o.status.success() || err.contains("does not exist"),
-            "{err}"
-        );
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(|l| format!("{}\n", l.trim_end()))
-            .collect()
-    };
-    (
-        out(ns, &["ip", "rule", "show"]),
-        out(ns, &["ip", "-6", "rule", "show"]),
-        format!("{}---\n{}", routes("-4"), routes("-6")),
-    )
-}
-
 fn curl(ns: &Netns, url: &str) -> (i32, String) {
     let o = ns.exec(&["curl", "-s", "-g", "--max-time", "10", url]);
     (
@@ -249,7 +190,7 @@ fn auto_route_installs_gos_layout_and_close_restores_the_prior_state() {
         before,
         (BASE_RULES4.into(), BASE_RULES6.into(), "---\n".into())
     );
-    let sb = Sb::start(&net.client, config(""));
+    let sb = start_sb(&net.client, config(""));
     let (r4, r6, routes) = state(&net.client);
     assert_eq!(r4, go_rules4());
     assert_eq!(r6, go_rules6());
@@ -267,7 +208,7 @@ fn auto_route_installs_gos_layout_and_close_restores_the_prior_state() {
 #[test]
 fn curl_goes_through_the_tun_and_sbs_own_connection_does_not_loop() {
     let Some(net) = net() else { return };
-    let sb = Sb::start(&net.client, config(""));
+    let sb = start_sb(&net.client, config(""));
     let conn = net
         .client
         .spawn(|| TcpStream::connect("198.18.7.1:8080").unwrap())
@@ -275,7 +216,7 @@ fn curl_goes_through_the_tun_and_sbs_own_connection_does_not_loop() {
         .unwrap();
     let to_server =
         |f: &Arc<sb_core::tracker::Tracked>| f.flow.destination.to_string() == "198.18.7.1:8080";
-    wait_flows(&sb.tracker, "the tun-in flow", |flows| {
+    wait_flows(tracker(&sb), "the tun-in flow", |flows| {
         flows
             .iter()
             .any(|f| to_server(f) && &*f.flow.inbound_tag == "tun-in")
@@ -288,7 +229,7 @@ fn curl_goes_through_the_tun_and_sbs_own_connection_does_not_loop() {
     conn.read_to_string(&mut reply).unwrap();
     assert!(reply.ends_with("hello /held"), "{reply:?}");
     assert_eq!(
-        sb.tracker
+        tracker(&sb)
             .snapshot()
             .iter()
             .filter(|f| to_server(f))
@@ -366,7 +307,7 @@ fn after_a_crash_a_restart_installs_exactly_one_set_and_stop_leaves_none() {
         r4.contains(&format!("iif {TUN} [detached] goto 9010")),
         "{r4}"
     );
-    let sb = Sb::start(&net.client, config(""));
+    let sb = start_sb(&net.client, config(""));
     let (r4, r6, routes) = state(&net.client);
     assert_eq!(r4, go_rules4(), "exactly one set");
     assert_eq!(r6, go_rules6(), "exactly one set");
@@ -393,7 +334,7 @@ fn excluded_addresses_and_uids_bypass_the_tun() {
         eprintln!("SKIP (uid part): {why}");
     }
     let uid_field = uid.map_or(String::new(), |u| format!(r#", "exclude_uid": {u}"#));
-    let sb = Sb::start(
+    let sb = start_sb(
         &net.client,
         config(&format!(
             r#", "route_exclude_address": "198.18.7.4/32"{uid_field}"#
@@ -439,7 +380,7 @@ fn excluded_addresses_and_uids_bypass_the_tun() {
         );
     }
     assert!(
-        sb.tracker.snapshot().iter().all(|f| {
+        tracker(&sb).snapshot().iter().all(|f| {
             let d = f.flow.destination.to_string();
             d != "198.18.7.4:8080"
         }),
@@ -468,7 +409,7 @@ fn strict_route_keeps_dns_in_the_tun_and_ipv6_unreachable() {
         })
         .join()
         .unwrap();
-    let _sb = Sb::start(&net.client, config);
+    let _sb = start_sb(&net.client, config);
     assert_eq!(
         out(&net.client, &["ip", "-6", "rule", "show"]),
         "0:\tfrom all lookup local\n9000:\tfrom all unreachable\n32766:\tfrom all lookup main\n"
@@ -504,7 +445,7 @@ fn strict_route_keeps_dns_in_the_tun_and_ipv6_unreachable() {
 #[test]
 fn go_sing_box_installs_the_same_rules_and_routes() {
     let Some(net) = net() else { return };
-    let Some(go) = sb_tests::go_sing_box() else {
+    let Some(go) = Proxy::go() else {
         return;
     };
     let plain = format!(
@@ -514,41 +455,15 @@ fn go_sing_box_installs_the_same_rules_and_routes() {
   "outbounds": [{{"type": "direct", "tag": "direct"}}],
   "route": {{"auto_detect_interface": true}}}}"#
     );
-    let dir = std::env::temp_dir().join(format!("sb-autoroute-go-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("config.json");
-    std::fs::write(&file, &plain).unwrap();
     let before = state(&net.client);
-    let mut child = net
-        .client
-        .command(go.to_str().unwrap())
-        .args(["run", "-c", file.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Go installs the rules after the device is up: wait (bounded) for its nop anchor.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !out(&net.client, &["ip", "-6", "rule", "show"]).contains("9010:\tfrom all nop") {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "Go sing-box exited early"
-        );
-        assert!(Instant::now() < deadline, "Go did not install its rules");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Started once its rules and table-2022 route exist (bounded wait).
+    let running = go.start(&net.client, &plain);
     let go_state = state(&net.client);
     let go_curl = curl(&net.client, "http://198.18.7.1:8080/go");
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    assert!(child.wait().unwrap().success(), "Go exits 0 on SIGTERM");
+    assert!(running.terminate().success(), "Go exits 0 on SIGTERM");
     assert_eq!(state(&net.client), before, "Go leaves the prior state");
-    let _ = std::fs::remove_dir_all(&dir);
 
-    let sb = Sb::start(&net.client, plain);
+    let sb = start_sb(&net.client, plain);
     let sb_state = state(&net.client);
     let sb_curl = curl(&net.client, "http://198.18.7.1:8080/sb");
     drop(sb);

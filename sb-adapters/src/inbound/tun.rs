@@ -11,11 +11,13 @@
 //! The stack also answers ICMP echo for any destination routed into the device. With
 //! `auto_route`, Go's policy rules and table routes are installed over rtnetlink once the
 //! device is up (`route_plan.rs` computes them, `auto_route.rs` installs them) and removed
-//! at close; fields sb does not implement are refused at build (`settings.rs`).
+//! at close; fields sb does not implement are refused at build (`settings.rs`). TCP to a
+//! `loopback_address` is turned back to the host in the pump (`loopback.rs`).
 
 mod auto_route;
 mod device;
 mod flows;
+pub mod loopback;
 pub mod pump;
 pub mod route_plan;
 pub mod settings;
@@ -58,12 +60,14 @@ impl TunIn {
 /// The userspace stack and the tasks that serve it, started over any [`pump::PacketDevice`]:
 /// the TUN in production, an in-memory device in tests. `pool` holds the packet buffers
 /// the pump, the stack and the UDP flows pass around and give back
-/// ([`PacketPool::for_mtu`] unless a test wants to watch it).
+/// ([`PacketPool::for_mtu`] unless a test wants to watch it). TCP to a `loopback` address
+/// is turned around in the pump and never reaches the stack.
 pub fn serve<D: pump::PacketDevice>(
     device: Arc<D>,
     batch: pump::RxBatch,
     mtu: u16,
     pool: PacketPool,
+    loopback: loopback::Loopback,
     source: FlowSource,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     let (stack, runner, udp, tcp) = netstack_smoltcp::StackBuilder::default()
@@ -84,7 +88,13 @@ pub fn serve<D: pump::PacketDevice>(
             tracing::error!(target: "inbound", tag = %label, "tun: stack stopped: {e}");
         }
     })];
-    tasks.push(tokio::spawn(pump::run(device, stack, pool.clone(), batch)));
+    tasks.push(tokio::spawn(pump::run(
+        device,
+        stack,
+        pool.clone(),
+        batch,
+        loopback,
+    )));
     tasks.push(tokio::spawn(flows::accept_tcp(tcp, source.clone())));
     let (from_stack, to_stack) = udp.split();
     tasks.push(tokio::spawn(flows::serve_udp(
@@ -141,7 +151,14 @@ impl Inbound for TunIn {
                 udp_timeout: s.udp_timeout,
             };
             let pool = PacketPool::for_mtu(usize::from(s.mtu));
-            let tasks = serve(Arc::new(device), batch, s.mtu, pool, source)?;
+            let tasks = serve(
+                Arc::new(device),
+                batch,
+                s.mtu,
+                pool,
+                s.loopback.clone(),
+                source,
+            )?;
             if let Ok(mut t) = self.tasks.lock() {
                 t.extend(tasks);
             }

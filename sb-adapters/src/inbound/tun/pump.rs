@@ -11,6 +11,7 @@
 //! stack emits are sent in batches of what is ready at once, so a device with batch writes
 //! (GRO) can merge them.
 
+use super::loopback::Loopback;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use netstack_smoltcp::PacketPool;
 use std::future::Future;
@@ -80,14 +81,20 @@ impl RxBatch {
 
 /// Runs both directions until the device fails or the stack goes away. `batch` is the
 /// device's receive batch (one slot unless the device splits offloaded segments); `pool`
-/// is the stack's packet pool.
-pub async fn run<D, S>(device: Arc<D>, stack: S, pool: PacketPool, batch: RxBatch)
-where
+/// is the stack's packet pool; TCP packets to a `loopback` address are turned around and
+/// written back instead of entering the stack.
+pub async fn run<D, S>(
+    device: Arc<D>,
+    stack: S,
+    pool: PacketPool,
+    batch: RxBatch,
+    loopback: Loopback,
+) where
     D: PacketDevice,
     S: Stream<Item = io::Result<Vec<u8>>> + Sink<Vec<u8>, Error = io::Error> + Send + 'static,
 {
     let (to_stack, from_stack) = stack.split();
-    let inbound = device_to_stack(device.clone(), to_stack, pool.clone(), batch);
+    let inbound = device_to_stack(device.clone(), to_stack, pool.clone(), batch, loopback);
     let outbound = stack_to_device(device, from_stack, pool);
     tokio::select! {
         r = inbound => if let Err(e) = r {
@@ -99,17 +106,20 @@ where
     }
 }
 
-/// Device -> stack. Ends on a device error; a packet the stack rejects is dropped.
+/// Device -> stack (or back to the device, for `loopback`). Ends on a device error; a
+/// packet the stack rejects is dropped.
 async fn device_to_stack<D, K>(
     device: Arc<D>,
     mut stack: K,
     pool: PacketPool,
     mut batch: RxBatch,
+    loopback: Loopback,
 ) -> io::Result<()>
 where
     D: PacketDevice,
     K: Sink<Vec<u8>, Error = io::Error> + Unpin,
 {
+    let mut back: Vec<Vec<u8>> = Vec::new();
     loop {
         match device.recv(&mut batch).await {
             Ok(()) => {}
@@ -128,8 +138,13 @@ where
             if pkt.is_empty() {
                 continue;
             }
+            let mut pkt = pool.copy_of(pkt);
+            if loopback.reflect(&mut pkt) {
+                back.push(pkt);
+                continue;
+            }
             // The stack checks the IP header; a malformed packet is its error, not ours.
-            if let Err(e) = stack.feed(pool.copy_of(pkt)).await {
+            if let Err(e) = stack.feed(pkt).await {
                 if e.kind() == io::ErrorKind::BrokenPipe {
                     return Ok(());
                 }
@@ -141,6 +156,12 @@ where
                 return Ok(());
             }
             tracing::debug!(target: "inbound", "tun: packet dropped: {e}");
+        }
+        if !back.is_empty() {
+            device.send(&back).await?;
+            for written in back.drain(..) {
+                pool.give(written);
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! built, so `sb run` refuses a config whose TUN fields sb cannot honour yet (naming the
 //! field) instead of starting a TUN that silently behaves otherwise than Go's.
 
+use super::loopback::Loopback;
 use super::route_plan::RouteOptions;
 use sb_config::model::tun::{TunInbound, TunStack, UdpNatBehavior};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -34,6 +35,8 @@ pub struct Settings {
     pub stack: &'static str,
     /// `auto_route` and the fields that shape it (`None`: no routes are installed).
     pub auto_route: Option<RouteOptions>,
+    /// `loopback_address`: TCP to these addresses is turned back to the host.
+    pub loopback: Loopback,
 }
 
 /// Go's default `iproute2_table_index`.
@@ -133,6 +136,7 @@ pub fn from_config(t: &TunInbound) -> Result<Settings, String> {
             .map(|d| d.to_std()),
         stack,
         auto_route: route_options(t)?,
+        loopback: Loopback::new(t.loopback_address.iter().map(|a| a.0)),
     })
 }
 
@@ -151,7 +155,6 @@ fn refuse_unimplemented(t: &TunInbound) -> Result<(), String> {
         ("exclude_package", !t.exclude_package.is_empty()),
         ("include_mac_address", !t.include_mac_address.is_empty()),
         ("exclude_mac_address", !t.exclude_mac_address.is_empty()),
-        ("loopback_address", !t.loopback_address.is_empty()),
         ("exclude_mptcp", t.exclude_mptcp),
         ("netns", !t.netns.is_empty()),
         ("dns_mode", t.dns_mode.is_some()),
@@ -216,6 +219,13 @@ mod tests {
         assert_eq!(s.mtu, 9000);
         assert_eq!(s.udp_timeout, Some(Duration::from_secs(30)));
         assert_eq!(s.stack, "gvisor");
+        assert!(s.loopback.is_empty());
+        let s = from_config(&tun(
+            r#""address":"10.0.0.1/24","loopback_address":["10.7.0.1","fd00:7::1"]"#,
+        ))
+        .unwrap();
+        let both = Loopback::new(["10.7.0.1".parse().unwrap(), "fd00:7::1".parse().unwrap()]);
+        assert_eq!(s.loopback, both);
     }
 
     #[test]

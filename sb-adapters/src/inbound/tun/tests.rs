@@ -102,6 +102,10 @@ impl Drop for Harness {
 }
 
 fn start() -> Harness {
+    start_with(super::loopback::Loopback::default())
+}
+
+fn start_with(loopback: super::loopback::Loopback) -> Harness {
     let (inject, incoming) = mpsc::channel(64);
     let (outgoing, sent) = mpsc::unbounded_channel();
     let (flows_tx, flows) = mpsc::unbounded_channel();
@@ -121,6 +125,7 @@ fn start() -> Harness {
         RxBatch::new(1, 65_535, 0),
         1500,
         pool.clone(),
+        loopback,
         source,
     )
     .unwrap();
@@ -496,4 +501,48 @@ async fn out_of_order_segments_across_sequence_wrap_with_sack() {
             break;
         }
     }
+}
+
+/// `loopback_address`: a TCP packet to the address comes straight back out of the device
+/// with source and destination swapped (checksums still valid), and never becomes a flow;
+/// TCP to other addresses still reaches the stack.
+#[tokio::test]
+async fn tcp_to_a_loopback_address_is_turned_around_and_is_no_flow() {
+    let mut h = start_with(super::loopback::Loopback::new(["10.7.0.1"
+        .parse::<IpAddr>()
+        .unwrap()]));
+    let (client, lo) = (addr("172.19.0.1:40000"), addr("10.7.0.1:9099"));
+    h.send(tcp(client, lo, 1000, None, true, b"")).await;
+    let back = h.next_sent().await;
+    assert_eq!(
+        ends(&back),
+        (addr("10.7.0.1:40000"), addr("172.19.0.1:9099")),
+        "the client's own port 9099 is the destination now"
+    );
+    let p = etherparse::PacketHeaders::from_ip_slice(&back).unwrap();
+    let Some(etherparse::NetHeaders::Ipv4(ip, _)) = &p.net else {
+        panic!("not ipv4")
+    };
+    assert_eq!(ip.calc_header_checksum(), ip.header_checksum);
+    let Some(etherparse::TransportHeader::Tcp(t)) = &p.transport else {
+        panic!("not tcp")
+    };
+    assert_eq!(
+        t.calc_checksum_ipv4(ip, p.payload.slice()).unwrap(),
+        t.checksum
+    );
+    assert!(t.syn);
+    // Another destination is served by the stack as before.
+    tcp_handshake_only(&mut h, client, addr("10.7.0.2:9099")).await;
+    // The only flow is that one: the turned-around SYN, sent first, made none.
+    let flow = h.next_flow().await;
+    assert_eq!(flow.destination.socket_addr(), Some(addr("10.7.0.2:9099")));
+    assert!(h.flows.try_recv().is_err());
+}
+
+/// Sends a SYN and expects the stack's SYN-ACK.
+async fn tcp_handshake_only(h: &mut Harness, client: SocketAddr, server: SocketAddr) {
+    h.send(tcp(client, server, 1000, None, true, b"")).await;
+    let synack = h.next_sent().await;
+    assert_eq!(ends(&synack), (server, client));
 }
