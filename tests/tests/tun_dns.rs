@@ -9,17 +9,15 @@
 //!  remote ns: HTTP on 10.200.0.2:8080, and no DNS server at all  <────────────────────┘
 //! ```
 //!
-//! The remote namespace runs no resolver, so every answer the client gets is sb's.
+//! The remote namespace runs no resolver, so every answer the client gets is the proxy's.
+//! The same scenario runs against sb (in process) and Go sing-box 1.14.4 (gvisor stack).
 
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use sb_core::tracker::Tracker;
 use sb_tests::netns::{self, Netns};
-use sb_tests::Instance;
+use sb_tests::tun_lab::Proxy;
 use std::net::TcpListener;
-use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 const CONFIG: &str = r#"{
   "log": {"disabled": true},
@@ -39,43 +37,6 @@ const CONFIG: &str = r#"{
     "rules": [{"action": "sniff"}, {"protocol": "dns", "action": "hijack-dns"}]
   }
 }"#;
-
-/// sb running in process inside `ns`; dropping it closes the instance and waits.
-struct Sb {
-    tracker: Arc<Tracker>,
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sb {
-    fn start(ns: &Netns, config: &'static str) -> Sb {
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = ns.spawn(move || {
-            let instance = Instance::start(config);
-            let _ = ready_tx.send(instance.tracker.clone());
-            let _ = stopped.recv();
-            drop(instance);
-        });
-        let tracker = ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("sb did not start in the client namespace");
-        Sb {
-            tracker,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Sb {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// `dig` in `ns`: the answer lines' data (`+short`), or the error text.
 fn dig(ns: &Netns, name: &str, qtype: &str, tcp: bool) -> Vec<String> {
@@ -98,11 +59,8 @@ fn dig(ns: &Netns, name: &str, qtype: &str, tcp: bool) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn tun_dns_is_hijacked_and_fakeip_reaches_the_domain() {
-    if !netns::available() {
-        return;
-    }
+/// The scenario against `proxy`.
+fn hijack_and_fakeip(proxy: &Proxy) {
     let client = Netns::new("sdc");
     let remote = Netns::new("sdr");
     netns::veth(&client, &["10.200.0.1/24"], &remote, &["10.200.0.2/24"]);
@@ -120,31 +78,51 @@ fn tun_dns_is_hijacked_and_fakeip_reaches_the_domain() {
         })
         .join()
         .unwrap();
-    let sb = Sb::start(&client, CONFIG);
+    let running = proxy.start(&client, CONFIG);
 
-    // Queries to the uplink's resolver address enter the TUN and are answered by sb.
+    // Queries to the uplink's resolver address enter the TUN and are answered by the proxy.
     assert_eq!(dig(&client, "plain.test", "A", false), vec!["10.77.0.1"]);
     assert_eq!(dig(&client, "plain.test", "A", true), vec!["10.77.0.1"]);
 
     // FakeIP: the client gets a fake address and connects to it through the TUN.
     let fake = dig(&client, "web.fake.test", "A", false);
-    assert_eq!(fake.len(), 1, "{fake:?}");
+    assert_eq!(fake.len(), 1, "{fake:?}\n{}", running.log());
     assert!(fake[0].starts_with("198.18."), "{fake:?}");
     let url = format!("http://{}:8080/hello", fake[0]);
     let out = client.exec(&["curl", "-s", "--max-time", "10", &url]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "remote says /hello",
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "curl: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        running.log()
     );
-    // An address from the range nobody was given is refused by sb, not dialed.
+    // An address from the range nobody was given is refused, not dialed.
     let out = client.exec(&["curl", "-s", "--max-time", "5", "http://198.19.0.77:8080/"]);
     assert!(!out.status.success());
-    assert!(sb.tracker.snapshot().iter().all(|f| !f
-        .flow
-        .destination
-        .to_string()
-        .starts_with("198.19.0.77")));
-    drop(sb);
+    if let Some(tracker) = running.tracker() {
+        assert!(tracker.snapshot().iter().all(|f| !f
+            .flow
+            .destination
+            .to_string()
+            .starts_with("198.19.0.77")));
+    }
+    drop(running);
+}
+
+#[test]
+fn sb_tun_dns_is_hijacked_and_fakeip_reaches_the_domain() {
+    if !netns::available() {
+        return;
+    }
+    hijack_and_fakeip(&Proxy::InProcess);
+}
+
+#[test]
+fn go_tun_dns_is_hijacked_and_fakeip_reaches_the_domain() {
+    if !netns::available() {
+        return;
+    }
+    let Some(go) = Proxy::go() else { return };
+    hijack_and_fakeip(&go);
 }
