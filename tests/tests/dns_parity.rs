@@ -239,3 +239,64 @@ fn detour_sends_queries_through_the_socks_proxy() {
         );
     }
 }
+
+#[test]
+fn concurrent_identical_queries_reach_the_server_once() {
+    if !peers() {
+        return;
+    }
+    let up = Dnsmasq::start(&parity_zone());
+    let sb = sb(&format!(
+        r#"{{"servers": [{}]}}"#,
+        behaviours::udp_server("up", up.addr)
+    ));
+    let at = sb.addr(0);
+    let askers: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || query_udp(at, "multi.test", RecordType::A)))
+        .collect();
+    for a in askers {
+        let got = a.join().unwrap().unwrap();
+        assert_eq!(got.records.len(), 3, "{got:?}");
+    }
+    up.wait_query("multi.test", "A", Duration::from_secs(5))
+        .unwrap();
+    let asked = up
+        .queries()
+        .iter()
+        .filter(|q| q.name == "multi.test")
+        .count();
+    assert_eq!(asked, 1, "{:?}", up.queries());
+}
+
+#[test]
+fn reverse_mapping_lets_ip_flows_match_domain_rules() {
+    if !peers() {
+        return;
+    }
+    let origin = sb_tests::hello_origin();
+    let config = format!(
+        r#"{{"log": {{"disabled": true}},
+            "dns": {{"servers": [{{"type": "hosts", "tag": "h", "predefined": {{"named.test": "{ip}"}}}}],
+                     "reverse_mapping": true}},
+            "inbounds": [{{"type": "direct", "tag": "dns-in", "listen": "127.0.0.1", "listen_port": 0}},
+                         {{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": 0}}],
+            "outbounds": [{{"type": "direct", "tag": "direct"}}],
+            "route": {{"rules": [{{"inbound": "dns-in", "action": "hijack-dns"}},
+                                 {{"domain": "named.test", "action": "reject"}}]}}}}"#,
+        ip = origin.ip()
+    );
+    let sb = Instance::start(&config);
+    // `socks5://` (not `socks5h`): curl sends the address, never the name.
+    let proxy = format!("socks5://{}", sb.addr(1));
+    let url = format!("http://{}/x", origin);
+    // Before any answer named the address, the flow is just an IP and goes through.
+    assert_eq!(
+        sb_tests::curl(&["--proxy", &proxy, &url]).body,
+        "hello from origin /x"
+    );
+    let got = query_udp(sb.addr(0), "named.test", RecordType::A).unwrap();
+    assert_eq!(got.records, vec![format!("named.test. A {}", origin.ip())]);
+    // Now the address carries the name, and the domain rule rejects it.
+    let after = sb_tests::curl(&["--proxy", &proxy, &url]);
+    assert_ne!(after.code, 0, "rejected by the domain rule: {}", after.body);
+}
