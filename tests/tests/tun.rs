@@ -217,6 +217,41 @@ fn tun_flows_are_routed_by_cidr_port_and_sniffed_domain() {
     assert!(code != 0 && body.is_empty(), "domain rule: {code} {body:?}");
     let (code, body) = lab.curl(&["-H", "Host: fine.test", "http://198.18.7.1:8080/y"]);
     assert_eq!((code, body.as_str()), (0, "hello /y from 198.18.7.1"));
+
+    // Sniffed TLS SNI: a listener in the remote namespace counts the connections that reach
+    // it; sb dials only after the rules ran on the ClientHello, so a blocked name never does.
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reached.clone();
+    lab._remote
+        .spawn(move || {
+            let l = TcpListener::bind("198.18.7.1:8443").unwrap();
+            std::thread::spawn(move || {
+                for conn in l.incoming().flatten() {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    drop(conn);
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    let tls = |name: &str| {
+        let resolve = format!("{name}:8443:198.18.7.1");
+        let url = format!("https://{name}:8443/");
+        lab.curl(&["--max-time", "5", "--resolve", &resolve, &url])
+            .0
+    };
+    assert_ne!(tls("blocked.test"), 0);
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "SNI blocked.test was dialed"
+    );
+    assert_ne!(tls("fine.test"), 0, "the listener speaks no TLS");
+    assert_eq!(
+        reached.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "SNI fine.test was not dialed"
+    );
 }
 
 #[test]
