@@ -1,22 +1,94 @@
-//! The `udp` server type: one datagram socket per query (a fresh source port each time, so
-//! answers cannot be spoofed by guessing the port), opened through the server's
-//! [`Dialer`] — a local socket, or a UDP association through a `detour` outbound. A
-//! truncated answer is asked again over TCP, as Go does.
+//! The `udp` server type. Queries share one datagram socket per server, opened through the
+//! server's [`Dialer`] (a local socket, or a UDP association through a `detour` outbound):
+//! each query goes out under an id no other pending query has, and a reader task hands every
+//! answer to the query waiting for its id. Opening a socket per query would cost a socket, a
+//! bind and an epoll registration each time (and, through a SOCKS detour, a whole UDP
+//! ASSOCIATE). The socket is closed after a while without queries and opened again on the
+//! next one; a socket error fails the queries waiting on it, and the next query opens a new
+//! one. A truncated answer is asked again over TCP, as Go does.
 
 use super::message::{decode_answer, encode};
 use super::stream::StreamTransport;
 use super::transport::Transport;
 use super::DnsError;
-use crate::adapter::BoxFuture;
+use crate::adapter::{BoxFuture, BoxPacketConn};
 use crate::dialer::Dialer;
 use crate::flow::{Destination, FlowContext, Network};
 use hickory_proto::op::Message;
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// Largest answer read from a datagram (EDNS0 answers can be larger than 512 bytes).
 const MAX_DATAGRAM: usize = 65_535;
+
+/// A socket with no query pending for this long is closed.
+const IDLE: Duration = Duration::from_secs(30);
+
+/// One shared socket and the queries waiting on it.
+struct Shared {
+    conn: BoxPacketConn,
+    pending: Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>,
+    /// The reader stopped: the socket must not be used again.
+    dead: AtomicBool,
+}
+
+impl Shared {
+    /// Reads answers until the socket fails or stays idle with nothing pending.
+    async fn read(self: Arc<Self>, tag: String) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        loop {
+            match tokio::time::timeout(IDLE, self.conn.recv_from(&mut buf)).await {
+                Err(_) => {
+                    let idle = self.pending.lock().map_or(true, |p| p.is_empty());
+                    if idle {
+                        break;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(target: "dns", "{tag}: socket closed: {e}");
+                    break;
+                }
+                Ok(Ok((n, _))) => {
+                    let Some(datagram) = buf.get(..n) else {
+                        continue;
+                    };
+                    let Some(id) = datagram.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]))
+                    else {
+                        continue;
+                    };
+                    let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+                    // An id nobody waits for is a late or stray answer: dropped.
+                    if let Some(w) = waiter {
+                        let _ = w.send(datagram.to_vec());
+                    }
+                }
+            }
+        }
+        self.dead.store(true, Ordering::Release);
+        // Waiters see their sender dropped and fail (or retry on a new socket).
+        if let Ok(mut p) = self.pending.lock() {
+            p.clear();
+        }
+    }
+}
+
+/// Removes a query's pending entry when it ends without an answer (timeout, cancel).
+struct Pending<'a> {
+    shared: &'a Shared,
+    id: u16,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.remove(&self.id);
+        }
+    }
+}
 
 /// DNS over UDP.
 pub struct UdpTransport {
@@ -26,6 +98,7 @@ pub struct UdpTransport {
     timeout: Duration,
     /// TCP to the same server, for truncated answers.
     tcp: StreamTransport,
+    socket: tokio::sync::Mutex<Option<Arc<Shared>>>,
 }
 
 impl UdpTransport {
@@ -37,35 +110,94 @@ impl UdpTransport {
             server,
             dialer,
             timeout,
+            socket: tokio::sync::Mutex::new(None),
         }
     }
 
-    async fn once(&self, query: &Message) -> Result<Message, DnsError> {
-        let io = |source: std::io::Error| DnsError::Io {
+    fn io(&self, source: std::io::Error) -> DnsError {
+        DnsError::Io {
             server: self.tag.clone(),
             source,
-        };
+        }
+    }
+
+    /// The live shared socket, opened if there is none.
+    async fn socket(&self) -> Result<Arc<Shared>, DnsError> {
+        let mut slot = self.socket.lock().await;
+        if let Some(s) = slot.as_ref().filter(|s| !s.dead.load(Ordering::Acquire)) {
+            return Ok(s.clone());
+        }
         let flow = dns_flow(&self.tag, Network::Udp, &self.server);
         let conn = self
             .dialer
             .listen_udp(&flow, &self.server)
             .await
-            .map_err(io)?;
-        let bytes = encode(query)?;
-        conn.send_to(&bytes, &self.server).await.map_err(io)?;
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        // Datagrams that are not the answer (stray, garbled, another id) are skipped; the
-        // caller's timeout bounds the wait.
-        loop {
-            let (n, _) = conn.recv_from(&mut buf).await.map_err(io)?;
-            let Some(datagram) = buf.get(..n) else {
-                continue;
+            .map_err(|e| self.io(e))?;
+        let shared = Arc::new(Shared {
+            conn,
+            pending: Mutex::new(HashMap::new()),
+            dead: AtomicBool::new(false),
+        });
+        tokio::spawn(shared.clone().read(self.tag.clone()));
+        *slot = Some(shared.clone());
+        Ok(shared)
+    }
+
+    /// One query on the shared socket; `Ok(None)` when the socket went away under it (the
+    /// caller tries once more on a new one).
+    async fn once(&self, query: &Message) -> Result<Option<Message>, DnsError> {
+        let shared = self.socket().await?;
+        let (tx, rx) = oneshot::channel();
+        let id = {
+            let mut p = shared
+                .pending
+                .lock()
+                .map_err(|_| self.io(std::io::Error::other("pending queries poisoned")))?;
+            // 65,536 ids and at most a few thousand pending: a free one is found at once.
+            let Some(id) = (0..64)
+                .map(|_| rand::random::<u16>())
+                .find(|id| !p.contains_key(id))
+            else {
+                return Err(self.io(std::io::Error::other("too many pending queries")));
             };
-            match decode_answer(&self.tag, datagram, query) {
-                Ok(m) => return Ok(m),
-                Err(e) => tracing::debug!(target: "dns", "{e}"),
+            p.insert(id, tx);
+            id
+        };
+        let _pending = Pending {
+            shared: &shared,
+            id,
+        };
+        if shared.dead.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let mut sent = query.clone();
+        sent.metadata.id = id;
+        let bytes = encode(&sent)?;
+        if let Err(e) = shared.conn.send_to(&bytes, &self.server).await {
+            shared.dead.store(true, Ordering::Release);
+            return Err(self.io(e));
+        }
+        let Ok(raw) = rx.await else {
+            return Ok(None);
+        };
+        let mut answer = decode_answer(&self.tag, &raw, &sent)?;
+        if answer.queries != sent.queries {
+            return Err(DnsError::BadResponse {
+                server: self.tag.clone(),
+                message: "answer is for another question".into(),
+            });
+        }
+        answer.metadata.id = query.metadata.id;
+        Ok(Some(answer))
+    }
+
+    async fn run(&self, query: &Message) -> Result<Message, DnsError> {
+        for _ in 0..2 {
+            if let Some(answer) = self.once(query).await? {
+                return Ok(answer);
             }
         }
+        Err(self.io(std::io::Error::other("socket closed while waiting")))
     }
 }
 
@@ -89,7 +221,7 @@ impl Transport for UdpTransport {
     }
     fn exchange<'a>(&'a self, query: &'a Message) -> BoxFuture<'a, Result<Message, DnsError>> {
         Box::pin(async move {
-            let answer = tokio::time::timeout(self.timeout, self.once(query))
+            let answer = tokio::time::timeout(self.timeout, self.run(query))
                 .await
                 .map_err(|_| DnsError::Timeout {
                     server: self.tag.clone(),
