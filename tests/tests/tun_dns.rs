@@ -4,11 +4,15 @@
 //! ```text
 //!  client ns: dig @10.200.0.2 ─> auto_route (port 53 always enters) ─> sbdns0 ─> sb
 //!             sb: sniff → protocol dns → hijack-dns → hosts / fakeip answer
-//!             curl http://<fake address>:8080 ─> sbdns0 ─> sb maps it back to the domain,
-//!             the direct outbound resolves the domain (hosts) and dials over the veth ─┐
-//!  remote ns: HTTP on 10.200.0.2:8080, and no DNS server at all  <────────────────────┘
+//!             curl http://<fake address>:8080 ─> sbdns0 ─> sb maps it back to the domain
+//!             and asks the next proxy for the domain (socks outbound) over the veth ─┐
+//!  remote ns: next proxy (sb, socks on 10.200.0.2:1080) resolves web.fake.test      <─┘
+//!             itself and connects to HTTP on 10.200.0.2:8080; no DNS server at all
 //! ```
 //!
+//! The client side cannot resolve `web.fake.test` (no server it has knows it), and the fake
+//! address leads nowhere in the remote namespace: the page arrives only if the next proxy
+//! was asked for the domain.
 //! The remote namespace runs no resolver, so every answer the client gets is the proxy's.
 //! The same scenario runs against sb (in process) and Go sing-box 1.14.4 (gvisor stack).
 
@@ -17,20 +21,21 @@
 
 use sb_tests::netns::{self, Netns};
 use sb_tests::tun_lab::Proxy;
+use sb_tests::Instance;
 use std::net::TcpListener;
 
 const CONFIG: &str = r#"{
   "log": {"disabled": true},
   "dns": {
     "servers": [
-      {"type": "hosts", "tag": "h", "predefined": {"plain.test": "10.77.0.1", "web.fake.test": "10.200.0.2"}},
+      {"type": "hosts", "tag": "h", "predefined": {"plain.test": "10.77.0.1"}},
       {"type": "fakeip", "tag": "f", "inet4_range": "198.18.0.0/15", "inet6_range": "fc00::/18"}
     ],
     "rules": [{"inbound": "tun-in", "domain_suffix": "fake.test", "server": "f"}]
   },
   "inbounds": [{"type": "tun", "tag": "tun-in", "interface_name": "sbdns0", "stack": "gvisor",
                 "address": ["172.19.0.1/30"], "auto_route": true}],
-  "outbounds": [{"type": "direct", "tag": "direct"}],
+  "outbounds": [{"type": "socks", "tag": "next", "server": "10.200.0.2", "server_port": 1080}],
   "route": {
     "auto_detect_interface": true,
     "default_domain_resolver": "h",
@@ -78,6 +83,17 @@ fn hijack_and_fakeip(proxy: &Proxy) {
         })
         .join()
         .unwrap();
+    let next = remote
+        .spawn(|| {
+            Instance::start(
+                r#"{"log": {"disabled": true},
+                    "dns": {"servers": [{"type": "hosts", "tag": "h", "predefined": {"web.fake.test": "10.200.0.2"}}]},
+                    "inbounds": [{"type": "socks", "tag": "s", "listen": "10.200.0.2", "listen_port": 1080}],
+                    "outbounds": [{"type": "direct", "tag": "d"}]}"#,
+            )
+        })
+        .join()
+        .unwrap();
     let running = proxy.start(&client, CONFIG);
 
     // Queries to the uplink's resolver address enter the TUN and are answered by the proxy.
@@ -108,6 +124,7 @@ fn hijack_and_fakeip(proxy: &Proxy) {
             .starts_with("198.19.0.77")));
     }
     drop(running);
+    drop(next);
 }
 
 #[test]
