@@ -145,7 +145,9 @@ impl Dispatcher {
         let Some(domain) = flow.destination.domain().map(str::to_string) else {
             return Ok(());
         };
-        let found = match &self.dns {
+        // Without `dns.servers` the lookup is the system's (getaddrinfo: /etc/hosts, NSS),
+        // as for dialers.
+        let found = match self.dns.as_ref().filter(|d| d.configured()) {
             Some(dns) => {
                 let server = if server.is_empty() {
                     None

@@ -145,6 +145,7 @@ pub fn build(
         cache: (!o.disable_cache).then(|| Cache::new(o.cache_capacity, o.disable_expire)),
         client_subnet: o.client_subnet.as_ref().map(|c| c.net),
         reverse_capacity: if o.reverse_mapping { capacity } else { 0 },
+        configured: !section.servers.is_empty(),
         clash_mode,
     }))
 }

@@ -77,6 +77,8 @@ pub struct Parts {
     pub client_subnet: Option<IpNet>,
     /// `reverse_mapping`: how many addresses to remember (0 = off).
     pub reverse_capacity: usize,
+    /// Whether `dns.servers` was written (else the servers are Go's automatic `local`).
+    pub configured: bool,
     /// The Clash mode rules match on.
     pub clash_mode: Arc<ClashMode>,
 }
@@ -122,6 +124,12 @@ impl Dns {
             reverse: Mutex::new((HashMap::new(), VecDeque::new())),
             this: this.clone(),
         })
+    }
+
+    /// Whether `dns.servers` was written; without it lookups outside `hijack-dns` use the
+    /// system resolver.
+    pub fn configured(&self) -> bool {
+        self.p.configured
     }
 
     /// The FakeIP pools (the cache file saves and restores them).

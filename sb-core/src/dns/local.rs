@@ -1,15 +1,20 @@
-//! The `local` server type: the host's resolvers as `/etc/resolv.conf` lists them (read with
-//! hickory-resolver's parser, read again when the file changes), asked in order over UDP
-//! with TCP for truncated answers — what Go's `local` does on a Linux host without
-//! systemd-resolved. The queries dial through the server's [`Dialer`] like any other.
+//! The `local` server type: names in `/etc/hosts` first (A/AAAA), then the host's resolvers as
+//! `/etc/resolv.conf` lists them (read with hickory-resolver's parser), asked in order over
+//! UDP with TCP for truncated answers — what Go's `local` does on a Linux host without
+//! systemd-resolved. Both files are read again when they change. The queries dial through
+//! the server's [`Dialer`] like any other.
 
+use super::message::{domain_of, question, reply_with_ips};
 use super::transport::Transport;
 use super::udp::UdpTransport;
-use super::DnsError;
+use super::{DnsError, DEFAULT_TTL};
 use crate::adapter::BoxFuture;
 use crate::dialer::Dialer;
 use crate::flow::Destination;
 use hickory_proto::op::Message;
+use hickory_proto::rr::RecordType;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -21,6 +26,8 @@ pub struct LocalTransport {
     timeout: Duration,
     path: PathBuf,
     servers: Mutex<(Option<SystemTime>, Arc<Vec<UdpTransport>>)>,
+    hosts_path: PathBuf,
+    hosts: Mutex<(Option<SystemTime>, Arc<HashMap<String, Vec<IpAddr>>>)>,
 }
 
 impl LocalTransport {
@@ -32,7 +39,27 @@ impl LocalTransport {
             timeout,
             path: resolv_conf,
             servers: Mutex::new((None, Arc::new(Vec::new()))),
+            hosts_path: PathBuf::from("/etc/hosts"),
+            hosts: Mutex::new((None, Arc::new(HashMap::new()))),
         }
+    }
+
+    /// `/etc/hosts` as last read (empty when it cannot be read: then only DNS answers).
+    fn hosts(&self) -> Arc<HashMap<String, Vec<IpAddr>>> {
+        let mtime = std::fs::metadata(&self.hosts_path)
+            .and_then(|m| m.modified())
+            .ok();
+        let Ok(mut cached) = self.hosts.lock() else {
+            return Arc::new(HashMap::new());
+        };
+        if cached.0 != mtime {
+            let mut names = HashMap::new();
+            if let Ok(text) = std::fs::read_to_string(&self.hosts_path) {
+                super::hosts::parse_into(&text, &mut names);
+            }
+            *cached = (mtime, Arc::new(names));
+        }
+        cached.1.clone()
     }
 
     fn servers(&self) -> Result<Arc<Vec<UdpTransport>>, DnsError> {
@@ -89,6 +116,12 @@ impl Transport for LocalTransport {
     }
     fn exchange<'a>(&'a self, query: &'a Message) -> BoxFuture<'a, Result<Message, DnsError>> {
         Box::pin(async move {
+            let q = question(query)?;
+            if matches!(q.query_type(), RecordType::A | RecordType::AAAA) {
+                if let Some(ips) = self.hosts().get(&domain_of(q)) {
+                    return Ok(reply_with_ips(query, q, ips, DEFAULT_TTL));
+                }
+            }
             let servers = self.servers()?;
             let mut last = None;
             for s in servers.iter() {
