@@ -59,7 +59,7 @@ struct Ask {
     strategy: DomainStrategy,
 }
 
-/// Everything [`Dns`] is built from (see [`super::build`]).
+/// Everything [`Dns`] is built from (see [`mod@super::build`]).
 pub struct Parts {
     /// Servers in config order.
     pub transports: Vec<BoxTransport>,

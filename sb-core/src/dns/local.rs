@@ -19,6 +19,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+/// Names and addresses of a hosts file.
+type Names = Arc<HashMap<String, Vec<IpAddr>>>;
+
 /// The system resolvers.
 pub struct LocalTransport {
     tag: String,
@@ -27,7 +30,7 @@ pub struct LocalTransport {
     path: PathBuf,
     servers: Mutex<(Option<SystemTime>, Arc<Vec<UdpTransport>>)>,
     hosts_path: PathBuf,
-    hosts: Mutex<(Option<SystemTime>, Arc<HashMap<String, Vec<IpAddr>>>)>,
+    hosts: Mutex<(Option<SystemTime>, Names)>,
 }
 
 impl LocalTransport {
@@ -45,7 +48,7 @@ impl LocalTransport {
     }
 
     /// `/etc/hosts` as last read (empty when it cannot be read: then only DNS answers).
-    fn hosts(&self) -> Arc<HashMap<String, Vec<IpAddr>>> {
+    fn hosts(&self) -> Names {
         let mtime = std::fs::metadata(&self.hosts_path)
             .and_then(|m| m.modified())
             .ok();
