@@ -2,7 +2,7 @@
 //!
 //! Where it sits: a query reaches [`Dns::exchange`] from three places — a flow the router
 //! sent to `hijack-dns` ([`serve`]), a domain an outbound or the `resolve` action must turn
-//! into addresses ([`Dns::lookup`], the [`crate::resolve::Resolver`] seam), and FakeIP
+//! into addresses ([`Dns::lookup_for`], the [`crate::resolve::Resolver`] seam), and FakeIP
 //! addresses mapped back to domains before routing ([`Dns::fake_domain`]). The DNS rules
 //! ([`rules`]) pick a server or answer themselves (`reject`, `predefined`); the [`cache`]
 //! answers repeated questions and merges identical ones in flight; the chosen [`Transport`]
