@@ -150,7 +150,7 @@ impl HttpClient {
             let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, stream)
                 .await?;
-            Box::new(TlsStream(tls))
+            Box::new(crate::tls_stream::TlsStream(tls))
         } else {
             stream
         };
@@ -181,46 +181,5 @@ impl HttpClient {
         let framing = response::framing(method, &head)?;
         let body = response::read_body(&mut stream, framing, self.options.max_body).await?;
         Ok(Response { head, body })
-    }
-}
-
-/// A TLS stream over a boxed stream; not a plain socket, so the relay's splice never sees it.
-struct TlsStream(tokio_rustls::client::TlsStream<BoxStream>);
-
-impl tokio::io::AsyncRead for TlsStream {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for TlsStream {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl crate::adapter::AsyncStream for TlsStream {
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
-        Err(self)
     }
 }

@@ -4,6 +4,7 @@
 //! rustls with the ring provider, as the rest of sb.
 
 use crate::adapter::BoxStream;
+use crate::tls_stream::TlsStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -61,7 +62,7 @@ impl TlsClient {
     pub async fn wrap(&self, stream: BoxStream) -> std::io::Result<BoxStream> {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let tls = connector.connect(self.name.clone(), stream).await?;
-        Ok(Box::new(Tls(tls)))
+        Ok(Box::new(TlsStream(tls)))
     }
 
     /// Runs the handshake and says whether the server chose HTTP/2 by ALPN.
@@ -69,48 +70,7 @@ impl TlsClient {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let tls = connector.connect(self.name.clone(), stream).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        Ok((Box::new(Tls(tls)), h2))
-    }
-}
-
-/// A TLS stream to a DNS server is a stream like any other (never spliced: it is encrypted).
-struct Tls(tokio_rustls::client::TlsStream<BoxStream>);
-
-impl tokio::io::AsyncRead for Tls {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Tls {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl crate::adapter::AsyncStream for Tls {
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
-        Err(self)
+        Ok((Box::new(TlsStream(tls)), h2))
     }
 }
 
