@@ -10,7 +10,7 @@
 
 use sb_tests::dns::{
     self, behaviours, go, parity_zone, query_tcp, query_udp, Dnsmasq, GoDns, RecordType, Unbound,
-    DOH_PATH, PARITY_QUERIES,
+    PARITY_QUERIES,
 };
 use sb_tests::{GoSingBox, Instance};
 use std::net::SocketAddr;
@@ -98,47 +98,7 @@ fn tcp_tls_and_https_servers_answer_like_go() {
         return;
     }
     let up = Unbound::start(&parity_zone());
-    let tls = |extra: &str| {
-        format!(
-            r#""tls": {{"enabled": true, "server_name": "{}", "certificate_path": "{}"}}{extra}"#,
-            up.ca.server_name,
-            up.ca.ca_path.display()
-        )
-    };
-    let servers = [
-        (
-            "tcp",
-            format!(
-                r#"{{"type": "tcp", "tag": "up", "server": "127.0.0.1", "server_port": {}}}"#,
-                up.plain.port()
-            ),
-        ),
-        (
-            "tls",
-            format!(
-                r#"{{"type": "tls", "tag": "up", "server": "127.0.0.1", "server_port": {}, {}}}"#,
-                up.tls.port(),
-                tls("")
-            ),
-        ),
-        (
-            "https",
-            format!(
-                r#"{{"type": "https", "tag": "up", "server": "127.0.0.1", "server_port": {}, {}}}"#,
-                up.https.port(),
-                tls(&format!(r#", "path": "{DOH_PATH}""#))
-            ),
-        ),
-        (
-            "https GET",
-            format!(
-                r#"{{"type": "https", "tag": "up", "server": "127.0.0.1", "server_port": {}, "method": "GET", {}}}"#,
-                up.https.port(),
-                tls(&format!(r#", "path": "{DOH_PATH}""#))
-            ),
-        ),
-    ];
-    for (what, server) in servers {
+    for (what, server) in up.server_entries() {
         same_as_go(what, &format!(r#"{{"servers": [{server}]}}"#));
     }
 }

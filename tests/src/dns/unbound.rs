@@ -89,6 +89,41 @@ impl Unbound {
     pub fn logged(&self, needle: &str) -> bool {
         std::fs::read_to_string(&self.log).is_ok_and(|t| t.lines().any(|l| l.contains(needle)))
     }
+
+    /// `dns.servers` entries (tag `up`) that reach this unbound: plain `tcp`, `tls`, and
+    /// `https` with POST and with GET, the TLS ones trusting [`Unbound::ca`]. `(name, entry)`.
+    pub fn server_entries(&self) -> Vec<(&'static str, String)> {
+        let tls = format!(
+            r#""tls": {{"enabled": true, "server_name": "{}", "certificate_path": "{}"}}"#,
+            self.ca.server_name,
+            self.ca.ca_path.display()
+        );
+        let entry = |ty: &str, port: u16, extra: &str| {
+            format!(
+                r#"{{"type": "{ty}", "tag": "up", "server": "127.0.0.1", "server_port": {port}{extra}}}"#
+            )
+        };
+        vec![
+            ("tcp", entry("tcp", self.plain.port(), "")),
+            ("tls", entry("tls", self.tls.port(), &format!(", {tls}"))),
+            (
+                "https",
+                entry(
+                    "https",
+                    self.https.port(),
+                    &format!(r#", {tls}, "path": "{DOH_PATH}""#),
+                ),
+            ),
+            (
+                "https GET",
+                entry(
+                    "https",
+                    self.https.port(),
+                    &format!(r#", "method": "GET", {tls}, "path": "{DOH_PATH}""#),
+                ),
+            ),
+        ]
+    }
 }
 
 impl Drop for Unbound {
