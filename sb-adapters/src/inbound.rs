@@ -3,6 +3,7 @@
 pub mod direct;
 pub mod listener;
 pub mod proxy;
+#[cfg(feature = "tun")]
 pub mod tun;
 pub mod udp_nat;
 mod uot;

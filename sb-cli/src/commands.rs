@@ -21,7 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             input::enter_directory(&g)?;
             let loaded = sb_config::load(&input::read_all(&g)?, &input::cwd()?)?;
             warnings(color, &loaded);
-            Ok(())
+            crate::run::verify(&loaded.config)
         }
         Command::Run => {
             input::enter_directory(&g)?;

@@ -21,8 +21,31 @@ fn line(color: Color, level: &str, code: &str, msg: &str) {
     }
 }
 
+/// Several errors found at once (`sb check` reports every one it finds). The first is the
+/// one Go would print; it becomes the `FATAL` line, the others follow as `ERROR` lines.
+#[derive(Debug)]
+pub struct Errors(pub Vec<String>);
+
+impl std::fmt::Display for Errors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.first().map_or("", String::as_str))
+    }
+}
+
+impl std::error::Error for Errors {}
+
 /// A fatal error: the command stops with exit code 1.
 pub fn fatal(color: Color, e: &anyhow::Error) {
+    if let Some(Errors(all)) = e.downcast_ref::<Errors>() {
+        let mut all = all.iter();
+        if let Some(first) = all.next() {
+            line(color, "FATAL", "31", first);
+        }
+        for more in all {
+            line(color, "ERROR", "31", &format!("also: {more}"));
+        }
+        return;
+    }
     line(color, "FATAL", "31", &format!("{e:#}"));
 }
 

@@ -42,7 +42,7 @@ async fn start(config: &sb_config::Config) -> Result<Instance> {
     for part in &built.ignored {
         tracing::warn!(target: "sb", "{part}");
     }
-    let mut instance = Instance::start(built.inbounds, built.dispatcher, built.rule_sets)
+    let mut instance = Instance::start(built.parts())
         .await
         .context("start service")?;
     if let Some(cache_file) = built.cache_file {
@@ -94,6 +94,24 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
         instance.close().await;
         Ok(())
     })
+}
+
+/// What `sb check` does after the config checks, the same steps `sb run` takes before it
+/// starts: every adapter this build cannot run (all of them reported), then the whole
+/// build without starting anything, so `check` and `run` give the same verdict.
+pub fn verify(config: &sb_config::Config) -> Result<()> {
+    let errors = sb_adapters::registry::check(config);
+    if !errors.is_empty() {
+        let lines = errors.iter().map(|e| format!("initialize: {e}")).collect();
+        return Err(crate::report::Errors(lines).into());
+    }
+    // Adapters may create tokio resources while they are built.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(async { sb_adapters::registry::build(config).map(drop) })
+        .context("initialize")
 }
 
 /// Re-reads and checks the config and that its adapters can be built.

@@ -297,18 +297,39 @@ fn sighup_with_a_bad_config_keeps_the_old_one_running() {
 }
 
 #[test]
-fn run_refuses_adapters_without_a_runtime() {
+fn check_and_run_refuse_adapters_without_a_runtime_alike() {
     let dir = scratch("run-unbuilt");
     std::fs::write(
         dir.join("config.json"),
         r#"{"outbounds": [{"type": "direct"}, {"type": "tor", "tag": "box"}]}"#,
     )
     .unwrap();
-    let out = sb(&dir, &["run", "--disable-color"]);
+    let want = "FATAL[0000] initialize: outbounds[1] (tag \"box\"): type \"tor\" is not implemented by sb\n";
+    for command in ["check", "run"] {
+        let out = sb(&dir, &[command, "--disable-color"]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert_eq!(text(&out.stderr), want, "{command}");
+    }
+}
+
+#[test]
+fn check_reports_every_adapter_it_cannot_run() {
+    let dir = scratch("check-unbuilt-all");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"outbounds": [{"type": "tor", "tag": "t"}, {"type": "socks", "tag": "s", "server": "127.0.0.1", "server_port": 1080, "detour": "wg"}],
+            "endpoints": [{"type": "wireguard", "tag": "wg", "detour": "s", "private_key": "QM863KrwfTAG0AENBnP4qJkarTGH4bhsLOVHWwyq0W4="}]}"#,
+    )
+    .unwrap();
+    let out = sb(&dir, &["check", "--disable-color"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "FATAL[0000] initialize: outbounds[1] (tag \"box\"): the tor outbound is not implemented by sb's runtime yet (sb check accepts it)\n"
+        concat!(
+            "FATAL[0000] initialize: outbounds[0] (tag \"t\"): type \"tor\" is not implemented by sb\n",
+            "ERROR[0000] also: initialize: endpoints[0] (tag \"wg\"): type \"wireguard\" is not implemented by sb\n",
+            "ERROR[0000] also: initialize: circular outbound dependency: s -> wg -> s\n",
+        )
     );
 }
 
@@ -320,12 +341,16 @@ fn run_refuses_tun_fields_it_does_not_implement() {
         r#"{"inbounds": [{"type": "tun", "tag": "t", "address": "172.19.0.1/30", "exclude_mptcp": true}]}"#,
     )
     .unwrap();
-    let out = sb(&dir, &["run", "--disable-color"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        text(&out.stderr),
-        "FATAL[0000] initialize: inbounds[0] (tag \"t\"): exclude_mptcp is not implemented by sb's tun inbound yet; remove it to run\n"
-    );
+    // `check` builds what `run` builds (without starting it), so both refuse.
+    for command in ["check", "run"] {
+        let out = sb(&dir, &[command, "--disable-color"]);
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        assert_eq!(
+            text(&out.stderr),
+            "FATAL[0000] initialize: inbounds[0] (tag \"t\"): exclude_mptcp is not implemented by sb's tun inbound yet; remove it to run\n",
+            "{command}"
+        );
+    }
 }
 
 #[test]

@@ -1,5 +1,9 @@
-//! The type names Go sing-box 1.14 knows, split into what sb implements and what it does not,
-//! so that every name Go accepts gets a precise answer instead of "unknown type".
+//! The type names Go sing-box 1.14 knows, split into what sb's config language decodes and
+//! what it does not, so that every name Go accepts gets a precise answer instead of
+//! "unknown type". A type listed as implemented here has a model and a decoder (its options
+//! are checked and formatted as Go does); whether the runtime builds it is the registry's
+//! answer (`sb_adapters::registry::check`), which `sb check` and `sb run` both ask: `tor`,
+//! `wireguard` and `tailscale` are decoded here but refused there until their runtimes land.
 
 /// Inbound types sb implements.
 pub const INBOUNDS: &[&str] = &["direct", "mixed", "socks", "http", "tun"];

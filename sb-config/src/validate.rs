@@ -90,11 +90,23 @@ fn references(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
     let no_outbounds = config.outbounds.is_empty() && config.endpoints.is_empty();
     let no_dns_servers = config.dns.as_ref().is_none_or(|d| d.servers.is_empty());
     for site in &ctx.refs.sites {
+        // An endpoint is an inbound too: the flows its peers open carry its tag, so a rule's
+        // `inbound` may name it (an inbound's `detour` may not).
+        let path = site.path.to_string();
+        let rule_inbound = path.ends_with(".inbound") || path.contains(".inbound[");
+        let endpoint_tags: Vec<String> = if site.kind == RefKind::Inbound && rule_inbound {
+            (0..config.endpoints.len())
+                .map(|i| config.endpoint_tag(i))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let known: Vec<&str> = ctx
             .defs
             .iter()
             .filter(|d| d.kind == site.kind)
             .map(|d| d.tag.as_str())
+            .chain(endpoint_tags.iter().map(String::as_str))
             .collect();
         if known.contains(&site.tag.as_str()) {
             continue;

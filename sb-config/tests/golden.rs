@@ -132,6 +132,16 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"golden.json:1:55: inbounds[0].detour: inbound not found: socks-in (defined: "m")"#,
     ),
     (
+        "rule inbound names an endpoint",
+        r#"{"endpoints": [{"type": "wireguard", "tag": "wg", "private_key": "QM863KrwfTAG0AENBnP4qJkarTGH4bhsLOVHWwyq0W4="}], "route": {"rules": [{"inbound": "wg", "outbound": "wg"}]}}"#,
+        "(accepted)",
+    ),
+    (
+        "inbound detour names an endpoint",
+        r#"{"inbounds": [{"type": "mixed", "tag": "m", "detour": "wg"}], "endpoints": [{"type": "wireguard", "tag": "wg", "private_key": "QM863KrwfTAG0AENBnP4qJkarTGH4bhsLOVHWwyq0W4="}]}"#,
+        r#"golden.json:1:55: inbounds[0].detour: inbound not found: wg (defined: "m")"#,
+    ),
+    (
         "duplicate outbound tag",
         r#"{"outbounds": [{"type": "direct", "tag": "a"}], "endpoints": [{"type": "wireguard", "tag": "a", "private_key": "QM863KrwfTAG0AENBnP4qJkarTGH4bhsLOVHWwyq0W4="}]}"#,
         r#"golden.json:1:42: outbounds[0].tag: duplicate outbound/endpoint tag: a"#,

@@ -5,7 +5,7 @@
 use crate::flow::{Destination, FlowContext, Network};
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -67,6 +67,13 @@ pub trait Outbound: Send + Sync + 'static {
     fn start(&self) {}
     /// Called when the instance closes: stops the work `start` spawned.
     fn close(&self) {}
+    /// The addresses and domains this outbound is the preferred way to (Go's
+    /// `OutboundWithPreferredRoutes`: a WireGuard peer's allowed IPs, a tailnet's names), for
+    /// the `preferred_by` rule field. `None` for outbounds that have no such routes; a rule
+    /// naming one is refused when the router is built, as in Go.
+    fn preferred_routes(&self) -> Option<&dyn PreferredRoutes> {
+        None
+    }
     /// Opens a TCP stream to `dest` on behalf of `flow`.
     fn connect_tcp<'a>(
         &'a self,
@@ -87,6 +94,38 @@ pub trait Outbound: Send + Sync + 'static {
         );
         Box::pin(async move { Err(io::Error::new(io::ErrorKind::Unsupported, msg)) })
     }
+}
+
+/// Where an outbound is the preferred route to (see [`Outbound::preferred_routes`]).
+pub trait PreferredRoutes: Send + Sync {
+    /// Whether flows to `domain` should go through this outbound.
+    fn preferred_domain(&self, domain: &str) -> bool;
+    /// Whether flows to `ip` should go through this outbound.
+    fn preferred_address(&self, ip: IpAddr) -> bool;
+}
+
+/// An adapter that is an outbound and an inbound at once (Go's `adapter.Endpoint`:
+/// `wireguard`, `tailscale`). The router dials it like any outbound; the flows its peers open
+/// enter the router with the endpoint's tag as their inbound. Its tag lives in the outbound
+/// namespace.
+///
+/// The lifecycle calls, in order: [`Endpoint::start_endpoint`] before any inbound listens
+/// (Go's start stage: bring the tunnel up), [`Endpoint::post_start`] once every inbound
+/// listens (Go's post-start stage: work that needs DNS, such as resolving peers' names),
+/// [`Outbound::start`] with the other outbounds, and [`Endpoint::close_endpoint`] at close.
+pub trait Endpoint: Outbound {
+    /// Brings the endpoint up; flows from its peers go to `handler`. Fails fast (a socket
+    /// that cannot be bound) so sb refuses to start without it.
+    fn start_endpoint(
+        self: Arc<Self>,
+        handler: Arc<dyn FlowHandler>,
+    ) -> BoxFuture<'static, io::Result<()>>;
+    /// Work that needs the rest of the instance running (DNS through outbounds).
+    fn post_start(&self) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Stops the endpoint and releases its sockets before returning.
+    fn close_endpoint(&self) -> BoxFuture<'_, ()>;
 }
 
 /// What an inbound hands accepted flows to (implemented by the dispatcher in sb-core).

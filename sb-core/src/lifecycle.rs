@@ -1,11 +1,13 @@
 //! Starting and stopping a built instance. Start is all-or-nothing: remote rule sets are
 //! downloaded first (a failed first download stops the start, naming the set), then every
-//! inbound binds; if one fails, the ones already started are closed and the error names the
-//! failing inbound's tag, so sb never runs with part of its config silently missing. Once
-//! every inbound listens, each outbound's `start` runs (Go's post-start stage: a `urltest`
-//! group begins testing its members in the background); `close` stops that work again.
+//! endpoint comes up (Go starts endpoints before inbounds), then every inbound binds; if one
+//! fails, the ones already started are closed and the error names the failing adapter's
+//! tag, so sb never runs with part of its config silently missing. Once every inbound
+//! listens, the endpoints' post-start work runs (it may need DNS through outbounds), then
+//! each outbound's `start` (Go's post-start stage: a `urltest` group begins testing its
+//! members in the background); `close` stops all of it again.
 
-use crate::adapter::Inbound;
+use crate::adapter::{Endpoint, Inbound};
 use crate::dispatch::Dispatcher;
 use crate::ruleset::{RuleSetError, RuleSets};
 use std::io;
@@ -17,6 +19,17 @@ pub enum StartError {
     /// An inbound could not start.
     #[error("start inbound/{kind}[{tag}]: {source}")]
     Inbound {
+        /// Adapter type.
+        kind: &'static str,
+        /// Adapter tag.
+        tag: String,
+        /// What failed.
+        #[source]
+        source: io::Error,
+    },
+    /// An endpoint could not start (or its post-start work failed).
+    #[error("start endpoint/{kind}[{tag}]: {source}")]
+    Endpoint {
         /// Adapter type.
         kind: &'static str,
         /// Adapter tag.
@@ -39,44 +52,95 @@ pub trait Background: Send + Sync + 'static {
     fn close(&self);
 }
 
+/// What a built config starts from (the registry makes it).
+pub struct Parts {
+    /// Inbounds, in config order.
+    pub inbounds: Vec<Arc<dyn Inbound>>,
+    /// Endpoints, in config order (they are in the dispatcher's outbounds too).
+    pub endpoints: Vec<Arc<dyn Endpoint>>,
+    /// The dispatcher (router and outbounds).
+    pub dispatcher: Arc<Dispatcher>,
+    /// The rule sets.
+    pub rule_sets: Arc<RuleSets>,
+}
+
 /// A running instance.
 pub struct Instance {
     inbounds: Vec<Arc<dyn Inbound>>,
+    endpoints: Vec<Arc<dyn Endpoint>>,
     dispatcher: Arc<Dispatcher>,
     rule_sets: Arc<RuleSets>,
     background: Vec<Arc<dyn Background>>,
 }
 
 impl Instance {
-    /// Loads the rule sets, then starts every inbound, or none, then the outbounds' own work.
-    pub async fn start(
-        inbounds: Vec<Arc<dyn Inbound>>,
-        dispatcher: Arc<Dispatcher>,
-        rule_sets: Arc<RuleSets>,
-    ) -> Result<Instance, StartError> {
+    /// Loads the rule sets, brings the endpoints up, starts every inbound, or none, then the
+    /// endpoints' post-start work and the outbounds' own work.
+    pub async fn start(parts: Parts) -> Result<Instance, StartError> {
+        let Parts {
+            inbounds,
+            endpoints,
+            dispatcher,
+            rule_sets,
+        } = parts;
         rule_sets.start().await?;
-        for (i, inbound) in inbounds.iter().enumerate() {
-            if let Err(source) = inbound.clone().start(dispatcher.clone()).await {
-                for started in &inbounds[..i] {
-                    started.close().await;
-                }
-                rule_sets.close();
+        let handler: Arc<dyn crate::adapter::FlowHandler> = dispatcher.clone();
+        let mut instance = Instance {
+            inbounds: Vec::with_capacity(inbounds.len()),
+            endpoints: Vec::with_capacity(endpoints.len()),
+            dispatcher,
+            rule_sets,
+            background: Vec::new(),
+        };
+        for endpoint in endpoints {
+            if let Err(source) = endpoint.clone().start_endpoint(handler.clone()).await {
+                instance.close_started().await;
+                return Err(StartError::Endpoint {
+                    kind: endpoint.kind(),
+                    tag: endpoint.tag().to_string(),
+                    source,
+                });
+            }
+            instance.endpoints.push(endpoint);
+        }
+        for inbound in inbounds {
+            if let Err(source) = inbound.clone().start(handler.clone()).await {
+                instance.close_started().await;
                 return Err(StartError::Inbound {
                     kind: inbound.kind(),
                     tag: inbound.tag().to_string(),
                     source,
                 });
             }
+            instance.inbounds.push(inbound);
         }
-        for outbound in dispatcher.outbounds() {
+        for i in 0..instance.endpoints.len() {
+            let endpoint = instance.endpoints[i].clone();
+            if let Err(source) = endpoint.post_start().await {
+                instance.close_started().await;
+                return Err(StartError::Endpoint {
+                    kind: endpoint.kind(),
+                    tag: endpoint.tag().to_string(),
+                    source,
+                });
+            }
+        }
+        for outbound in instance.dispatcher.outbounds() {
             outbound.start();
         }
-        Ok(Instance {
-            inbounds,
-            dispatcher,
-            rule_sets,
-            background: Vec::new(),
-        })
+        Ok(instance)
+    }
+
+    /// Undoes a start that failed part way: closes what was started (no outbound `start`
+    /// ran yet, so their `close` is not called).
+    async fn close_started(&self) {
+        for i in &self.inbounds {
+            i.close().await;
+        }
+        for e in &self.endpoints {
+            e.close_endpoint().await;
+        }
+        self.rule_sets.close();
     }
 
     /// Starts `b` and closes it with the instance.
@@ -95,6 +159,9 @@ impl Instance {
     pub async fn close(&self) {
         for i in &self.inbounds {
             i.close().await;
+        }
+        for e in &self.endpoints {
+            e.close_endpoint().await;
         }
         for outbound in self.dispatcher.outbounds() {
             outbound.close();

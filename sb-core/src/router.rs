@@ -11,7 +11,7 @@ pub use cidr::{is_private, CidrSet};
 pub use domain::DomainMatcher;
 
 use crate::flow::FlowContext;
-use rule::{Matcher, Probe, RuleSets};
+use rule::{Matcher, Outbounds, Probe, RuleSets};
 use sb_config::model::route::Route;
 use sb_config::model::route_rule::RouteAction;
 use std::sync::{Arc, RwLock};
@@ -79,6 +79,18 @@ impl Router {
         mode: Arc<ClashMode>,
         sets: &RuleSets,
     ) -> Result<Router, RouterError> {
+        Router::with_outbounds(route, mode, sets, &Outbounds::new())
+    }
+
+    /// Compiles the route section with the built outbounds and endpoints, which rules that
+    /// ask them (`preferred_by`) resolve at once.
+    pub fn with_outbounds(
+        route: Option<&Route>,
+        mode: Arc<ClashMode>,
+        sets: &RuleSets,
+        outbounds: &Outbounds,
+    ) -> Result<Router, RouterError> {
+        let scope = rule::Scope { sets, outbounds };
         let Some(route) = route else {
             return Ok(Router {
                 rules: Vec::new(),
@@ -89,7 +101,7 @@ impl Router {
         };
         let mut rules = Vec::with_capacity(route.rules.len());
         for (index, r) in route.rules.iter().enumerate() {
-            let matcher = rule::compile(&r.matcher, sets)
+            let matcher = rule::compile(&r.matcher, &scope)
                 .map_err(|message| RouterError { index, message })?;
             let description = describe(&r.to_json());
             rules.push(CompiledRule {

@@ -141,17 +141,14 @@ impl Instance {
             .build()
             .unwrap_or_else(|e| panic!("runtime: {e}"));
         let built = sb_adapters::registry::build(&loaded.config).unwrap_or_else(|e| panic!("{e}"));
+        let parts = built.parts();
         let selectors = built.selectors;
         let url_tests = built.url_tests;
         let tracker = built.dispatcher.tracker().clone();
         let dispatcher = built.dispatcher.clone();
         let cache_file = built.cache_file;
         let mut instance = rt
-            .block_on(sb_core::lifecycle::Instance::start(
-                built.inbounds,
-                built.dispatcher,
-                built.rule_sets,
-            ))
+            .block_on(sb_core::lifecycle::Instance::start(parts))
             .unwrap_or_else(|e| panic!("{e}"));
         if let Some(c) = cache_file {
             let _guard = rt.enter();

@@ -403,11 +403,7 @@ fn remote_rule_set_through_direct() {
     let built = sb_adapters::registry::build(&loaded.config).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let e = rt
-        .block_on(sb_core::lifecycle::Instance::start(
-            built.inbounds,
-            built.dispatcher,
-            built.rule_sets,
-        ))
+        .block_on(sb_core::lifecycle::Instance::start(built.parts()))
         .err()
         .unwrap()
         .to_string();

@@ -249,6 +249,11 @@ impl Config {
     pub fn outbound_tag(&self, index: usize) -> String {
         effective_tag(self.outbounds.get(index).map(|i| i.tag.as_str()), index)
     }
+
+    /// The effective tag of endpoint `index`.
+    pub fn endpoint_tag(&self, index: usize) -> String {
+        effective_tag(self.endpoints.get(index).map(|e| e.tag.as_str()), index)
+    }
 }
 
 /// A written tag, or the index when it is empty.

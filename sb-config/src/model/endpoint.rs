@@ -155,50 +155,59 @@ pub fn decode(
     ctx: &mut Ctx,
 ) -> Result<Endpoint, DecodeError> {
     let (tag, kind) = decode_typed(node, path, index, &FAMILY, ctx, |ty, o, ctx| {
-        let kind = if ty == "wireguard" {
-            let dial = dial_fields(o, ctx)?;
-            let wg: WireGuardEndpoint = o.group()?;
-            if wg.private_key.is_empty() {
-                return Err(o.error("missing private key"));
-            }
-            super::check::wireguard_key(&wg.private_key, "private key")
-                .map_err(|e| o.error_at("private_key", e))?;
-            if wg.listen_port != 0 && !dial.detour.is_empty() {
-                return Err(o.error_at("listen_port", "`listen_port` is conflict with `detour`"));
-            }
-            for (i, peer) in wg.peers.iter().enumerate() {
-                super::check::wireguard_key(&peer.public_key, &format!("public key for peer {i}"))
-                    .map_err(|e| o.error_at("peers", e))?;
-                if !peer.pre_shared_key.is_empty() {
-                    super::check::wireguard_key(
-                        &peer.pre_shared_key,
-                        &format!("pre-shared key for peer {i}"),
-                    )
-                    .map_err(|e| o.error_at("peers", e))?;
-                }
-                if peer.allowed_ips.is_empty() {
-                    return Err(o.error_at("peers", format!("missing allowed ips for peer {i}")));
-                }
-                if let Some(r) = &peer.reserved {
-                    if r.0.len() != 3 {
-                        return Err(o.error_at(
-                            "peers",
-                            format!(
-                                "invalid reserved value for peer {i}, required 3 bytes, got {}",
-                                r.0.len()
-                            ),
-                        ));
-                    }
-                }
-            }
-            EndpointKind::WireGuard(dial, wg)
-        } else {
-            EndpointKind::Tailscale(dial_fields(o, ctx)?, o.group()?)
+        let kind = match ty {
+            "wireguard" => wireguard(o, ctx)?,
+            "tailscale" => EndpointKind::Tailscale(dial_fields(o, ctx)?, o.group()?),
+            // `kinds::ENDPOINTS` names a type this decoder does not know: a bug, reported
+            // instead of decoding the object as something else.
+            other => return Err(o.error(format!("type {other:?} has no decoder in sb"))),
         };
         o.finish()?;
         Ok(kind)
     })?;
     Ok(Endpoint { tag, kind })
+}
+
+/// The `wireguard` endpoint's options, with the checks Go makes when it builds one.
+fn wireguard(o: &mut crate::object::Obj<'_>, ctx: &mut Ctx) -> Result<EndpointKind, DecodeError> {
+    {
+        let dial = dial_fields(o, ctx)?;
+        let wg: WireGuardEndpoint = o.group()?;
+        if wg.private_key.is_empty() {
+            return Err(o.error("missing private key"));
+        }
+        super::check::wireguard_key(&wg.private_key, "private key")
+            .map_err(|e| o.error_at("private_key", e))?;
+        if wg.listen_port != 0 && !dial.detour.is_empty() {
+            return Err(o.error_at("listen_port", "`listen_port` is conflict with `detour`"));
+        }
+        for (i, peer) in wg.peers.iter().enumerate() {
+            super::check::wireguard_key(&peer.public_key, &format!("public key for peer {i}"))
+                .map_err(|e| o.error_at("peers", e))?;
+            if !peer.pre_shared_key.is_empty() {
+                super::check::wireguard_key(
+                    &peer.pre_shared_key,
+                    &format!("pre-shared key for peer {i}"),
+                )
+                .map_err(|e| o.error_at("peers", e))?;
+            }
+            if peer.allowed_ips.is_empty() {
+                return Err(o.error_at("peers", format!("missing allowed ips for peer {i}")));
+            }
+            if let Some(r) = &peer.reserved {
+                if r.0.len() != 3 {
+                    return Err(o.error_at(
+                        "peers",
+                        format!(
+                            "invalid reserved value for peer {i}, required 3 bytes, got {}",
+                            r.0.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(EndpointKind::WireGuard(dial, wg))
+    }
 }
 
 impl Endpoint {

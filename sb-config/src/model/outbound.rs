@@ -386,7 +386,10 @@ pub fn decode(
                 }
                 OutboundKind::Ssh(dial, ssh)
             }
-            _ => OutboundKind::Tor(dial_fields(o, ctx)?, o.group()?),
+            "tor" => OutboundKind::Tor(dial_fields(o, ctx)?, o.group()?),
+            // `kinds::OUTBOUNDS` names a type this decoder does not know: a bug, reported
+            // instead of decoding the object as something else.
+            other => return Err(o.error(format!("type {other:?} has no decoder in sb"))),
         };
         o.finish()?;
         Ok(kind)

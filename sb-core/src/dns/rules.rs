@@ -95,6 +95,8 @@ fn unsupported(m: &DnsMatch) -> Option<&'static str> {
         // Address filters match the response in DNS rules (deprecated in 1.14).
         ("ip_cidr", !m.core.ip_cidr.is_empty()),
         ("ip_is_private", m.flow.ip_is_private),
+        // The DNS module is built before it could ask the endpoints.
+        ("preferred_by", !m.flow.preferred_by.is_empty()),
     ]
     .into_iter()
     .find(|(_, used)| *used)
@@ -119,7 +121,11 @@ pub fn compile_matcher(m: &DnsMatcher, sets: &RuleSets) -> Result<DnsMatcherC, S
                 flow,
                 route: Default::default(),
             };
-            let inner = compile(&RouteMatcher::Default(Box::new(route)), sets)?;
+            let scope = crate::router::rule::Scope {
+                sets,
+                outbounds: &Default::default(),
+            };
+            let inner = compile(&RouteMatcher::Default(Box::new(route)), &scope)?;
             Ok(DnsMatcherC::Default {
                 inner: Box::new(inner),
                 qtypes: d.query.query_type.iter().map(|q| q.0).collect(),

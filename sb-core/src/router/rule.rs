@@ -6,6 +6,7 @@
 use super::cidr::{is_private, CidrSet};
 use super::domain::DomainMatcher;
 use super::process::ProcessMatcher;
+use crate::adapter::Outbound;
 use crate::flow::{FlowContext, Network};
 use crate::procinfo::ProcessInfo;
 use arc_swap::ArcSwap;
@@ -19,6 +20,67 @@ use std::sync::Arc;
 
 /// Rule sets by tag, compiled.
 pub type RuleSets = HashMap<String, Arc<RuleSetMatcher>>;
+
+/// Outbounds and endpoints by tag, for the rule fields that ask them (`preferred_by`).
+pub type Outbounds = HashMap<String, Arc<dyn Outbound>>;
+
+/// What rules are compiled against: the rule sets and the outbounds.
+pub struct Scope<'a> {
+    /// Rule sets by tag.
+    pub sets: &'a RuleSets,
+    /// Outbounds and endpoints by tag.
+    pub outbounds: &'a Outbounds,
+}
+
+/// `preferred_by`: the outbounds asked whether they are the preferred route to a flow's
+/// destination (Go's `OutboundWithPreferredRoutes`).
+#[derive(Default)]
+struct PreferredBy(Vec<Arc<dyn Outbound>>);
+
+impl std::fmt::Debug for PreferredBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|o| o.tag()))
+            .finish()
+    }
+}
+
+impl PreferredBy {
+    /// Resolves the tags with Go's errors (Go checks them when the router starts).
+    fn new(tags: &[String], outbounds: &Outbounds) -> Result<PreferredBy, String> {
+        let mut out = Vec::with_capacity(tags.len());
+        for tag in tags {
+            let o = outbounds
+                .get(tag)
+                .ok_or_else(|| format!("outbound not found: {tag}"))?;
+            if o.preferred_routes().is_none() {
+                return Err(format!(
+                    "outbound type does not support preferred routes: {}",
+                    o.kind()
+                ));
+            }
+            out.push(o.clone());
+        }
+        Ok(PreferredBy(out))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Go's order: the flow's domain, then its IP destination, then its resolved addresses.
+    fn matches(&self, p: &Probe<'_>) -> bool {
+        let routes = || self.0.iter().filter_map(|o| o.preferred_routes());
+        if let Some(d) = p.flow.domain() {
+            if routes().any(|r| r.preferred_domain(d)) {
+                return true;
+            }
+        }
+        p.ips
+            .iter()
+            .any(|ip| routes().any(|r| r.preferred_address(*ip)))
+    }
+}
 
 /// A compiled rule set: any of its rules matching makes it match. Local and remote sets are
 /// replaced while flows are being routed (file changed, new download); a decision reads the
@@ -177,6 +239,7 @@ pub struct DefaultMatcher {
     rule_sets: Vec<Arc<RuleSetMatcher>>,
     rule_set_match_source: bool,
     process: ProcessMatcher,
+    preferred_by: PreferredBy,
     invert: bool,
 }
 
@@ -213,7 +276,6 @@ fn unsupported(core: &MatchCore, flow: Option<&MatchFlow>) -> Option<&'static st
             ("interface_address", !f.interface_address.is_empty()),
             ("source_mac_address", !f.source_mac_address.is_empty()),
             ("source_hostname", !f.source_hostname.is_empty()),
-            ("preferred_by", !f.preferred_by.is_empty()),
         ]);
     }
     names.into_iter().find(|(_, used)| *used).map(|(n, _)| n)
@@ -252,9 +314,11 @@ fn compile_core(m: &mut DefaultMatcher, core: &MatchCore) -> Result<(), String> 
 }
 
 /// Compiles a route rule's matcher.
-pub fn compile(m: &RouteMatcher, sets: &RuleSets) -> Result<Matcher, String> {
+pub fn compile(m: &RouteMatcher, scope: &Scope<'_>) -> Result<Matcher, String> {
     match m {
-        RouteMatcher::Default(r) => compile_default(r, sets).map(|d| Matcher::Default(Box::new(d))),
+        RouteMatcher::Default(r) => {
+            compile_default(r, scope).map(|d| Matcher::Default(Box::new(d)))
+        }
         RouteMatcher::Logical {
             mode,
             rules,
@@ -263,14 +327,14 @@ pub fn compile(m: &RouteMatcher, sets: &RuleSets) -> Result<Matcher, String> {
             all: *mode == LogicalMode::And,
             rules: rules
                 .iter()
-                .map(|r| compile(r, sets))
+                .map(|r| compile(r, scope))
                 .collect::<Result<_, _>>()?,
             invert: *invert,
         }),
     }
 }
 
-fn compile_default(r: &RouteMatch, sets: &RuleSets) -> Result<DefaultMatcher, String> {
+fn compile_default(r: &RouteMatch, scope: &Scope<'_>) -> Result<DefaultMatcher, String> {
     if let Some(field) = unsupported(&r.core, Some(&r.flow)) {
         return Err(format!("rule field {field:?} is not implemented by sb yet"));
     }
@@ -293,8 +357,10 @@ fn compile_default(r: &RouteMatch, sets: &RuleSets) -> Result<DefaultMatcher, St
     m.clash_mode = (!f.clash_mode.is_empty()).then(|| f.clash_mode.to_ascii_lowercase());
     m.rule_set_match_source = f.rule_set_ip_cidr_match_source;
     m.process = std::mem::take(&mut m.process).with_users(&f.user, &f.user_id);
+    m.preferred_by = PreferredBy::new(&f.preferred_by.0, scope.outbounds)?;
     for tag in f.rule_set.iter() {
-        let set = sets
+        let set = scope
+            .sets
             .get(tag)
             .ok_or_else(|| format!("rule-set not found: {tag}"))?;
         m.rule_sets.push(set.clone());
@@ -418,6 +484,9 @@ impl DefaultMatcher {
             return false;
         }
         if !self.process.matches(p.process) {
+            return false;
+        }
+        if !self.preferred_by.is_empty() && !self.preferred_by.matches(p) {
             return false;
         }
         if !self.rule_sets.is_empty() {

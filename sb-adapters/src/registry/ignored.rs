@@ -1,0 +1,60 @@
+//! What the config asks for that the runtime does not act on yet, printed by `sb run` as
+//! warnings so nobody believes it is in effect, and `route.auto_detect_interface`'s lookup
+//! (which degrades to such a warning when there is no default route).
+
+use sb_config::Config;
+
+/// One line per part of the config the runtime accepts but does not act on.
+pub(super) fn ignored_parts(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(e) = &config.experimental {
+        if e.clash_api
+            .as_ref()
+            .is_some_and(|c| !c.external_controller.is_empty())
+        {
+            out.push("experimental.clash_api: the Clash API is not implemented by sb yet; nothing listens on external_controller".into());
+        }
+        if e.cache_file
+            .as_ref()
+            .is_some_and(|c| c.enabled && c.store_rdrc)
+        {
+            out.push("experimental.cache_file.store_rdrc: sb does not keep rejected DNS responses; nothing is stored for it".into());
+        }
+        if e.cache_file
+            .as_ref()
+            .is_some_and(|c| c.enabled && c.store_dns)
+        {
+            out.push("experimental.cache_file.store_dns: sb does not keep DNS answers across restarts; nothing is stored for it".into());
+        }
+    }
+    if let Some(r) = &config.route {
+        // The process search reads /proc; elsewhere process fields never match.
+        if r.options.find_process && !cfg!(target_os = "linux") {
+            out.push("route.find_process has no effect on this platform in sb".into());
+        }
+    }
+    out
+}
+
+/// `route.auto_detect_interface`: the interface of the main table's default route, read
+/// over netlink before any TUN is up, to bind every direct dial and UDP socket to (Go's way
+/// of keeping sb's own traffic out of its TUN: SO_BINDTODEVICE wins over the policy rules).
+/// `route.default_interface` takes precedence. Unlike Go, the interface is read once at
+/// build and not followed when the default route changes. Returns the interface, or a
+/// warning line when there is none.
+pub(super) fn detect_interface(config: &Config) -> Result<Option<String>, String> {
+    let Some(r) = config.route.as_ref().map(|r| &r.options) else {
+        return Ok(None);
+    };
+    if !r.auto_detect_interface || !r.default_interface.is_empty() {
+        return Ok(None);
+    }
+    match crate::netlink::default_interface() {
+        Ok(Some(name)) => {
+            tracing::info!(target: "network", "updated default interface {name}");
+            Ok(Some(name))
+        }
+        Ok(None) => Err("route.auto_detect_interface: no default route in the main table; outbound sockets are not bound to an interface".into()),
+        Err(e) => Err(format!("route.auto_detect_interface: reading the default route: {e}; outbound sockets are not bound to an interface")),
+    }
+}
