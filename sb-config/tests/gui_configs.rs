@@ -1,0 +1,115 @@
+//! Configs written by graphical clients that Go sing-box 1.14.4 accepts (or rejects) in ways
+//! sb first got wrong: what sb accepts, what `format` writes back, the warnings it gives, and
+//! the errors it reports for them.
+
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+
+fn load(config: &str) -> sb_config::Loaded {
+    sb_config::load_text("gui.json", config).unwrap_or_else(|e| panic!("{e}\n{config}"))
+}
+
+fn error(config: &str) -> String {
+    match sb_config::load_text("gui.json", config) {
+        Ok(_) => panic!("accepted: {config}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn formatted(loaded: &sb_config::Loaded) -> Value {
+    serde_json::from_str(&sb_config::format(loaded)).unwrap()
+}
+
+fn warnings(loaded: &sb_config::Loaded) -> Vec<String> {
+    loaded.warnings.iter().map(ToString::to_string).collect()
+}
+
+const LEGACY_DIAL_STRATEGY: &str = "legacy domain strategy options is deprecated in sing-box 1.12.0 and will be removed in sing-box 1.14.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-domain-strategy-options";
+
+#[test]
+fn dns_server_domain_strategy_is_accepted_with_a_warning_and_kept_by_format() {
+    let loaded = load(
+        r#"{"dns": {"servers": [{"type": "udp", "tag": "x", "server": "1.1.1.1", "domain_strategy": "ipv4_only"}]}}"#,
+    );
+    let w = warnings(&loaded);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("gui.json:1:71: dns.servers[0].domain_strategy: `domain_strategy` has no effect in this DNS server:"),
+        "{}",
+        w[0]
+    );
+    assert!(w[0].contains("`server` is an IP address"), "{}", w[0]);
+    assert!(w[0].contains("sb's runtime ignores it"), "{}", w[0]);
+    // Go's `format` keeps it, after the other dial fields.
+    let f = formatted(&loaded);
+    let server = &f["dns"]["servers"][0];
+    assert_eq!(server["domain_strategy"], "ipv4_only", "{f}");
+    let keys: Vec<&str> = server
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["type", "tag", "domain_strategy", "server"]);
+}
+
+#[test]
+fn dns_server_domain_strategy_warning_says_why_it_has_no_effect() {
+    for (server, why) in [
+        (
+            r#"{"type": "local", "tag": "x", "domain_strategy": "ipv6_only"}"#,
+            "a `local` server has no server name",
+        ),
+        (
+            r#"{"type": "https", "tag": "x", "server": "dns.example", "domain_strategy": "prefer_ipv4", "domain_resolver": {"server": "y", "strategy": "ipv4_only"}}"#,
+            "`domain_resolver.strategy` is set",
+        ),
+        (
+            r#"{"type": "tcp", "tag": "x", "server": "dns.example", "domain_strategy": "prefer_ipv4", "detour": "d"}"#,
+            "the `detour` outbound resolves",
+        ),
+    ] {
+        let config = format!(
+            r#"{{"outbounds": [{{"type": "direct", "tag": "d"}}], "route": {{"default_domain_resolver": "y"}}, "dns": {{"servers": [{server}, {{"type": "udp", "tag": "y", "server": "1.1.1.1"}}]}}}}"#
+        );
+        let loaded = load(&config);
+        let w = warnings(&loaded);
+        assert_eq!(w.len(), 1, "{config}: {w:?}");
+        assert!(w[0].contains(why), "{config}: {}", w[0]);
+    }
+}
+
+#[test]
+fn dns_server_domain_strategy_refused_where_go_would_use_it() {
+    // A name resolved through a `domain_resolver` without a strategy of its own: the one case
+    // where Go uses the legacy field, and Go 1.14.4 refuses it as deprecated.
+    let e = error(
+        r#"{"route": {"default_domain_resolver": "y"}, "dns": {"servers": [{"type": "udp", "tag": "x", "server": "dns.example", "domain_resolver": "y", "domain_strategy": "prefer_ipv4"}, {"type": "udp", "tag": "y", "server": "1.1.1.1"}]}}"#,
+    );
+    assert!(
+        e.contains("dns.servers[0].domain_strategy (tag \"x\")"),
+        "{e}"
+    );
+    assert!(e.ends_with(LEGACY_DIAL_STRATEGY), "{e}");
+}
+
+#[test]
+fn zero_dns_server_domain_strategy_is_silent_and_dropped() {
+    for value in ["", "as_is"] {
+        let loaded = load(&format!(
+            r#"{{"dns": {{"servers": [{{"type": "udp", "tag": "x", "server": "1.1.1.1", "domain_strategy": "{value}"}}]}}}}"#
+        ));
+        assert!(loaded.warnings.is_empty(), "{:?}", warnings(&loaded));
+        assert!(formatted(&loaded)["dns"]["servers"][0]
+            .get("domain_strategy")
+            .is_none());
+    }
+}
+
+#[test]
+fn outbound_domain_strategy_is_still_refused() {
+    let e = error(r#"{"outbounds": [{"type": "direct", "domain_strategy": "prefer_ipv4"}]}"#);
+    assert!(e.ends_with(LEGACY_DIAL_STRATEGY), "{e}");
+}
