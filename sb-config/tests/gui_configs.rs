@@ -113,3 +113,27 @@ fn outbound_domain_strategy_is_still_refused() {
     let e = error(r#"{"outbounds": [{"type": "direct", "domain_strategy": "prefer_ipv4"}]}"#);
     assert!(e.ends_with(LEGACY_DIAL_STRATEGY), "{e}");
 }
+
+#[test]
+fn inline_rule_set_accepts_any_format_string_and_format_drops_it() {
+    for ty in [r#""type": "inline", "#, ""] {
+        for value in ["source", "binary", "whatever", ""] {
+            let config = format!(
+                r#"{{"route": {{"rule_set": [{{{ty}"tag": "a", "format": "{value}", "rules": [{{"domain": "a.example"}}]}}], "rules": [{{"rule_set": "a", "action": "reject"}}]}}}}"#
+            );
+            let loaded = load(&config);
+            let set = &formatted(&loaded)["route"]["rule_set"][0];
+            assert_eq!(
+                set,
+                &serde_json::json!({"tag": "a", "rules": [{"domain": "a.example"}]}),
+                "{config}"
+            );
+        }
+    }
+    // Still a string, as Go's field is.
+    let e = error(r#"{"route": {"rule_set": [{"tag": "a", "format": 1, "rules": []}]}}"#);
+    assert!(
+        e.ends_with(r#"route.rule_set[0].format (tag "a"): expected a string, found number 1"#),
+        "{e}"
+    );
+}
