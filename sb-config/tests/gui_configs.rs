@@ -137,3 +137,59 @@ fn inline_rule_set_accepts_any_format_string_and_format_drops_it() {
         "{e}"
     );
 }
+
+const LEGACY_INBOUND: &str = "legacy inbound fields are deprecated in sing-box 1.11.0 and removed in sing-box 1.13.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-legacy-inbound-fields-to-rule-actions";
+
+/// One inbound of each type sb implements, as `"type": ..., <own fields>`.
+const INBOUNDS: &[&str] = &[
+    r#""type": "direct", "tag": "in""#,
+    r#""type": "mixed", "tag": "in""#,
+    r#""type": "socks", "tag": "in""#,
+    r#""type": "http", "tag": "in""#,
+    r#""type": "tun", "tag": "in", "address": "172.19.0.1/30""#,
+];
+
+#[test]
+fn legacy_inbound_fields_get_go_text_in_every_inbound_type() {
+    for inbound in INBOUNDS {
+        for (key, value) in [
+            ("sniff", "true"),
+            ("sniff_override_destination", "true"),
+            ("sniff_timeout", r#""300ms""#),
+            ("domain_strategy", r#""prefer_ipv4""#),
+            ("udp_disable_domain_unmapping", "true"),
+        ] {
+            let config = format!(r#"{{"inbounds": [{{{inbound}, "{key}": {value}}}]}}"#);
+            let e = error(&config);
+            assert!(
+                e.ends_with(&format!(
+                    r#": inbounds[0].{key} (tag "in"): {LEGACY_INBOUND}"#
+                )),
+                "{config}: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn zero_legacy_inbound_fields_are_accepted_and_dropped_as_in_go() {
+    for inbound in INBOUNDS {
+        let config = format!(
+            r#"{{"inbounds": [{{{inbound}, "sniff": false, "sniff_override_destination": false, "sniff_timeout": "0s", "domain_strategy": "", "udp_disable_domain_unmapping": false}}]}}"#
+        );
+        let loaded = load(&config);
+        let written = formatted(&loaded)["inbounds"][0].clone();
+        for key in ["sniff", "sniff_timeout", "domain_strategy"] {
+            assert!(written.get(key).is_none(), "{config}: {written}");
+        }
+    }
+}
+
+#[test]
+fn legacy_inbound_fields_come_after_decoding_errors_of_the_same_inbound() {
+    // Go decodes the whole inbound before it looks at the legacy fields.
+    let e = error(r#"{"inbounds": [{"type": "tun", "sniff": true, "mtu": "x"}]}"#);
+    assert!(e.contains("inbounds[0].mtu"), "{e}");
+    let e = error(r#"{"inbounds": [{"type": "mixed", "sniff": true, "lisen": 1}]}"#);
+    assert!(e.contains(r#"unknown field "lisen""#), "{e}");
+}

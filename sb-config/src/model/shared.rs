@@ -43,17 +43,12 @@ pub struct ListenFields {
     pub detour: String,
 }
 
-/// Fields Go removed from listen options, with Go's messages.
-pub const LISTEN_REMOVED: &[(&[&str], &str)] = &[
-    (
-        &["sniff", "sniff_override_destination", "sniff_timeout", "domain_strategy", "udp_disable_domain_unmapping"],
-        "legacy inbound fields are deprecated in sing-box 1.11.0 and removed in sing-box 1.13.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-legacy-inbound-fields-to-rule-actions",
-    ),
-    (
-        &["proxy_protocol", "proxy_protocol_accept_no_header"],
-        "Proxy Protocol is deprecated and removed in sing-box 1.6.0",
-    ),
-];
+/// Fields Go removed from listen options, with Go's messages. The legacy inbound fields
+/// (`sniff`, ...) are not here: every inbound type has them, see `inbound::LegacyInbound`.
+pub const LISTEN_REMOVED: &[(&[&str], &str)] = &[(
+    &["proxy_protocol", "proxy_protocol_accept_no_header"],
+    "Proxy Protocol is deprecated and removed in sing-box 1.6.0",
+)];
 
 /// How an adapter reaches its own server (`shared/dial.md`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
