@@ -1,5 +1,7 @@
-//! What decoding collects besides the typed config: tag references and deprecation warnings.
+//! What decoding collects besides the typed config: tag references, deprecation warnings and
+//! the errors it went on past.
 
+use crate::error::DecodeError;
 use crate::path::Path;
 use crate::refs::Refs;
 
@@ -21,6 +23,10 @@ pub struct Ctx {
     pub refs: Refs,
     /// Warnings, in document order.
     pub warnings: Vec<Warning>,
+    /// Errors decoding went on past: a failing element of an array of adapters, servers,
+    /// rules or rule sets, or a failing top-level section, is recorded here and skipped, so
+    /// that one run reports them all. The decoded config is complete only when this is empty.
+    pub errors: Vec<DecodeError>,
     /// Tags defined, in document order.
     pub defs: Vec<Definition>,
     /// When set, files the config names (local rule sets, SSH keys) are read and checked
@@ -90,6 +96,16 @@ pub fn expand_path(path: &str) -> String {
 }
 
 impl Ctx {
+    /// Records an error and goes on (see [`Ctx::errors`]).
+    pub fn fail(&mut self, e: DecodeError) {
+        self.errors.push(e);
+    }
+
+    /// The value, or `None` with the error recorded (see [`Ctx::errors`]).
+    pub fn keep<T>(&mut self, r: Result<T, DecodeError>) -> Option<T> {
+        r.map_err(|e| self.fail(e)).ok()
+    }
+
     /// Records a warning.
     pub fn warn(&mut self, path: &Path, offset: usize, message: impl Into<String>) {
         self.warnings.push(Warning {

@@ -18,6 +18,10 @@ pub struct DecodeError {
     pub hint: Option<String>,
     /// The tag of the adapter (or DNS server, rule set) the error is inside.
     pub tag: Option<String>,
+    /// The config is valid for Go and uses something sb does not implement (a `type` from the
+    /// `kinds` tables, `ntp`, a service, ...). Such errors are reported after every other one,
+    /// since Go decodes these parts fine and its first error is elsewhere.
+    pub not_implemented: bool,
 }
 
 impl DecodeError {
@@ -29,6 +33,7 @@ impl DecodeError {
             message: message.into(),
             hint: None,
             tag: None,
+            not_implemented: false,
         }
     }
 
@@ -40,7 +45,14 @@ impl DecodeError {
             message: message.into(),
             hint: None,
             tag: None,
+            not_implemented: false,
         }
+    }
+
+    /// Marks the error as "sb does not implement this" (see [`DecodeError::not_implemented`]).
+    pub fn mark_not_implemented(mut self) -> DecodeError {
+        self.not_implemented = true;
+        self
     }
 
     /// Names the adapter the error is inside, unless an inner one was named already.
@@ -165,7 +177,13 @@ impl serde::de::Error for DecodeError {
     }
 }
 
+/// At most this many errors are reported for one config (the returned one and its `more`).
+pub const MAX_ERRORS: usize = 50;
+
 /// A config error a person can act on: `file:line:column: json.path: message (hint)`.
+///
+/// Loading reports every error it finds, not only the first: this one is the first (what
+/// Go would report first, as far as sb can tell) and [`ConfigError::more`] holds the others.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     /// The file name as given by the user (`stdin` for standard input).
@@ -182,9 +200,32 @@ pub struct ConfigError {
     pub hint: Option<String>,
     /// The tag of the adapter the error is inside.
     pub tag: Option<String>,
+    /// The further errors of the same load, in order (their own `more` is empty), at most
+    /// [`MAX_ERRORS`] in all with this one. Not shown by `Display`; see [`ConfigError::all`].
+    pub more: Vec<ConfigError>,
 }
 
 impl ConfigError {
+    /// This error, then the further ones ([`ConfigError::more`]).
+    pub fn all(&self) -> impl Iterator<Item = &ConfigError> {
+        std::iter::once(self).chain(self.more.iter())
+    }
+
+    /// One error holding `errors` (already in order; an error's own `more` follows it),
+    /// capped at [`MAX_ERRORS`]: the first, with the rest as its `more`. `None` when empty.
+    pub fn collect(errors: impl IntoIterator<Item = ConfigError>) -> Option<ConfigError> {
+        let mut flat = errors
+            .into_iter()
+            .flat_map(|mut e| {
+                let more = std::mem::take(&mut e.more);
+                std::iter::once(e).chain(more)
+            })
+            .take(MAX_ERRORS);
+        let mut first = flat.next()?;
+        first.more = flat.collect();
+        Some(first)
+    }
+
     /// Ties a decode error to the file and text it came from.
     pub fn from_decode(file: &str, text: &str, e: DecodeError) -> ConfigError {
         let (line, column) = match e.offset {
@@ -202,6 +243,7 @@ impl ConfigError {
             message: e.message,
             hint: e.hint,
             tag: e.tag,
+            more: Vec::new(),
         }
     }
 
@@ -215,6 +257,7 @@ impl ConfigError {
             message: message.into(),
             hint: None,
             tag: None,
+            more: Vec::new(),
         }
     }
 }

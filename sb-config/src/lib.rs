@@ -10,6 +10,16 @@
 //! resolved). Every error is a [`ConfigError`] naming `file:line:column`, the JSON path, the
 //! adapter tag, what was expected and what was found. [`format()`] writes a config back the way
 //! Go's `sing-box format` does, comments kept; [`merge`] combines files as Go does.
+//!
+//! Loading reports every error, not only the first: a failing element of an array (inbounds,
+//! outbounds, endpoints, DNS servers and rules, route rules and rule sets) or a failing
+//! top-level section is recorded and decoding goes on. The errors come in document order,
+//! what sb does not implement last (Go decodes those parts fine, so Go's first error comes
+//! first), at most [`error::MAX_ERRORS`]: the returned [`ConfigError`] is the first and
+//! [`ConfigError::more`] holds the rest. The whole-document checks ([`validate`]) run only when
+//! decoding found no error (a left-out element would make its tag "not found"); they too
+//! report every error, check by check (duplicates, references, resolvers), each in document
+//! order.
 
 // Config errors are built once, on the cold path of loading a file; their size does not
 // matter and boxing them would only add noise to every decoder.
@@ -68,6 +78,7 @@ pub fn parse(file: &str, text: &str) -> Result<Node, ConfigError> {
             message: format!("invalid JSON: {}", e.message),
             hint: None,
             tag: None,
+            more: Vec::new(),
         }
     })
 }
@@ -95,8 +106,24 @@ pub fn decode_in(
         base_dir: base_dir.map(std::path::Path::to_path_buf),
         ..Default::default()
     };
-    let config = model::config::decode(&root, &mut ctx).map_err(locate)?;
-    validate::validate(&config, &ctx).map_err(locate)?;
+    // Decoding goes on past errors (see `Ctx::errors`), so one run reports them all.
+    let config = model::config::decode(&root, &mut ctx).unwrap_or_else(|e| {
+        ctx.fail(e);
+        Config::default()
+    });
+    let mut errors = std::mem::take(&mut ctx.errors);
+    in_document_order(&root, &mut errors);
+    // Only a config that decoded cleanly is validated: with an element left out, its tag
+    // would be "not found" and indices would be wrong.
+    if errors.is_empty() {
+        for mut check in validate::checks(&config, &ctx) {
+            in_document_order(&root, &mut check);
+            errors.extend(check);
+        }
+    }
+    if let Some(e) = ConfigError::collect(errors.into_iter().map(&locate)) {
+        return Err(e);
+    }
     let warnings = ctx
         .warnings
         .into_iter()
@@ -107,6 +134,38 @@ pub fn decode_in(
         source: root,
         warnings,
     })
+}
+
+/// Sorts errors by where their path is in the document, the order in which Go (which stops at
+/// its first error) meets them, with what sb does not implement last, since Go decodes those
+/// parts fine. A stable sort: errors at the same place keep the order they were found in.
+/// Paths rather than byte offsets, because a merged document's offsets point into several files.
+fn in_document_order(root: &Node, errors: &mut [DecodeError]) {
+    errors.sort_by_cached_key(|e| (e.not_implemented, document_position(root, e.path.as_ref())));
+}
+
+/// The member and element indices leading to `path` (as far as it exists in the document):
+/// comparing them orders paths as their nodes appear.
+fn document_position(root: &Node, path: Option<&path::Path>) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut node = root;
+    for seg in path.map(path::Path::segments).unwrap_or_default() {
+        let next = match (&node.kind, &seg) {
+            // The last of duplicate keys is the one decoded.
+            (Kind::Object(ms), path::Seg::Key(k)) => ms
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, m)| &m.key == k)
+                .map(|(i, m)| (i, &m.value)),
+            (Kind::Array(items), path::Seg::Index(i)) => items.get(*i).map(|n| (*i, n)),
+            _ => None,
+        };
+        let Some((i, n)) = next else { break };
+        out.push(i);
+        node = n;
+    }
+    out
 }
 
 /// Parses, decodes and validates one file's text, reading no other file.

@@ -7,6 +7,7 @@
 //! at the end is an unknown field, reported with a "did you mean" over every key the object
 //! accepts. Tag references are recorded with their position for the checks in `validate`.
 
+use crate::ctx::Ctx;
 use crate::de::{effective_members, fields_of, from_node};
 use crate::error::{did_you_mean, DecodeError};
 use crate::jsonc::{Kind, Member, Node};
@@ -135,16 +136,54 @@ impl<'a> Obj<'a> {
 
     /// Ends decoding: a member no part took is an unknown field.
     pub fn finish(&self) -> Result<(), DecodeError> {
-        for (i, m) in self.members.iter().enumerate() {
-            if !self.taken[i] {
-                return Err(DecodeError::at(
+        match self.unknown_fields().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every member no part took, as an "unknown field" error, in document order.
+    pub fn unknown_fields(&self) -> impl Iterator<Item = DecodeError> + '_ {
+        self.members
+            .iter()
+            .zip(&self.taken)
+            .filter(|(_, taken)| !**taken)
+            .map(|(m, _)| {
+                DecodeError::at(
                     &self.path.key(&m.key),
                     m.key_span.start,
                     format!("unknown field {:?}", m.key),
                 )
-                .with_hint(did_you_mean(&m.key, self.known.iter().copied())));
+                .with_hint(did_you_mean(&m.key, self.known.iter().copied()))
+            })
+    }
+}
+
+/// Decodes an optional array member with `each(node, path, index, ctx)`. An element that fails
+/// is recorded in [`Ctx::errors`] and left out, and the others are still decoded, so one run
+/// reports every broken element; only a member that is not an array fails the call.
+pub fn array<T>(
+    o: &mut Obj<'_>,
+    key: &'static str,
+    ctx: &mut Ctx,
+    mut each: impl FnMut(&Node, &Path, usize, &mut Ctx) -> Result<T, DecodeError>,
+) -> Result<Vec<T>, DecodeError> {
+    let Some((node, path)) = o.take_node(key) else {
+        return Ok(Vec::new());
+    };
+    match &node.kind {
+        Kind::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, n) in items.iter().enumerate() {
+                let decoded = each(n, &path.index(i), i, ctx);
+                out.extend(ctx.keep(decoded));
             }
+            Ok(out)
         }
-        Ok(())
+        _ => Err(DecodeError::at(
+            &path,
+            node.span.start,
+            format!("expected an array, found {}", node.describe()),
+        )),
     }
 }

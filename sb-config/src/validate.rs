@@ -10,25 +10,37 @@ use crate::model::config::Config;
 use crate::refs::RefKind;
 use std::collections::HashSet;
 
-/// Runs the whole-document checks.
+/// Runs the whole-document checks; fails with the first error of [`checks`].
 pub fn validate(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
-    duplicates(ctx)?;
-    references(config, ctx)?;
-    domain_resolvers(config, ctx)?;
-    Ok(())
+    match checks(config, ctx).into_iter().flatten().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Every error of the whole-document checks, one list per check, in the order Go meets them
+/// (duplicate tags when components are created, then references, then resolvers); each list
+/// in the order sb records them. Only meaningful for a config that decoded without error.
+pub fn checks(config: &Config, ctx: &Ctx) -> [Vec<DecodeError>; 3] {
+    [
+        duplicates(ctx),
+        references(config, ctx),
+        domain_resolvers(config, ctx),
+    ]
 }
 
 /// With more than one DNS server, every outbound that resolves names must say which server
 /// (Go 1.14 refuses such configs too; it is the most common 1.13/1.14 upgrade breakage).
-fn domain_resolvers(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
+fn domain_resolvers(config: &Config, ctx: &Ctx) -> Vec<DecodeError> {
     use crate::model::outbound::OutboundKind;
     let servers = config.dns.as_ref().map_or(0, |d| d.servers.len());
     let has_default = config
         .route
         .as_ref()
         .is_some_and(|r| r.options.default_domain_resolver.is_some());
+    let mut errors = Vec::new();
     if servers <= 1 || has_default {
-        return Ok(());
+        return errors;
     }
     for (i, o) in config.outbounds.iter().enumerate() {
         let Some(dial) = o.kind.dial() else { continue };
@@ -52,7 +64,7 @@ fn domain_resolvers(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
                 .iter()
                 .find(|d| d.kind == RefKind::Outbound && d.tag == tag)
                 .map_or(0, |d| d.offset);
-            return Err(DecodeError::at(
+            errors.push(DecodeError::at(
                 &crate::path::Path::root().key("outbounds").index(i),
                 offset,
                 "missing `route.default_domain_resolver` or `domain_resolver` in dial fields: required when there is more than one DNS server (Go 1.14 refuses this too)",
@@ -60,10 +72,11 @@ fn domain_resolvers(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
             .with_tag(&tag));
         }
     }
-    Ok(())
+    errors
 }
 
-fn duplicates(ctx: &Ctx) -> Result<(), DecodeError> {
+fn duplicates(ctx: &Ctx) -> Vec<DecodeError> {
+    let mut errors = Vec::new();
     for kind in [
         RefKind::Inbound,
         RefKind::Outbound,
@@ -73,7 +86,7 @@ fn duplicates(ctx: &Ctx) -> Result<(), DecodeError> {
         let mut seen = HashSet::new();
         for d in ctx.defs.iter().filter(|d| d.kind == kind) {
             if !seen.insert(d.tag.as_str()) {
-                return Err(DecodeError::at(
+                errors.push(DecodeError::at(
                     &d.path.key("tag"),
                     d.offset,
                     format!("duplicate {} tag: {}", kind.noun(), d.tag),
@@ -81,10 +94,11 @@ fn duplicates(ctx: &Ctx) -> Result<(), DecodeError> {
             }
         }
     }
-    Ok(())
+    errors
 }
 
-fn references(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
+fn references(config: &Config, ctx: &Ctx) -> Vec<DecodeError> {
+    let mut errors = Vec::new();
     // Go creates a `direct` outbound when there are none, and a `local` DNS server when
     // there are no servers; references to those implicit tags are valid.
     let no_outbounds = config.outbounds.is_empty() && config.endpoints.is_empty();
@@ -126,12 +140,14 @@ fn references(config: &Config, ctx: &Ctx) -> Result<(), DecodeError> {
                 format!("defined: {}", crate::error::one_of(&known))
             })
         });
-        return Err(DecodeError::at(
-            &site.path,
-            site.offset,
-            format!("{} not found: {}", site.kind.noun(), site.tag),
-        )
-        .with_hint(hint));
+        errors.push(
+            DecodeError::at(
+                &site.path,
+                site.offset,
+                format!("{} not found: {}", site.kind.noun(), site.tag),
+            )
+            .with_hint(hint),
+        );
     }
-    Ok(())
+    errors
 }

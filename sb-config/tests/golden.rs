@@ -157,6 +157,11 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"golden.json:1:33: inbounds[0].sniff (tag "0"): legacy inbound fields are deprecated in sing-box 1.11.0 and removed in sing-box 1.13.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-legacy-inbound-fields-to-rule-actions"#,
     ),
     (
+        "removed legacy inbound field in tun",
+        r#"{"inbounds": [{"type": "tun", "address": "172.19.0.1/30", "sniff": true}]}"#,
+        r#"golden.json:1:59: inbounds[0].sniff (tag "0"): legacy inbound fields are deprecated in sing-box 1.11.0 and removed in sing-box 1.13.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-legacy-inbound-fields-to-rule-actions"#,
+    ),
+    (
         "removed legacy DNS server",
         r#"{"dns": {"servers": [{"tag": "g", "address": "tls://8.8.8.8"}]}}"#,
         r#"golden.json:1:22: dns.servers[0]: legacy DNS server formats are deprecated in sing-box 1.12.0 and removed in sing-box 1.14.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-to-new-dns-server-formats"#,

@@ -1,6 +1,6 @@
 //! The whole document: top-level keys, in the order Go's `format` writes them.
 
-use super::dns::{self, array, Dns};
+use super::dns::{self, Dns};
 use super::endpoint::{self, Endpoint};
 use super::experimental::{Experimental, CLASH_REMOVED, CLASH_REMOVED_MESSAGE};
 use super::inbound::{self, Inbound};
@@ -11,7 +11,7 @@ use crate::ctx::Ctx;
 use crate::error::DecodeError;
 use crate::jsonc::{Kind, Node};
 use crate::kinds;
-use crate::object::Obj;
+use crate::object::{array, Obj};
 use crate::path::Path;
 use crate::refs::RefKind;
 use serde_json::{Map, Value};
@@ -47,131 +47,174 @@ const TOP_LEVEL_NOT_IMPLEMENTED: &[&str] = &[
     "network_namespaces",
 ];
 
-/// Decodes the document root.
+/// Decodes the document root. Only a root that is not an object fails the call: every other
+/// error is recorded in [`Ctx::errors`] and decoding goes on with the next element or section,
+/// so the returned config is complete only when `ctx.errors` is empty.
 pub fn decode(node: &Node, ctx: &mut Ctx) -> Result<Config, DecodeError> {
     let root = Path::root();
     let mut o = Obj::new(node, &root)?;
-    let mut c = Config {
-        schema: o.take("$schema")?.unwrap_or_default(),
-        log: o.take("log")?,
-        ..Default::default()
-    };
+    let mut c = Config::default();
+    let schema = o.take("$schema");
+    c.schema = ctx.keep(schema).flatten().unwrap_or_default();
+    let log = o.take("log");
+    c.log = ctx.keep(log).flatten();
     if let Some((n, p)) = o.take_node("dns") {
-        c.dns = Some(dns::decode(n, &p, ctx)?);
+        let dns = dns::decode(n, &p, ctx);
+        c.dns = ctx.keep(dns);
     }
     if let Some((n, p)) = o.take_node("ntp") {
-        let mut ntp = Obj::new(n, &p)?;
-        let dial = super::outbound::dial_fields(&mut ntp, ctx)?;
-        let options: NtpOptions = ntp.group()?;
-        ntp.finish()?;
-        if options.enabled {
-            return Err(ntp.error_at(
-                "enabled",
-                "ntp is not implemented by sb (sb uses the system clock)",
-            ));
-        }
-        c.ntp = Some(Ntp { dial, options });
+        let ntp = decode_ntp(n, &p, ctx);
+        c.ntp = ctx.keep(ntp);
     }
-    c.certificate = o.take("certificate")?;
-    if let Some(cert) = &c.certificate {
-        if !matches!(
-            cert.store.as_str(),
-            "" | "system" | "mozilla" | "chrome" | "none"
-        ) {
-            return Err(o.error_at(
-                "certificate",
-                format!("unknown certificate store: {}", cert.store),
-            ));
-        }
-        for path in cert.certificate_path.iter() {
-            ctx.read_file(path).map_err(|e| {
-                o.error_at(
-                    "certificate",
-                    format!("initializing certificate store: {e}"),
-                )
-            })?;
-        }
-    }
+    let certificate = decode_certificate(&mut o, ctx);
+    c.certificate = ctx.keep(certificate).flatten();
     for key in TOP_LEVEL_NOT_IMPLEMENTED {
         if let Some((n, p)) = o.take_node(key) {
             if !matches!(&n.kind, Kind::Array(items) if items.is_empty()) {
-                return Err(DecodeError::at(
-                    &p,
-                    n.span.start,
-                    format!("{key} is not implemented by sb"),
-                ));
+                ctx.fail(
+                    DecodeError::at(&p, n.span.start, format!("{key} is not implemented by sb"))
+                        .mark_not_implemented(),
+                );
             }
         }
     }
     if let Some((n, p)) = o.take_node("services") {
-        let services: Vec<Value> = crate::de::from_node(n, &p)?;
-        if let (Some(first), Kind::Array(items)) = (services.first(), &n.kind) {
-            let ty = first.get("type").and_then(Value::as_str).unwrap_or("");
-            let at = items.first().map_or(n.span.start, |i| i.span.start);
-            let msg = if kinds::SERVICES_NOT_IMPLEMENTED.contains(&ty) {
-                format!("service type {ty:?} is not implemented by sb")
-            } else {
-                format!("unknown service type {ty:?}")
-            };
-            return Err(DecodeError::at(&p.index(0), at, msg));
+        if let Err(e) = decode_services(n, &p) {
+            ctx.fail(e);
         }
     }
-    c.endpoints = array(&mut o, "endpoints", ctx, |n, p, i, ctx| {
+    let endpoints = array(&mut o, "endpoints", ctx, |n, p, i, ctx| {
         let e = endpoint::decode(n, p, i, ctx)?;
         ctx.define(RefKind::Outbound, &e.tag, i, n, p);
         Ok(e)
-    })?;
-    c.inbounds = array(&mut o, "inbounds", ctx, |n, p, i, ctx| {
+    });
+    c.endpoints = ctx.keep(endpoints).unwrap_or_default();
+    let inbounds = array(&mut o, "inbounds", ctx, |n, p, i, ctx| {
         let e = inbound::decode(n, p, i, ctx)?;
         ctx.define(RefKind::Inbound, &e.tag, i, n, p);
         Ok(e)
-    })?;
-    c.outbounds = array(&mut o, "outbounds", ctx, |n, p, i, ctx| {
+    });
+    c.inbounds = ctx.keep(inbounds).unwrap_or_default();
+    let outbounds = array(&mut o, "outbounds", ctx, |n, p, i, ctx| {
         let e = outbound::decode(n, p, i, ctx)?;
         ctx.define(RefKind::Outbound, &e.tag, i, n, p);
         Ok(e)
-    })?;
+    });
+    c.outbounds = ctx.keep(outbounds).unwrap_or_default();
     if let Some((n, p)) = o.take_node("route") {
-        c.route = Some(route::decode(n, &p, ctx)?);
+        let route = route::decode(n, &p, ctx);
+        c.route = ctx.keep(route);
     }
     if let Some((n, p)) = o.take_node("experimental") {
-        let mut e = Obj::new(n, &p)?;
-        if let Some(m) = e.peek("clash_api") {
-            Obj::new(&m.value, &p.key("clash_api"))?
-                .removed(CLASH_REMOVED, CLASH_REMOVED_MESSAGE)?;
-            let api = Obj::new(&m.value, &p.key("clash_api"))?;
-            api.reference(
-                &mut ctx.refs,
-                "external_ui_download_detour",
-                RefKind::Outbound,
-            );
+        let experimental = decode_experimental(n, &p, ctx);
+        c.experimental = ctx.keep(experimental);
+    }
+    for e in o.unknown_fields() {
+        ctx.fail(e);
+    }
+    Ok(c)
+}
+
+/// `ntp`: decoded in full, then refused when enabled (sb has no NTP client).
+fn decode_ntp(n: &Node, p: &Path, ctx: &mut Ctx) -> Result<Ntp, DecodeError> {
+    let mut ntp = Obj::new(n, p)?;
+    let dial = super::outbound::dial_fields(&mut ntp, ctx)?;
+    let options: NtpOptions = ntp.group()?;
+    ntp.finish()?;
+    if options.enabled {
+        return Err(ntp
+            .error_at(
+                "enabled",
+                "ntp is not implemented by sb (sb uses the system clock)",
+            )
+            .mark_not_implemented());
+    }
+    Ok(Ntp { dial, options })
+}
+
+/// `certificate`, with the files it names read as Go's `check` does.
+fn decode_certificate(o: &mut Obj<'_>, ctx: &mut Ctx) -> Result<Option<Certificate>, DecodeError> {
+    let Some(cert) = o.take::<Certificate>("certificate")? else {
+        return Ok(None);
+    };
+    if !matches!(
+        cert.store.as_str(),
+        "" | "system" | "mozilla" | "chrome" | "none"
+    ) {
+        return Err(o.error_at(
+            "certificate",
+            format!("unknown certificate store: {}", cert.store),
+        ));
+    }
+    for path in cert.certificate_path.iter() {
+        ctx.read_file(path).map_err(|e| {
+            o.error_at(
+                "certificate",
+                format!("initializing certificate store: {e}"),
+            )
+        })?;
+    }
+    Ok(Some(cert))
+}
+
+/// `services`: sb implements none, so the first one is refused by its type.
+fn decode_services(n: &Node, p: &Path) -> Result<(), DecodeError> {
+    let services: Vec<Value> = crate::de::from_node(n, p)?;
+    if let (Some(first), Kind::Array(items)) = (services.first(), &n.kind) {
+        let ty = first.get("type").and_then(Value::as_str).unwrap_or("");
+        let at = items.first().map_or(n.span.start, |i| i.span.start);
+        return Err(if kinds::SERVICES_NOT_IMPLEMENTED.contains(&ty) {
+            DecodeError::at(
+                &p.index(0),
+                at,
+                format!("service type {ty:?} is not implemented by sb"),
+            )
+            .mark_not_implemented()
+        } else {
+            DecodeError::at(&p.index(0), at, format!("unknown service type {ty:?}"))
+        });
+    }
+    Ok(())
+}
+
+/// `experimental`. `v2ray_api` is recorded as not implemented and the rest still decoded.
+fn decode_experimental(n: &Node, p: &Path, ctx: &mut Ctx) -> Result<Experimental, DecodeError> {
+    let mut e = Obj::new(n, p)?;
+    if let Some(m) = e.peek("clash_api") {
+        Obj::new(&m.value, &p.key("clash_api"))?.removed(CLASH_REMOVED, CLASH_REMOVED_MESSAGE)?;
+        let api = Obj::new(&m.value, &p.key("clash_api"))?;
+        api.reference(
+            &mut ctx.refs,
+            "external_ui_download_detour",
+            RefKind::Outbound,
+        );
+    }
+    if let Some(m) = e.peek("cache_file") {
+        let cf = Obj::new(&m.value, &p.key("cache_file"))?;
+        if let Some(s) = cf.peek("store_rdrc") {
+            ctx.warn(&p.key("cache_file").key("store_rdrc"), s.key_span.start, "`store_rdrc` cache file option is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-store-rdrc");
         }
-        if let Some(m) = e.peek("cache_file") {
-            let cf = Obj::new(&m.value, &p.key("cache_file"))?;
-            if let Some(s) = cf.peek("store_rdrc") {
-                ctx.warn(&p.key("cache_file").key("store_rdrc"), s.key_span.start, "`store_rdrc` cache file option is deprecated in sing-box 1.14.0 and will be removed in sing-box 1.16.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-store-rdrc");
-            }
-        }
-        if let Some(m) = e.peek("v2ray_api") {
-            return Err(DecodeError::at(
+    }
+    if let Some(m) = e.peek("v2ray_api") {
+        ctx.fail(
+            DecodeError::at(
                 &p.key("v2ray_api"),
                 m.key_span.start,
                 "v2ray_api is not implemented by sb",
-            ));
-        }
-        if let Some(m) = e.peek("debug") {
-            ctx.warn(
-                &p.key("debug"),
-                m.key_span.start,
-                "experimental.debug tunes Go's runtime and has no effect in sb",
-            );
-        }
-        let exp: Experimental = e.group()?;
-        e.finish()?;
-        c.experimental = Some(exp);
+            )
+            .mark_not_implemented(),
+        );
     }
-    o.finish()?;
-    Ok(c)
+    if let Some(m) = e.peek("debug") {
+        ctx.warn(
+            &p.key("debug"),
+            m.key_span.start,
+            "experimental.debug tunes Go's runtime and has no effect in sb",
+        );
+    }
+    let exp: Experimental = e.group()?;
+    e.finish()?;
+    Ok(exp)
 }
 
 fn section(m: &mut Map<String, Value>, key: &str, v: Map<String, Value>) {

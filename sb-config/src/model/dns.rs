@@ -9,7 +9,8 @@ use super::rule_set::QueryTypeField;
 use super::typed::{extend_json, reject_removed};
 use crate::ctx::Ctx;
 use crate::error::DecodeError;
-use crate::jsonc::{Kind, Node};
+use crate::jsonc::Node;
+pub use crate::object::array;
 use crate::object::Obj;
 use crate::path::Path;
 use crate::refs::RefKind;
@@ -349,6 +350,7 @@ fn decode_action(o: &mut Obj<'_>, ctx: &mut Ctx) -> Result<DnsAction, DecodeErro
 
 /// Decodes the `dns` section.
 pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<Dns, DecodeError> {
+    let errors_before = ctx.errors.len();
     let mut o = Obj::new(node, path)?;
     o.removed(&["fakeip"], "legacy DNS fakeip options are deprecated in sing-box 1.12.0 and removed in sing-box 1.14.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-to-new-dns-server-formats")?;
     let servers = array(&mut o, "servers", ctx, |n, p, i, ctx| {
@@ -374,7 +376,10 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<Dns, DecodeErro
         rules,
         options,
     };
-    check(&o, &dns)?;
+    // With a server or rule left out, indices and "the first server" would be wrong.
+    if ctx.errors.len() == errors_before {
+        check(&o, &dns)?;
+    }
     Ok(dns)
 }
 
@@ -469,30 +474,6 @@ fn matcher_has_match_response(m: &DnsMatcher) -> bool {
             .as_ref()
             .is_some_and(|v| !matches!(v, serde_json::Value::Bool(false))),
         DnsMatcher::Logical { rules, .. } => rules.iter().any(matcher_has_match_response),
-    }
-}
-
-/// Decodes an optional array member with `each(node, path, index, ctx)`.
-pub fn array<T>(
-    o: &mut Obj<'_>,
-    key: &'static str,
-    ctx: &mut Ctx,
-    mut each: impl FnMut(&Node, &Path, usize, &mut Ctx) -> Result<T, DecodeError>,
-) -> Result<Vec<T>, DecodeError> {
-    let Some((node, path)) = o.take_node(key) else {
-        return Ok(Vec::new());
-    };
-    match &node.kind {
-        Kind::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, n)| each(n, &path.index(i), i, ctx))
-            .collect(),
-        _ => Err(DecodeError::at(
-            &path,
-            node.span.start,
-            format!("expected an array, found {}", node.describe()),
-        )),
     }
 }
 

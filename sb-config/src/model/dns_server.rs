@@ -1,15 +1,15 @@
 //! `dns.servers[]`: DNS transports (1.12+ typed format). Types `local`, `hosts`, `udp`, `tcp`,
 //! `tls`, `https`, `fakeip`.
 
-use super::outbound::dial_fields;
-use super::shared::{DialFields, Headers, OutboundTls};
+use super::outbound::dial_fields_with_strategy as dial_fields;
+use super::shared::{DialFields, Headers, OutboundTls, LEGACY_DOMAIN_STRATEGY};
 use super::typed::{decode_typed, extend_json, typed_json, Family};
 use crate::ctx::Ctx;
 use crate::error::DecodeError;
 use crate::jsonc::Node;
 use crate::kinds;
 use crate::path::Path;
-use crate::types::{Listable, Prefix};
+use crate::types::{DomainStrategy, Listable, Prefix};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -162,6 +162,57 @@ fn server_addr(
     Ok(a)
 }
 
+/// The deprecated dial `domain_strategy` of a DNS server. Go 1.14 uses it in one case only: as
+/// the strategy for resolving the server's own name through a `domain_resolver` that sets
+/// none; that use is the deprecated feature, and Go 1.14.4 refuses it (sb gives Go's text).
+/// Everywhere else Go ignores it silently; sb accepts it with a warning saying so. `server`
+/// is the server address, `None` for `local`, which has no name to resolve.
+fn legacy_strategy(
+    o: &crate::object::Obj<'_>,
+    ctx: &mut Ctx,
+    dial: &DialFields,
+    server: Option<&str>,
+) -> Result<(), DecodeError> {
+    let Some(m) = o.peek("domain_strategy") else {
+        return Ok(());
+    };
+    if dial.domain_strategy == DomainStrategy::AsIs {
+        return Ok(());
+    }
+    let path = o.path().key("domain_strategy");
+    let resolver = dial
+        .domain_resolver
+        .as_ref()
+        .map(|r| &r.0)
+        .filter(|r| !r.server.is_empty());
+    let reason = match (server, resolver) {
+        (None, _) => "a `local` server has no server name to resolve",
+        (Some(s), _) if s.parse::<std::net::IpAddr>().is_ok() => "`server` is an IP address",
+        (Some(_), Some(r)) if r.strategy != DomainStrategy::AsIs => {
+            "`domain_resolver.strategy` is set and is used instead"
+        }
+        (Some(_), Some(_)) => {
+            return Err(DecodeError::at(
+                &path,
+                m.key_span.start,
+                LEGACY_DOMAIN_STRATEGY,
+            ))
+        }
+        (Some(_), None) => "the `detour` outbound resolves the server's name",
+    };
+    ctx.warn(
+        &path,
+        m.key_span.start,
+        format!(
+            "`domain_strategy` has no effect in this DNS server: Go 1.14 uses it only as the \
+             strategy for resolving the server's own name through `domain_resolver`, and \
+             {reason}; sb's runtime ignores it (set `domain_resolver.strategy` to choose how \
+             the server's name is resolved)"
+        ),
+    );
+    Ok(())
+}
+
 /// Decodes `dns.servers[index]`.
 pub fn decode(
     node: &Node,
@@ -178,6 +229,7 @@ pub fn decode(
         let kind = match ty {
             "local" => {
                 let dial = dial_fields(o, ctx)?;
+                legacy_strategy(o, ctx, &dial, None)?;
                 let local: LocalServer = o.group()?;
                 if let Some(bad) = local.neighbor_domain.iter().find(|d| !d.starts_with('.')) {
                     return Err(o.error_at(
@@ -205,16 +257,19 @@ pub fn decode(
             "udp" => {
                 let d = dial_fields(o, ctx)?;
                 let a = server_addr(o, &d)?;
+                legacy_strategy(o, ctx, &d, Some(&a.server))?;
                 DnsServerKind::Udp(d, a)
             }
             "tcp" => {
                 let d = dial_fields(o, ctx)?;
                 let a = server_addr(o, &d)?;
+                legacy_strategy(o, ctx, &d, Some(&a.server))?;
                 DnsServerKind::Tcp(d, a)
             }
             "tls" => {
                 let d = dial_fields(o, ctx)?;
                 let a = server_addr(o, &d)?;
+                legacy_strategy(o, ctx, &d, Some(&a.server))?;
                 let t: TlsField = o.group()?;
                 if let Some(tls) = &t.tls {
                     super::check::outbound_tls(tls, ctx).map_err(|e| o.error_at("tls", e))?;
@@ -224,6 +279,7 @@ pub fn decode(
             "https" => {
                 let d = dial_fields(o, ctx)?;
                 let a = server_addr(o, &d)?;
+                legacy_strategy(o, ctx, &d, Some(&a.server))?;
                 let t: TlsField = o.group()?;
                 if let Some(tls) = &t.tls {
                     super::check::outbound_tls(tls, ctx).map_err(|e| o.error_at("tls", e))?;

@@ -10,7 +10,7 @@ use crate::kinds;
 use crate::object::Obj;
 use crate::path::Path;
 use crate::refs::RefKind;
-use crate::types::{Listable, Network};
+use crate::types::{DomainStrategy, GoDuration, Listable, Network};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -100,6 +100,53 @@ pub struct SocksInbound {
     pub domain_resolver: Option<DomainResolver>,
 }
 
+/// Go's `InboundOptions`: the fields rule actions replaced. Every inbound type still decodes
+/// them (`tun` too) and refuses any that is set with Go's migration message; a zero value
+/// (`"sniff": false`, as some clients write) is accepted silently, as in Go.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct LegacyInbound {
+    sniff: bool,
+    sniff_override_destination: bool,
+    sniff_timeout: GoDuration,
+    domain_strategy: DomainStrategy,
+    udp_disable_domain_unmapping: bool,
+}
+
+const LEGACY_INBOUND: &str = "legacy inbound fields are deprecated in sing-box 1.11.0 and removed in sing-box 1.13.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-legacy-inbound-fields-to-rule-actions";
+
+impl LegacyInbound {
+    /// Fails at the first field (in the document) that is set. Called after the rest of the
+    /// object is decoded, because Go finds every decoding error before this one.
+    fn check(&self, o: &Obj<'_>) -> Result<(), DecodeError> {
+        let set = [
+            ("sniff", self.sniff),
+            (
+                "sniff_override_destination",
+                self.sniff_override_destination,
+            ),
+            ("sniff_timeout", !self.sniff_timeout.is_zero()),
+            (
+                "domain_strategy",
+                self.domain_strategy != DomainStrategy::AsIs,
+            ),
+            (
+                "udp_disable_domain_unmapping",
+                self.udp_disable_domain_unmapping,
+            ),
+        ];
+        let first = set
+            .iter()
+            .filter(|(_, on)| *on)
+            .filter_map(|(key, _)| o.peek(key).map(|m| (*key, m.key_span.start)))
+            .min_by_key(|(_, at)| *at);
+        match first {
+            Some((key, at)) => Err(DecodeError::at(&o.path().key(key), at, LEGACY_INBOUND)),
+            None => Ok(()),
+        }
+    }
+}
+
 const FAMILY: Family = Family {
     noun: "inbound",
     implemented: kinds::INBOUNDS,
@@ -158,7 +205,9 @@ pub fn decode(
             }
             _ => InboundKind::Tun(super::tun::decode(o, ctx)?),
         };
+        let legacy: LegacyInbound = o.group()?;
         o.finish()?;
+        legacy.check(o)?;
         Ok(kind)
     })?;
     Ok(Inbound { tag, kind })

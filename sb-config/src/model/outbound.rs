@@ -261,6 +261,15 @@ const FAMILY: Family = Family {
 /// Records the references inside dial fields and rejects removed ones.
 pub fn dial_fields(o: &mut Obj<'_>, ctx: &mut Ctx) -> Result<DialFields, DecodeError> {
     reject_removed(o, DIAL_REMOVED)?;
+    dial_fields_with_strategy(o, ctx)
+}
+
+/// Like [`dial_fields`], but decodes the deprecated `domain_strategy` instead of refusing it:
+/// Go 1.14 accepts it in DNS servers, whose decoder decides what it means there.
+pub fn dial_fields_with_strategy(
+    o: &mut Obj<'_>,
+    ctx: &mut Ctx,
+) -> Result<DialFields, DecodeError> {
     // Go silently drops `"domain_resolver": {}` in dial fields.
     if let Some(m) = o.peek("domain_resolver") {
         if matches!(&m.value.kind, Kind::Object(ms) if ms.is_empty()) {

@@ -1,6 +1,5 @@
 //! The `route` section: rules, rule sets, the final outbound and routing-wide options.
 
-use super::dns::array;
 use super::outbound::domain_resolver_ref;
 use super::route_rule::{self, RouteRule};
 use super::rule_set::{self, RuleSet};
@@ -9,6 +8,7 @@ use super::typed::extend_json;
 use crate::ctx::Ctx;
 use crate::error::DecodeError;
 use crate::jsonc::Node;
+use crate::object::array;
 use crate::object::Obj;
 use crate::path::Path;
 use crate::refs::RefKind;

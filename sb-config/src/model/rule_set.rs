@@ -150,6 +150,9 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<RuleSet, Decode
     let result = (|| {
         let kind = match ty.as_str() {
             "" | "inline" => {
+                // Go reads `format` before it looks at the type, so any string is accepted
+                // here; it then clears it for inline sets, and its `format` leaves it out.
+                let _format: Option<String> = o.take("format")?;
                 let rules = match o.take_node("rules") {
                     Some((n, p)) => match &n.kind {
                         crate::jsonc::Kind::Array(items) => items

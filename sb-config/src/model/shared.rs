@@ -43,17 +43,12 @@ pub struct ListenFields {
     pub detour: String,
 }
 
-/// Fields Go removed from listen options, with Go's messages.
-pub const LISTEN_REMOVED: &[(&[&str], &str)] = &[
-    (
-        &["sniff", "sniff_override_destination", "sniff_timeout", "domain_strategy", "udp_disable_domain_unmapping"],
-        "legacy inbound fields are deprecated in sing-box 1.11.0 and removed in sing-box 1.13.0, checkout migration: https://sing-box.sagernet.org/migration/#migrate-legacy-inbound-fields-to-rule-actions",
-    ),
-    (
-        &["proxy_protocol", "proxy_protocol_accept_no_header"],
-        "Proxy Protocol is deprecated and removed in sing-box 1.6.0",
-    ),
-];
+/// Fields Go removed from listen options, with Go's messages. The legacy inbound fields
+/// (`sniff`, ...) are not here: every inbound type has them, see `inbound::LegacyInbound`.
+pub const LISTEN_REMOVED: &[(&[&str], &str)] = &[(
+    &["proxy_protocol", "proxy_protocol_accept_no_header"],
+    "Proxy Protocol is deprecated and removed in sing-box 1.6.0",
+)];
 
 /// How an adapter reaches its own server (`shared/dial.md`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -102,13 +97,17 @@ pub struct DialFields {
     pub fallback_network_type: Listable<InterfaceType>,
     /// Happy-eyeballs delay; 300ms when zero.
     pub fallback_delay: GoDuration,
+    /// Deprecated since 1.12. Outbounds, endpoints and `ntp` refuse it (see [`DIAL_REMOVED`]);
+    /// only DNS servers accept it, as Go 1.14 does, and sb's runtime never reads it (see
+    /// `dns_server`). Last, as in Go's `DialerOptions`, so `format` writes it where Go does.
+    pub domain_strategy: DomainStrategy,
 }
 
+/// Go's message for a dial `domain_strategy` it would use (Go 1.14.4 then refuses the config).
+pub const LEGACY_DOMAIN_STRATEGY: &str = "legacy domain strategy options is deprecated in sing-box 1.12.0 and will be removed in sing-box 1.14.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-domain-strategy-options";
+
 /// The dial field Go 1.14 refuses, with Go's message.
-pub const DIAL_REMOVED: &[(&[&str], &str)] = &[(
-    &["domain_strategy"],
-    "legacy domain strategy options is deprecated in sing-box 1.12.0 and will be removed in sing-box 1.14.0, checkout documentation for migration: https://sing-box.sagernet.org/migration/#migrate-domain-strategy-options",
-)];
+pub const DIAL_REMOVED: &[(&[&str], &str)] = &[(&["domain_strategy"], LEGACY_DOMAIN_STRATEGY)];
 
 /// `network_strategy` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]

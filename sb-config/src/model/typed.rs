@@ -47,7 +47,9 @@ pub fn decode_typed<'a, T>(
     }
     let result = match classify(&ty, family.implemented, family.missing) {
         TypeName::Implemented(t) => body(t, &mut o, ctx),
-        TypeName::NotImplemented(t) => Err(o.error(format!("type {t:?} is not implemented by sb"))),
+        TypeName::NotImplemented(t) => Err(o
+            .error(format!("type {t:?} is not implemented by sb"))
+            .mark_not_implemented()),
         TypeName::Unknown("") => Err(o.error(format!("missing {} type", family.noun))),
         TypeName::Unknown(t) => Err(o
             .error_at("type", format!("unknown {} type {t:?}", family.noun))
