@@ -47,6 +47,12 @@ pub fn fatal(color: Color, e: &anyhow::Error) {
         return;
     }
     line(color, "FATAL", "31", &format!("{e:#}"));
+    // A config with several errors: the first is the FATAL line (Go's), the rest follow.
+    if let Some(c) = e.downcast_ref::<sb_config::ConfigError>() {
+        for more in &c.more {
+            line(color, "ERROR", "31", &format!("also: {more}"));
+        }
+    }
 }
 
 /// A warning.

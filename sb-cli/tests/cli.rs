@@ -313,6 +313,33 @@ fn check_and_run_refuse_adapters_without_a_runtime_alike() {
 }
 
 #[test]
+fn check_reports_every_config_error_go_first() {
+    let dir = scratch("check-many-errors");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"outbounds": [{"type": "vmess", "tag": "v"}, {"type": "direct", "tag": "c", "bogus": 1}]}"#,
+    )
+    .unwrap();
+    let out = sb(&dir, &["check", "--disable-color"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    // Go decodes the vmess outbound and stops at the unknown field: that is the FATAL line.
+    assert!(
+        lines[0].starts_with("FATAL[0000] ")
+            && lines[0].ends_with(r#"outbounds[1].bogus (tag "c"): unknown field "bogus""#),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].starts_with("ERROR[0000] also: ")
+            && lines[1]
+                .ends_with(r#"outbounds[0] (tag "v"): type "vmess" is not implemented by sb"#),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn check_reports_every_adapter_it_cannot_run() {
     let dir = scratch("check-unbuilt-all");
     std::fs::write(
