@@ -15,6 +15,8 @@ pub mod flow;
 pub mod http_client;
 pub mod lifecycle;
 pub mod log;
+#[cfg(feature = "netstack")]
+pub mod netstack;
 pub mod procinfo;
 pub mod relay;
 pub mod resolve;

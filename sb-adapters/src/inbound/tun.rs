@@ -4,8 +4,8 @@
 //! flow with its real destination.
 //!
 //! ```text
-//!  kernel ─ TUN ─ device.rs ─ pump.rs ─ netstack ─┬─ TCP listener ─┐
-//!                (tun-rs)    (packets)  (smoltcp) └─ UDP socket ───┴─ flows.rs ─> dispatcher
+//!  kernel ─ TUN ─ device.rs ─ sb-core netstack (pump, smoltcp, TCP accept, UDP NAT) ─> dispatcher
+//!                (tun-rs)
 //! ```
 //!
 //! The stack also answers ICMP echo for any destination routed into the device. With
@@ -16,21 +16,17 @@
 
 mod auto_route;
 mod device;
-mod flows;
 pub mod loopback;
-pub mod pump;
 pub mod route_plan;
 pub mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use device::TunDevice;
-pub use flows::FlowSource;
 
-use futures::StreamExt;
-pub use netstack_smoltcp::PacketPool;
 use sb_config::model::tun::TunInbound;
 use sb_core::adapter::{BoxFuture, FlowHandler, Inbound};
+use sb_core::netstack::{FlowSource, NetStack, Options, PacketDevice, PacketPool, RxBatch};
 use settings::Settings;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -41,7 +37,8 @@ use tracing::info;
 pub struct TunIn {
     tag: Arc<str>,
     settings: Settings,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    stack: Mutex<Option<NetStack>>,
+    watchdog: Mutex<Option<JoinHandle<()>>>,
     routes: Mutex<Option<auto_route::Installed>>,
 }
 
@@ -51,59 +48,41 @@ impl TunIn {
         Ok(TunIn {
             tag: tag.into(),
             settings: settings::from_config(options)?,
-            tasks: Mutex::default(),
+            stack: Mutex::default(),
+            watchdog: Mutex::default(),
             routes: Mutex::default(),
         })
     }
 }
 
-/// The userspace stack and the tasks that serve it, started over any [`pump::PacketDevice`]:
-/// the TUN in production, an in-memory device in tests. `pool` holds the packet buffers
-/// the pump, the stack and the UDP flows pass around and give back
-/// ([`PacketPool::for_mtu`] unless a test wants to watch it). TCP to a `loopback` address
-/// is turned around in the pump and never reaches the stack.
-pub fn serve<D: pump::PacketDevice>(
+/// The userspace stack over any [`PacketDevice`] (the TUN in production, an in-memory
+/// device in tests), its flows going to `source`. `pool` holds the packet buffers the pump,
+/// the stack and the UDP flows pass around and give back ([`PacketPool::for_mtu`] unless a
+/// test wants to watch it). TCP to a `loopback` address is turned around in the pump and
+/// never reaches the stack.
+pub fn serve<D: PacketDevice>(
     device: Arc<D>,
-    batch: pump::RxBatch,
+    batch: RxBatch,
     mtu: u16,
     pool: PacketPool,
     loopback: loopback::Loopback,
     source: FlowSource,
-) -> io::Result<Vec<JoinHandle<()>>> {
-    let (stack, runner, udp, tcp) = netstack_smoltcp::StackBuilder::default()
-        .enable_tcp(true)
-        .enable_udp(true)
-        .enable_icmp(true)
-        .mtu(usize::from(mtu))
-        .packet_pool(pool.clone())
-        .build()?;
-    let (Some(runner), Some(udp), Some(tcp)) = (runner, udp, tcp) else {
-        return Err(io::Error::other(
-            "the userspace stack started without TCP or UDP",
-        ));
+) -> io::Result<NetStack> {
+    let reflect: Option<sb_core::netstack::Reflect> = if loopback.is_empty() {
+        None
+    } else {
+        Some(Box::new(move |pkt: &mut [u8]| loopback.reflect(pkt)))
     };
-    let label = source.label.clone();
-    let mut tasks = vec![tokio::spawn(async move {
-        if let Err(e) = runner.await {
-            tracing::error!(target: "inbound", tag = %label, "tun: stack stopped: {e}");
-        }
-    })];
-    tasks.push(tokio::spawn(pump::run(
+    NetStack::start(
         device,
-        stack,
-        pool.clone(),
-        batch,
-        loopback,
-    )));
-    tasks.push(tokio::spawn(flows::accept_tcp(tcp, source.clone())));
-    let (from_stack, to_stack) = udp.split();
-    tasks.push(tokio::spawn(flows::serve_udp(
-        from_stack.fuse(),
-        to_stack,
-        pool,
-        source,
-    )));
-    Ok(tasks)
+        Options {
+            mtu,
+            pool,
+            batch,
+            reflect,
+            accept: Some(source),
+        },
+    )
 }
 
 impl Inbound for TunIn {
@@ -146,12 +125,13 @@ impl Inbound for TunIn {
             let batch = device.rx_batch();
             let source = FlowSource {
                 tag: self.tag.clone(),
-                label,
+                kind: "tun",
+                label: label.clone(),
                 handler,
                 udp_timeout: s.udp_timeout,
             };
             let pool = PacketPool::for_mtu(usize::from(s.mtu));
-            let tasks = serve(
+            let stack = serve(
                 Arc::new(device),
                 batch,
                 s.mtu,
@@ -159,8 +139,18 @@ impl Inbound for TunIn {
                 s.loopback.clone(),
                 source,
             )?;
-            if let Ok(mut t) = self.tasks.lock() {
-                t.extend(tasks);
+            // A stack that stops on its own (the device failed) is logged, as before the
+            // stack moved to sb-core; supervising it is the hardening issue's.
+            let stopped = stack.stopped();
+            let watchdog = tokio::spawn(async move {
+                let e = stopped.await;
+                tracing::error!(target: "inbound", tag = %label, "tun: {e}");
+            });
+            if let Ok(mut w) = self.watchdog.lock() {
+                *w = Some(watchdog);
+            }
+            if let Ok(mut t) = self.stack.lock() {
+                *t = Some(stack);
             }
             Ok(())
         })
@@ -176,15 +166,13 @@ impl Inbound for TunIn {
                     tracing::error!(target: "inbound", tag = %tag, "auto_route: removing rules and routes: {e}");
                 }
             }
-            let tasks: Vec<_> = self
-                .tasks
-                .lock()
-                .map(|mut t| t.drain(..).collect())
-                .unwrap_or_default();
-            // Aborting the pump drops the device, and the kernel removes the interface.
-            for t in tasks {
-                t.abort();
-                let _ = t.await;
+            if let Some(w) = self.watchdog.lock().ok().and_then(|mut w| w.take()) {
+                w.abort();
+            }
+            let stack = self.stack.lock().ok().and_then(|mut s| s.take());
+            // Stopping the pump drops the device, and the kernel removes the interface.
+            if let Some(mut stack) = stack {
+                stack.close().await;
             }
         })
     }

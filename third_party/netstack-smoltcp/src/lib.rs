@@ -16,7 +16,7 @@ pub mod udp;
 pub use udp::UdpSocket;
 
 pub mod tcp;
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{TcpConnector, TcpListener, TcpStream};
 
 pub mod stack;
 pub use stack::{Stack, StackBuilder};

@@ -1,5 +1,5 @@
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     pin::Pin,
     sync::{
@@ -23,7 +23,7 @@ use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     sync::{
         mpsc::{unbounded_channel, Receiver, Sender, UnboundedReceiver, UnboundedSender},
-        Notify,
+        oneshot, Notify,
     },
 };
 use tracing::{error, trace};
@@ -50,12 +50,29 @@ struct TcpSocketControl {
     recv_waker: Option<Waker>,
     recv_state: TcpSocketState,
     send_state: TcpSocketState,
+    /// sb: the local address of a connection the stack opened (known once a port is picked).
+    local: Option<SocketAddr>,
 }
 
 struct TcpSocketCreation {
     control: SharedControl,
     socket: TcpSocket<'static>,
 }
+
+/// sb: a connection the stack opens into the device (an endpoint's outbound side), made by
+/// the socket task, which owns the interface context `connect` needs.
+struct TcpConnectRequest {
+    local: SocketAddr,
+    remote: SocketAddr,
+    control: SharedControl,
+    /// Answered once the handshake completes (Ok) or the socket closes first (refused,
+    /// reset or timed out).
+    result: oneshot::Sender<std::io::Result<()>>,
+}
+
+/// sb: lowest and highest local port picked for a connection opened with port 0 (IANA's
+/// dynamic range, as Linux's default `ip_local_port_range` is close to).
+const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 
 type SharedNotify = Arc<Notify>;
 type SharedControl = Arc<SpinMutex<TcpSocketControl>>;
@@ -74,13 +91,15 @@ impl TcpListenerRunner {
         sockets: HashMap<SocketHandle, SharedControl>,
         tcp_recv_buffer_size: u32,
         tcp_send_buffer_size: u32,
+        notify: SharedNotify,
+        connect_rx: UnboundedReceiver<TcpConnectRequest>,
     ) -> Runner {
         Runner::new(async move {
-            let notify = Arc::new(Notify::new());
             let (socket_tx, socket_rx) = unbounded_channel::<TcpSocketCreation>();
+            let sizes = (tcp_recv_buffer_size, tcp_send_buffer_size);
             let res = tokio::select! {
                 v = Self::handle_packet(notify.clone(), iface_ingress_tx, iface_ingress_tx_avail.clone(), tcp_rx, stream_tx, socket_tx, tcp_recv_buffer_size, tcp_send_buffer_size) => v,
-                v = Self::handle_socket(notify, device, iface, iface_ingress_tx_avail, sockets, socket_rx) => v,
+                v = Self::handle_socket(notify, device, iface, iface_ingress_tx_avail, sockets, socket_rx, connect_rx, sizes) => v,
             };
             res?;
             trace!("VirtDevice::poll thread exited");
@@ -161,6 +180,7 @@ impl TcpListenerRunner {
                     recv_waker: None,
                     recv_state: TcpSocketState::Normal,
                     send_state: TcpSocketState::Normal,
+                    local: None,
                 }));
 
                 stream_tx
@@ -186,6 +206,7 @@ impl TcpListenerRunner {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn handle_socket(
         notify: SharedNotify,
         mut device: VirtualDevice,
@@ -193,12 +214,63 @@ impl TcpListenerRunner {
         iface_ingress_tx_avail: Arc<AtomicBool>,
         mut sockets: HashMap<SocketHandle, SharedControl>,
         mut socket_rx: UnboundedReceiver<TcpSocketCreation>,
+        mut connect_rx: UnboundedReceiver<TcpConnectRequest>,
+        (tcp_recv_buffer_size, tcp_send_buffer_size): (u32, u32),
     ) -> std::io::Result<()> {
         let mut socket_set = SocketSet::new(vec![]);
+        // sb: connections opened by `TcpConnector`, waiting for their handshake, and the
+        // local addresses of every opened connection still alive (to pick free ports).
+        let mut connecting: HashMap<SocketHandle, oneshot::Sender<std::io::Result<()>>> =
+            HashMap::new();
+        let mut dialed: HashMap<SocketHandle, SocketAddr> = HashMap::new();
+        let mut dialed_locals: HashSet<SocketAddr> = HashSet::new();
         loop {
             while let Ok(TcpSocketCreation { control, socket }) = socket_rx.try_recv() {
                 let handle = socket_set.add(socket);
                 sockets.insert(handle, control);
+            }
+            while let Ok(req) = connect_rx.try_recv() {
+                let TcpConnectRequest {
+                    mut local,
+                    remote,
+                    control,
+                    result,
+                } = req;
+                if local.port() == 0 {
+                    match free_port(local, &dialed_locals) {
+                        Some(port) => local.set_port(port),
+                        None => {
+                            let _ = result.send(Err(std::io::Error::new(
+                                std::io::ErrorKind::AddrNotAvailable,
+                                "no free local port in the userspace stack",
+                            )));
+                            continue;
+                        }
+                    }
+                } else if dialed_locals.contains(&local) {
+                    let _ = result.send(Err(std::io::ErrorKind::AddrInUse.into()));
+                    continue;
+                }
+                let mut socket = TcpSocket::new(
+                    TcpSocketBuffer::new(vec![0u8; tcp_recv_buffer_size as usize]),
+                    TcpSocketBuffer::new(vec![0u8; tcp_send_buffer_size as usize]),
+                );
+                socket.set_keep_alive(Some(Duration::from_secs(28)));
+                socket.set_timeout(Some(Duration::from_secs(7200)));
+                if let Err(e) = socket.connect(iface.context(), remote, local) {
+                    let _ = result.send(Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("connect {local} -> {remote}: {e}"),
+                    )));
+                    continue;
+                }
+                trace!("opening TCP connection {} -> {}", local, remote);
+                control.lock().local = Some(local);
+                let handle = socket_set.add(socket);
+                sockets.insert(handle, control);
+                connecting.insert(handle, result);
+                dialed.insert(handle, local);
+                dialed_locals.insert(local);
             }
 
             let before_poll = Instant::now();
@@ -217,6 +289,24 @@ impl TcpListenerRunner {
                 let socket_handle = *socket_handle;
                 let socket = socket_set.get_mut::<TcpSocket>(socket_handle);
                 let mut control = control.lock();
+
+                // sb: an opened connection's handshake is over, one way or the other.
+                if let Some(result) = connecting.remove(&socket_handle) {
+                    match socket.state() {
+                        TcpState::SynSent => {
+                            connecting.insert(socket_handle, result);
+                        }
+                        TcpState::Closed => {
+                            let _ = result.send(Err(std::io::Error::new(
+                                std::io::ErrorKind::ConnectionRefused,
+                                "connection refused or reset by the peer in the tunnel",
+                            )));
+                        }
+                        _ => {
+                            let _ = result.send(Ok(()));
+                        }
+                    }
+                }
 
                 // Remove the socket only when it is in the closed state.
                 if socket.state() == TcpState::Closed {
@@ -278,8 +368,11 @@ impl TcpListenerRunner {
 
                 // If socket is not in ESTABLISH, FIN-WAIT-1, FIN-WAIT-2,
                 // the local client have closed our receiver.
+                // sb: SynSent too, for the connections the stack opens: their receive half
+                // is not closed while the handshake is under way.
                 let states = [
                     TcpState::Listen,
+                    TcpState::SynSent,
                     TcpState::SynReceived,
                     TcpState::Established,
                     TcpState::FinWait1,
@@ -339,6 +432,10 @@ impl TcpListenerRunner {
             for socket_handle in sockets_to_remove {
                 sockets.remove(&socket_handle);
                 socket_set.remove(socket_handle);
+                connecting.remove(&socket_handle);
+                if let Some(local) = dialed.remove(&socket_handle) {
+                    dialed_locals.remove(&local);
+                }
             }
 
             // Ensure every loop iteration yields to the runtime. When egress
@@ -374,6 +471,62 @@ impl TcpListenerRunner {
 
 pub struct TcpListener {
     stream_rx: UnboundedReceiver<TcpStream>,
+    connector: TcpConnector,
+}
+
+/// sb: opens TCP connections from the stack into the device: the stack plays the client, a
+/// host behind the device the server. Cheap to clone; every clone feeds the same stack.
+#[derive(Clone)]
+pub struct TcpConnector {
+    tx: UnboundedSender<TcpConnectRequest>,
+    notify: SharedNotify,
+    tcp_recv_buffer_size: u32,
+    tcp_send_buffer_size: u32,
+}
+
+impl TcpConnector {
+    /// Opens a connection from `local` (port 0: a free port of the dynamic range) to
+    /// `remote` and waits for the handshake. Fails with `ConnectionRefused` when the peer
+    /// resets or the stack gives up (smoltcp retransmits the SYN); the caller bounds the
+    /// wait with its own timeout (dropping the future abandons the attempt).
+    pub async fn connect(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> std::io::Result<TcpStream> {
+        let control = Arc::new(SpinMutex::new(TcpSocketControl {
+            send_buffer: RingBuffer::new(vec![0u8; self.tcp_send_buffer_size as usize]),
+            send_waker: None,
+            recv_buffer: RingBuffer::new(vec![0u8; self.tcp_recv_buffer_size as usize]),
+            recv_waker: None,
+            recv_state: TcpSocketState::Normal,
+            send_state: TcpSocketState::Normal,
+            local: None,
+        }));
+        let (result_tx, result_rx) = oneshot::channel();
+        let closed =
+            || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "userspace stack stopped");
+        self.tx
+            .send(TcpConnectRequest {
+                local,
+                remote,
+                control: control.clone(),
+                result: result_tx,
+            })
+            .map_err(|_| closed())?;
+        self.notify.notify_one();
+        // Built before the wait so that an abandoned attempt (the future dropped) closes
+        // the socket through the stream's `Drop`.
+        let mut stream = TcpStream {
+            src_addr: local,
+            dst_addr: remote,
+            notify: self.notify.clone(),
+            control: control.clone(),
+        };
+        result_rx.await.map_err(|_| closed())??;
+        stream.src_addr = control.lock().local.unwrap_or(local);
+        Ok(stream)
+    }
 }
 
 impl TcpListener {
@@ -390,6 +543,8 @@ impl TcpListener {
         let iface = Self::create_interface(&mut device)?;
 
         let (stream_tx, stream_rx) = unbounded_channel();
+        let (connect_tx, connect_rx) = unbounded_channel();
+        let notify = Arc::new(Notify::new());
 
         let runner = TcpListenerRunner::create(
             device,
@@ -401,9 +556,28 @@ impl TcpListener {
             HashMap::new(),
             tcp_recv_buffer_size,
             tcp_send_buffer_size,
+            notify.clone(),
+            connect_rx,
         );
 
-        Ok((runner, Self { stream_rx }))
+        let connector = TcpConnector {
+            tx: connect_tx,
+            notify,
+            tcp_recv_buffer_size,
+            tcp_send_buffer_size,
+        };
+        Ok((
+            runner,
+            Self {
+                stream_rx,
+                connector,
+            },
+        ))
+    }
+
+    /// sb: a handle that opens connections through this stack.
+    pub fn connector(&self) -> TcpConnector {
+        self.connector.clone()
     }
 
     fn create_interface<D>(device: &mut D) -> std::io::Result<Interface>
@@ -581,4 +755,15 @@ impl AsyncWrite for TcpStream {
 
         Poll::Pending
     }
+}
+
+/// sb: a local port for a connection from `local`'s address that no opened connection of
+/// the stack uses, tried from a random start through the whole dynamic range.
+fn free_port(local: SocketAddr, used: &HashSet<SocketAddr>) -> Option<u16> {
+    let (lo, hi) = (*EPHEMERAL_PORTS.start(), *EPHEMERAL_PORTS.end());
+    let span = u32::from(hi - lo) + 1;
+    let start = rand::random::<u32>() % span;
+    (0..span)
+        .map(|i| lo + ((start + i) % span) as u16)
+        .find(|port| !used.contains(&SocketAddr::new(local.ip(), *port)))
 }

@@ -8,8 +8,8 @@
 //! TCP segments that tun-rs splits into MTU-sized packets (`recv_multiple`), and packets the
 //! stack sends in one batch are merged back (GRO, `send_multiple`).
 
-use super::pump::{PacketDevice, RxBatch};
 use super::settings::{Settings, OFFLOAD_BELOW_MTU};
+use sb_core::netstack::{PacketDevice, RxBatch};
 use std::io;
 
 /// A TUN device opened for the pump.

@@ -2,11 +2,10 @@
 //! IPv4/IPv6 TCP, UDP and ICMP packets go in, the stack's answers come out, and the flows
 //! reach a handler with their real destinations. No TUN, no root.
 
-use super::pump::{PacketDevice, RxBatch};
-use super::FlowSource;
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, FlowHandler, Responder};
 use sb_core::flow::{FlowContext, Network};
+use sb_core::netstack::{FlowSource, NetStack, PacketDevice, PacketPool, RxBatch};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -86,19 +85,12 @@ impl FlowHandler for Echo {
 }
 
 struct Harness {
-    pool: super::PacketPool,
+    pool: PacketPool,
     inject: mpsc::Sender<Vec<u8>>,
     sent: mpsc::UnboundedReceiver<Vec<u8>>,
     flows: mpsc::UnboundedReceiver<FlowContext>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    /// Stops the stack's tasks when the harness is dropped.
+    _stack: NetStack,
 }
 
 fn start() -> Harness {
@@ -115,12 +107,13 @@ fn start_with(loopback: super::loopback::Loopback) -> Harness {
     });
     let source = FlowSource {
         tag: "tun-in".into(),
+        kind: "tun",
         label: "inbound/tun[tun-in]".into(),
         handler: Arc::new(Echo { flows: flows_tx }),
         udp_timeout: Some(Duration::from_secs(7)),
     };
-    let pool = super::PacketPool::for_mtu(1500);
-    let tasks = super::serve(
+    let pool = PacketPool::for_mtu(1500);
+    let stack = super::serve(
         device,
         RxBatch::new(1, 65_535, 0),
         1500,
@@ -134,7 +127,7 @@ fn start_with(loopback: super::loopback::Loopback) -> Harness {
         inject,
         sent,
         flows,
-        tasks,
+        _stack: stack,
     }
 }
 

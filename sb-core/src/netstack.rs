@@ -1,0 +1,240 @@
+//! The userspace network stack shared by every adapter that carries IP packets: the `tun`
+//! inbound and the endpoints (WireGuard, ...). It turns packets from a [`PacketDevice`] into
+//! flows for the router and, the other way, opens TCP connections, UDP sockets and pings
+//! from a given local address into the device (an endpoint's outbound side dials through
+//! it).
+//!
+//! ```text
+//!  device ─ pump.rs ─ netstack-smoltcp (smoltcp) ─┬─ TCP: accept ─> flows  ┐ FlowSource
+//!  (TUN,     icmp.rs                              │      connect <─ owner  │ (tag, handler)
+//!   tunnel)  (echo replies to our pings)          └─ UDP: udp.rs: bound sockets / flow NAT
+//! ```
+//!
+//! Shape: the vendored netstack-smoltcp (third_party/, see its SB_PATCH.md) keeps its TCP
+//! state machine (smoltcp sockets driven by one task) and gains a connector, since opening a
+//! connection only needs the socket task to call smoltcp's `connect` and report the
+//! handshake; UDP and ICMP need no smoltcp socket at all (the stack builds and parses those
+//! packets itself), so the demultiplexing of bound sockets against accepted flows lives here.
+//! Driving smoltcp sockets directly would have meant rewriting the tested accept path and
+//! its packet pool for no gain. See docs/ARCHITECTURE.md.
+
+mod device;
+mod flows;
+mod icmp;
+mod pump;
+mod tcp;
+mod udp;
+
+pub use device::{PacketDevice, RxBatch};
+pub use flows::FlowSource;
+pub use netstack_smoltcp::PacketPool;
+pub use pump::{Reflect, SEND_BATCH};
+pub use tcp::StackStream;
+pub use udp::StackUdpSocket;
+
+use futures::StreamExt;
+use icmp::Pings;
+use netstack_smoltcp::TcpConnector;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// How a stack is set up.
+pub struct Options {
+    /// The device's MTU.
+    pub mtu: u16,
+    /// The packet buffers the pump, the stack and the UDP side pass around
+    /// ([`PacketPool::for_mtu`] unless a test wants to watch it).
+    pub pool: PacketPool,
+    /// The device's receive batch (one slot unless the device splits offloaded segments).
+    pub batch: RxBatch,
+    /// Packets turned straight back to the device (the TUN's `loopback_address`).
+    pub reflect: Option<Reflect>,
+    /// Who accepted flows belong to; `None`: connections and datagrams from the device
+    /// that no socket of the stack's owner waits for are dropped.
+    pub accept: Option<FlowSource>,
+}
+
+/// A running stack over one device. Dropping it stops its tasks (and so releases the
+/// device).
+pub struct NetStack {
+    connector: TcpConnector,
+    udp: Arc<udp::Udp>,
+    pings: Arc<Pings>,
+    inject: mpsc::Sender<Vec<u8>>,
+    tasks: Vec<JoinHandle<()>>,
+    stopped: tokio::sync::watch::Receiver<Option<Arc<io::Error>>>,
+}
+
+/// Packets of the stack's own (pings) queued for the device at most.
+const INJECT_QUEUE: usize = 64;
+
+impl NetStack {
+    /// Starts the stack and its tasks over `device` (inside a tokio runtime).
+    pub fn start<D: PacketDevice>(device: Arc<D>, options: Options) -> io::Result<NetStack> {
+        let Options {
+            mtu,
+            pool,
+            batch,
+            reflect,
+            accept,
+        } = options;
+        let (stack, runner, udp_socket, tcp) = netstack_smoltcp::StackBuilder::default()
+            .enable_tcp(true)
+            .enable_udp(true)
+            .enable_icmp(true)
+            .mtu(usize::from(mtu))
+            .packet_pool(pool.clone())
+            .build()?;
+        let (Some(runner), Some(udp_socket), Some(tcp)) = (runner, udp_socket, tcp) else {
+            return Err(io::Error::other(
+                "the userspace stack started without TCP or UDP",
+            ));
+        };
+        let connector = tcp.connector();
+        let (stopped_tx, stopped) = tokio::sync::watch::channel(None);
+        let stopped_tx = Arc::new(stopped_tx);
+        let report = move |e: io::Error| {
+            stopped_tx.send_replace(Some(Arc::new(e)));
+        };
+        let pings = Arc::new(Pings::default());
+        let mut tasks = Vec::new();
+        {
+            let report = report.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = runner.await {
+                    report(io::Error::new(e.kind(), format!("stack stopped: {e}")));
+                }
+            }));
+        }
+        {
+            let (device, pool, pings, report) =
+                (device.clone(), pool.clone(), pings.clone(), report.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Some(e) = pump::run(device, stack, pool, batch, reflect, pings).await {
+                    report(e);
+                }
+            }));
+        }
+        let (inject, mut injected) = mpsc::channel::<Vec<u8>>(INJECT_QUEUE);
+        tasks.push(tokio::spawn(async move {
+            while let Some(pkt) = injected.recv().await {
+                if let Err(e) = device.send(&[pkt]).await {
+                    report(io::Error::new(e.kind(), format!("writing the device: {e}")));
+                    return;
+                }
+            }
+        }));
+        if let Some(src) = &accept {
+            tasks.push(tokio::spawn(tcp::accept(tcp, src.clone())));
+        }
+        let (from_stack, to_stack) = udp_socket.split();
+        let (udp, writer) = udp::Udp::new(to_stack, pool);
+        tasks.push(writer);
+        tasks.push(tokio::spawn(udp::serve(
+            from_stack.fuse(),
+            udp.clone(),
+            accept,
+        )));
+        Ok(NetStack {
+            connector,
+            udp,
+            pings,
+            inject,
+            tasks,
+            stopped,
+        })
+    }
+
+    /// Opens a TCP connection from `local` (port 0: a free one) to `remote` through the
+    /// device, waiting for the handshake at most `timeout`.
+    pub async fn connect_tcp(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<StackStream> {
+        match tokio::time::timeout(timeout, self.connector.connect(local, remote)).await {
+            Ok(r) => r.map(StackStream::new),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("connect to {remote} through the tunnel timed out"),
+            )),
+        }
+    }
+
+    /// A UDP socket bound to `local` (port 0: a free one) in the stack.
+    pub fn bind_udp(&self, local: SocketAddr) -> io::Result<StackUdpSocket> {
+        self.udp.bind(local)
+    }
+
+    /// Sends an ICMP echo request from `local` to `remote` and waits for the reply at most
+    /// `timeout`; returns the round trip.
+    pub async fn ping(
+        &self,
+        local: IpAddr,
+        remote: IpAddr,
+        timeout: Duration,
+    ) -> io::Result<Duration> {
+        let (id, seq, reply) = self.pings.register(remote)?;
+        let request = icmp::echo_request(local, remote, id, seq, b"sb ping")?;
+        let sent = tokio::time::Instant::now();
+        let result = async {
+            self.inject.send(request).await.map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "userspace stack stopped")
+            })?;
+            match tokio::time::timeout(timeout, reply).await {
+                Ok(Ok(())) => Ok(sent.elapsed()),
+                Ok(Err(_)) => Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "userspace stack stopped",
+                )),
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no echo reply from {remote}"),
+                )),
+            }
+        }
+        .await;
+        if result.is_err() {
+            self.pings.forget(remote, id, seq);
+        }
+        result
+    }
+
+    /// Completes when the stack stops on its own (its device failed, or the stack's task
+    /// ended), with why; never while the stack runs. Independent of `self`, so a watchdog
+    /// task can hold it.
+    pub fn stopped(&self) -> impl std::future::Future<Output = Arc<io::Error>> + Send + 'static {
+        let mut rx = self.stopped.clone();
+        async move {
+            loop {
+                if let Some(e) = rx.borrow_and_update().clone() {
+                    return e;
+                }
+                if rx.changed().await.is_err() {
+                    return Arc::new(io::Error::other("userspace stack dropped"));
+                }
+            }
+        }
+    }
+
+    /// Stops every task and waits for them, releasing the device.
+    pub async fn close(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for NetStack {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

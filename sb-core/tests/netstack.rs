@@ -1,0 +1,272 @@
+//! The shared userspace stack with two stacks joined by an in-memory device pair: one opens
+//! TCP connections, UDP sockets and pings into its device, the other accepts them as flows
+//! (as a TUN or an endpoint's inbound side does). 100 MiB are hashed through one TCP
+//! connection, UDP is echoed, pings are answered, and a dial into a silent device times out.
+
+#![cfg(feature = "netstack")]
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, FlowHandler, Responder};
+use sb_core::flow::FlowContext;
+use sb_core::netstack::{FlowSource, NetStack, Options, PacketDevice, PacketPool, RxBatch};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, Mutex};
+
+const MTU: u16 = 1500;
+
+/// One end of a point-to-point link: what one end sends, the other receives.
+struct LinkEnd {
+    incoming: Mutex<mpsc::Receiver<Vec<u8>>>,
+    outgoing: Option<mpsc::Sender<Vec<u8>>>,
+}
+
+/// Two joined ends (queues deep enough that a busy link drops nothing in these tests).
+fn link() -> (LinkEnd, LinkEnd) {
+    let (a_tx, a_rx) = mpsc::channel(4096);
+    let (b_tx, b_rx) = mpsc::channel(4096);
+    (
+        LinkEnd {
+            incoming: Mutex::new(a_rx),
+            outgoing: Some(b_tx),
+        },
+        LinkEnd {
+            incoming: Mutex::new(b_rx),
+            outgoing: Some(a_tx),
+        },
+    )
+}
+
+impl PacketDevice for LinkEnd {
+    async fn recv(&self, batch: &mut RxBatch) -> io::Result<()> {
+        let pkt = self
+            .incoming
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "link closed"))?;
+        let (_, bufs, sizes) = batch.slots();
+        let n = pkt.len().min(bufs[0].len());
+        bufs[0][..n].copy_from_slice(&pkt[..n]);
+        sizes[0] = n;
+        batch.set_count(1);
+        Ok(())
+    }
+    async fn send(&self, packets: &[Vec<u8>]) -> io::Result<()> {
+        // A link without a far end (the silent device) drops what it is given.
+        if let Some(out) = &self.outgoing {
+            for p in packets {
+                if out.send(p.clone()).await.is_err() {
+                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "link closed"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The accepting side's flows: TCP answers the SHA-256 of everything read, UDP echoes.
+struct Server {
+    flows: mpsc::UnboundedSender<FlowContext>,
+}
+
+impl FlowHandler for Server {
+    fn handle_tcp(
+        self: Arc<Self>,
+        flow: FlowContext,
+        mut stream: BoxStream,
+        _responder: Box<dyn Responder>,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let _ = self.flows.send(flow);
+            let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => hash.update(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(hash.finish().as_ref()).await;
+            let _ = stream.shutdown().await;
+        })
+    }
+    fn handle_udp(
+        self: Arc<Self>,
+        flow: FlowContext,
+        client: BoxPacketConn,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let _ = self.flows.send(flow);
+            let mut buf = vec![0u8; 2048];
+            while let Ok((n, dest)) = client.recv_from(&mut buf).await {
+                if client.send_to(&buf[..n], &dest).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+}
+
+fn options(accept: Option<FlowSource>) -> Options {
+    Options {
+        mtu: MTU,
+        pool: PacketPool::for_mtu(usize::from(MTU)),
+        batch: RxBatch::new(1, usize::from(MTU), 0),
+        reflect: None,
+        accept,
+    }
+}
+
+/// A dialing stack and an accepting one, joined; the accepting side's flows are reported.
+fn pair() -> (NetStack, NetStack, mpsc::UnboundedReceiver<FlowContext>) {
+    let (a, b) = link();
+    let (flows_tx, flows) = mpsc::unbounded_channel();
+    let source = FlowSource {
+        tag: "peer".into(),
+        kind: "test",
+        label: "endpoint/test[peer]".into(),
+        handler: Arc::new(Server { flows: flows_tx }),
+        udp_timeout: None,
+    };
+    let dialer = NetStack::start(Arc::new(a), options(None)).unwrap();
+    let acceptor = NetStack::start(Arc::new(b), options(Some(source))).unwrap();
+    (dialer, acceptor, flows)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialed_tcp_connection_carries_100_mib_hashed() {
+    let (dialer, _acceptor, mut flows) = pair();
+    let mut conn = dialer
+        .connect_tcp(addr("10.0.0.1:0"), addr("10.0.0.2:8080"), WAIT)
+        .await
+        .unwrap();
+    let local = conn.local_addr();
+    assert_eq!(local.ip(), addr("10.0.0.1:0").ip());
+    assert!((49152..=65535).contains(&local.port()), "{local}");
+    assert_eq!(conn.peer_addr(), addr("10.0.0.2:8080"));
+    let flow = tokio::time::timeout(WAIT, flows.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&*flow.inbound_tag, "peer");
+    assert_eq!(flow.inbound_type, "test");
+    assert_eq!(flow.source, local);
+    assert_eq!(flow.destination.socket_addr(), Some(addr("10.0.0.2:8080")));
+
+    const TOTAL: usize = 100 << 20;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut sent = 0usize;
+    let mut x: u32 = 0x9e37_79b9;
+    while sent < TOTAL {
+        for b in chunk.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        conn.write_all(&chunk).await.unwrap();
+        hash.update(&chunk);
+        sent += chunk.len();
+    }
+    conn.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, hash.finish().as_ref());
+}
+
+#[tokio::test]
+async fn a_bound_udp_socket_is_echoed_from_the_address_it_sent_to() {
+    let (dialer, _acceptor, mut flows) = pair();
+    let sock = dialer.bind_udp(addr("10.0.0.1:0")).unwrap();
+    for (i, server) in ["10.0.0.2:7", "10.0.0.3:53"].iter().enumerate() {
+        let msg = format!("datagram {i}");
+        sock.send_to(msg.as_bytes(), addr(server)).await.unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], msg.as_bytes());
+        assert_eq!(from, addr(server));
+        let flow = flows.recv().await.unwrap();
+        assert_eq!(flow.source, sock.local_addr());
+    }
+    // IPv6 too, and the same port twice is refused while the first is bound.
+    let v6 = dialer.bind_udp(addr("[fd00::1]:4000")).unwrap();
+    assert_eq!(
+        dialer
+            .bind_udp(addr("[fd00::1]:4000"))
+            .err()
+            .map(|e| e.kind()),
+        Some(io::ErrorKind::AddrInUse)
+    );
+    v6.send_to(b"six", addr("[fd00::2]:7")).await.unwrap();
+    let mut buf = [0u8; 16];
+    let (n, from) = tokio::time::timeout(WAIT, v6.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((&buf[..n], from), (&b"six"[..], addr("[fd00::2]:7")));
+    drop(v6);
+    assert!(
+        dialer.bind_udp(addr("[fd00::1]:4000")).is_ok(),
+        "unbound when dropped"
+    );
+}
+
+#[tokio::test]
+async fn pings_are_answered_by_the_other_stack() {
+    let (dialer, _acceptor, _flows) = pair();
+    for (local, remote) in [("10.0.0.1", "10.0.0.2"), ("fd00::1", "fd00::2")] {
+        let rtt = dialer
+            .ping(local.parse().unwrap(), remote.parse().unwrap(), WAIT)
+            .await
+            .unwrap();
+        assert!(rtt < WAIT);
+    }
+}
+
+#[tokio::test]
+async fn dialing_into_a_silent_device_times_out() {
+    let (a, _b) = link();
+    let silent = LinkEnd {
+        incoming: a.incoming,
+        outgoing: None,
+    };
+    let stack = NetStack::start(Arc::new(silent), options(None)).unwrap();
+    let e = stack
+        .connect_tcp(
+            addr("10.0.0.1:0"),
+            addr("10.0.0.2:80"),
+            Duration::from_millis(300),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    let e = stack
+        .ping(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+}
