@@ -71,6 +71,12 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
             tokio::select! {
                 _ = int.recv() => break,
                 _ = term.recv() => break,
+                // An inbound stopped serving on its own (a TUN whose device died): stop
+                // cleanly, then exit with the error rather than run without it.
+                e = instance.failed() => {
+                    instance.close().await;
+                    return Err(anyhow::Error::new(e).context("run service"));
+                }
                 _ = hup.recv() => match prepare(g) {
                     // The new config is bad: the running instance keeps serving.
                     Err(e) => error!(target: "sb", "reload service: {e:#}"),

@@ -99,3 +99,26 @@ fn after_sigkill_a_restart_starts_clean_and_sigterm_leaves_nothing() {
     assert_eq!(state(&lab.client), before);
     assert!(!tun_exists(&lab));
 }
+
+/// Hardening finding 3 (supervision): a TUN whose device dies under sb must not leave sb
+/// running with a dead tunnel (flows would leave outside it, or blackhole). sb exits 1 with
+/// a FATAL line naming the inbound, after removing its rules.
+#[test]
+fn a_dead_device_stops_sb_with_an_error_and_its_rules() {
+    let Some(lab) = Lab::new() else { return };
+    let before = state(&lab.client);
+    let mut running = sb().start(&lab.client, &config("mixed", ""));
+    assert_running(&lab);
+    lab.client.ip(&format!("link delete {TUN}"));
+    let status = running
+        .wait_exit(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("sb kept running without its device: {}", running.log()));
+    let log = running.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("FATAL[") && l.contains("inbound/tun[tun-in]")),
+        "{log}"
+    );
+    assert_eq!(state(&lab.client), before, "sb's rules are removed");
+}

@@ -211,4 +211,10 @@ pub trait Inbound: Send + Sync + 'static {
     fn local_addr(&self) -> Option<SocketAddr> {
         None
     }
+    /// Completes if the inbound stops serving on its own after it started (its device
+    /// failed), with why, so the instance stops sb with an error instead of running without
+    /// it. The default (an inbound that cannot fail so) never completes.
+    fn failed(&self) -> BoxFuture<'static, io::Error> {
+        Box::pin(std::future::pending())
+    }
 }

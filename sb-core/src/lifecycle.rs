@@ -38,6 +38,17 @@ pub enum StartError {
         #[source]
         source: io::Error,
     },
+    /// An inbound stopped serving on its own after the start.
+    #[error("inbound/{kind}[{tag}] stopped: {source}")]
+    Stopped {
+        /// Adapter type.
+        kind: &'static str,
+        /// Adapter tag.
+        tag: String,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A rule set could not be loaded.
     #[error("start router: {0}")]
     RuleSet(#[from] RuleSetError),
@@ -143,6 +154,23 @@ impl Instance {
         self.rule_sets.close();
     }
 
+    /// Completes when an inbound stops serving on its own (its device failed), naming it;
+    /// never while every inbound serves. `sb run` then stops with this error.
+    pub async fn failed(&self) -> StartError {
+        if self.inbounds.is_empty() {
+            return std::future::pending().await;
+        }
+        let waits = self.inbounds.iter().map(|i| {
+            let (kind, tag) = (i.kind(), i.tag().to_string());
+            let failed = i.failed();
+            Box::pin(async move {
+                let source = failed.await;
+                StartError::Stopped { kind, tag, source }
+            })
+        });
+        futures_select_all(waits).await
+    }
+
     /// Starts `b` and closes it with the instance.
     pub fn attach(&mut self, b: Arc<dyn Background>) {
         b.clone().start();
@@ -171,4 +199,24 @@ impl Instance {
             b.close();
         }
     }
+}
+
+/// The first of `futures` to complete (without the `futures` crate, which sb-core only has
+/// with the `netstack` feature).
+async fn futures_select_all<F>(
+    futures: impl IntoIterator<Item = std::pin::Pin<Box<F>>>,
+) -> F::Output
+where
+    F: std::future::Future + ?Sized,
+{
+    let mut all: Vec<_> = futures.into_iter().collect();
+    std::future::poll_fn(move |cx| {
+        for f in all.iter_mut() {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+                return std::task::Poll::Ready(v);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

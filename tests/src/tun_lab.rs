@@ -393,6 +393,22 @@ impl Running {
         }
     }
 
+    /// Waits at most `limit` for the process to end on its own; `None` if it still runs
+    /// (or runs in process).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("wait: {e}")) {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, and waits for the end (a crash: nothing is cleaned up).
     pub fn kill(mut self) {
         if let Some(mut child) = self.child.take() {

@@ -370,3 +370,42 @@ fn unimplemented_tun_fields_stop_the_build() {
         );
     }
 }
+
+/// Hardening finding 3: with offload on (MTU below 49152), one UDP_SEGMENT send whose
+/// segments outnumber the receive slots (60 segments; MTU 9000 gives 16 slots) made tun-rs
+/// fail the read with "too many GSO segments", which ended the pump: the device went away
+/// while sb kept running, and later flows left outside the tunnel. The packet is one bad
+/// packet, dropped; the tunnel keeps carrying flows.
+#[test]
+fn a_gso_burst_with_more_segments_than_slots_does_not_end_the_tunnel() {
+    let Some(lab) = lab_with_mtu(9000) else {
+        return;
+    };
+    assert_eq!(lab.curl(&["http://198.18.7.1:8080/before"]).0, 0);
+    let burst = lab.client.exec(&[
+        "python3",
+        "-c",
+        "import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);\
+         s.setsockopt(socket.IPPROTO_UDP,103,1000);s.sendto(b'x'*60000,('198.18.7.1',9999))",
+    ]);
+    assert!(burst.status.success(), "{burst:?}");
+    // TCP cut into 100-byte segments: one offloaded read can split into more packets than
+    // there are slots; such a read is dropped (TCP retransmits), never the tunnel.
+    let fine = lab.client.exec(&[
+        "python3",
+        "-c",
+        "import socket;s=socket.socket();s.setsockopt(socket.IPPROTO_TCP,socket.TCP_MAXSEG,100);\
+         s.settimeout(5);s.connect(('198.18.7.1',8080))\n\
+         try: s.sendall(b'x'*300000)\n\
+         except OSError: pass",
+    ]);
+    assert!(fine.status.success(), "{fine:?}");
+    // A flow after the burst still goes through sb's TUN: the remote server answers it,
+    // and the device is still there.
+    assert_eq!(
+        lab.curl(&["http://198.18.7.1:8080/after"]),
+        (0, "hello /after from 198.18.7.1".into())
+    );
+    let link = lab.client.exec(&["ip", "link", "show", TUN]);
+    assert!(link.status.success(), "the TUN device is gone: {link:?}");
+}

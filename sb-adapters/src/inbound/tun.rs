@@ -40,6 +40,9 @@ pub struct TunIn {
     stack: Mutex<Option<NetStack>>,
     watchdog: Mutex<Option<JoinHandle<()>>>,
     routes: Mutex<Option<auto_route::Installed>>,
+    /// Why the stack stopped on its own (its device failed), once it has: `failed` waits
+    /// for it.
+    failure: tokio::sync::watch::Sender<Option<Arc<io::Error>>>,
 }
 
 impl TunIn {
@@ -51,6 +54,7 @@ impl TunIn {
             stack: Mutex::default(),
             watchdog: Mutex::default(),
             routes: Mutex::default(),
+            failure: tokio::sync::watch::channel(None).0,
         })
     }
 }
@@ -139,12 +143,15 @@ impl Inbound for TunIn {
                 s.loopback.clone(),
                 source,
             )?;
-            // A stack that stops on its own (the device failed) is logged, as before the
-            // stack moved to sb-core; supervising it is the hardening issue's.
+            // A stack that stops on its own (the device failed) is a dead tunnel: flows would
+            // leave outside it or blackhole. It is reported through `failed`, and the
+            // instance stops sb with the error.
             let stopped = stack.stopped();
+            let failure = self.failure.clone();
             let watchdog = tokio::spawn(async move {
                 let e = stopped.await;
                 tracing::error!(target: "inbound", tag = %label, "tun: {e}");
+                failure.send_replace(Some(e));
             });
             if let Ok(mut w) = self.watchdog.lock() {
                 *w = Some(watchdog);
@@ -153,6 +160,19 @@ impl Inbound for TunIn {
                 *t = Some(stack);
             }
             Ok(())
+        })
+    }
+    fn failed(&self) -> BoxFuture<'static, io::Error> {
+        let mut rx = self.failure.subscribe();
+        Box::pin(async move {
+            loop {
+                if let Some(e) = rx.borrow_and_update().clone() {
+                    return io::Error::new(e.kind(), e.to_string());
+                }
+                if rx.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
         })
     }
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -19,6 +19,8 @@ pub struct TunDevice {
     mtu: u16,
     #[cfg(target_os = "linux")]
     offload: Option<tokio::sync::Mutex<Offload>>,
+    /// Reads dropped because they could not be split (see `dropped_reads`).
+    dropped: std::sync::atomic::AtomicU64,
 }
 
 /// The write side's reused state with offload: the GRO table and packet copies with room
@@ -69,7 +71,21 @@ impl TunDevice {
             dev,
             name,
             mtu: s.mtu,
+            dropped: Default::default(),
         })
+    }
+
+    /// Counts a read dropped because tun-rs could not split it: the first is a warning, the
+    /// rest go to debug (a sender can repeat it at will).
+    fn dropped_reads(&self, e: &io::Error) {
+        let n = self
+            .dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n == 0 {
+            tracing::warn!(target: "inbound", "tun {}: dropped a packet the device could not split: {e} (further ones are logged at debug)", self.name);
+        } else {
+            tracing::debug!(target: "inbound", "tun {}: dropped a packet the device could not split ({} so far): {e}", self.name, n + 1);
+        }
     }
 
     /// The interface name the kernel gave it.
@@ -89,12 +105,15 @@ impl TunDevice {
         }
     }
 
-    /// The receive batch this device needs: one packet at a time, or with offload enough
-    /// MTU-sized slots for one 64 KiB segment plus the buffer it is read into whole.
+    /// The receive batch this device needs: one packet at a time, or with offload up to 128
+    /// MTU-sized slots (Go's batch size; at most about 2 MiB) for the packets one offloaded
+    /// read splits into, plus the buffer it is read into whole. 128 slots hold any UDP GSO
+    /// send (Linux sends at most 64 segments); a TCP segment cut finer than the slots is
+    /// dropped by `recv`, as Go drops it.
     pub fn rx_batch(&self) -> RxBatch {
         let mtu = usize::from(self.mtu);
         if self.offloaded() {
-            let slots = (2 * 65_535 / mtu + 2).clamp(4, 128);
+            let slots = (2 * 1024 * 1024 / mtu).clamp(4, 128);
             RxBatch::new(slots, mtu, HEADROOM + 65_535)
         } else {
             RxBatch::new(1, mtu, 0)
@@ -115,10 +134,23 @@ impl PacketDevice for TunDevice {
     async fn recv(&self, batch: &mut RxBatch) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if self.offload.is_some() {
-            let (original, bufs, sizes) = batch.slots();
-            let n = self.dev.recv_multiple(original, bufs, sizes, 0).await?;
-            batch.set_count(n);
-            return Ok(());
+            loop {
+                let (original, bufs, sizes) = batch.slots();
+                match self.dev.recv_multiple(original, bufs, sizes, 0).await {
+                    Ok(n) => {
+                        batch.set_count(n);
+                        return Ok(());
+                    }
+                    // tun-rs could not split what it read (more segments than slots, a bad
+                    // virtio header): that read is one bad packet, dropped as Go drops it
+                    // (wireguard-go's "dropped some packets from multi-segment read"). Only an
+                    // error of the OS is the device's.
+                    Err(e) if e.raw_os_error().is_none() => {
+                        self.dropped_reads(&e);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         }
         let (_, bufs, sizes) = batch.slots();
         let (Some(buf), Some(size)) = (bufs.first_mut(), sizes.first_mut()) else {
@@ -132,7 +164,8 @@ impl PacketDevice for TunDevice {
     async fn send(&self, packets: &[Vec<u8>]) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if let Some(off) = &self.offload {
-            // Only the pump's writer sends: the lock is never contended.
+            // The pump's writer sends (and, rarely, the stack's own pings): the lock is all
+            // but uncontended.
             let mut off = off.lock().await;
             let off = &mut *off;
             if off.bufs.len() < packets.len() {
