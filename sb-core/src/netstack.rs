@@ -27,7 +27,7 @@ mod udp;
 
 pub use device::{PacketDevice, RxBatch};
 pub use flows::FlowSource;
-pub use netstack_smoltcp::PacketPool;
+pub use netstack_smoltcp::{PacketPool, MAX_PENDING_HANDSHAKES};
 pub use pump::{Reflect, SEND_BATCH};
 pub use tcp::StackStream;
 pub use udp::StackUdpSocket;

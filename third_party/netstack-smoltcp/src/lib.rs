@@ -16,7 +16,7 @@ pub mod udp;
 pub use udp::UdpSocket;
 
 pub mod tcp;
-pub use tcp::{TcpConnector, TcpListener, TcpStream};
+pub use tcp::{TcpConnector, TcpListener, TcpStream, MAX_PENDING_HANDSHAKES};
 
 pub mod stack;
 pub use stack::{Stack, StackBuilder};

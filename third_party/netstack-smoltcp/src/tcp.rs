@@ -57,6 +57,11 @@ struct TcpSocketControl {
 struct TcpSocketCreation {
     control: SharedControl,
     socket: TcpSocket<'static>,
+    /// sb: the accepted connection, handed to the listener once its handshake completes
+    /// (not at the SYN: no flow, and no outbound dial, for a handshake never finished).
+    stream: TcpStream,
+    /// sb: (client, destination), the key retransmitted SYNs are matched by.
+    tuple: (SocketAddr, SocketAddr),
 }
 
 /// sb: a connection the stack opens into the device (an endpoint's outbound side), made by
@@ -70,11 +75,25 @@ struct TcpConnectRequest {
     result: oneshot::Sender<std::io::Result<()>>,
 }
 
+/// sb: handshakes from the device that may be under way at once (SYN received, final ACK
+/// not yet), like a listen backlog. A SYN past it is dropped unanswered: the client retries,
+/// and a flood of SYNs costs neither sockets nor outbound dials.
+pub const MAX_PENDING_HANDSHAKES: usize = 1024;
+
 /// sb: lowest and highest local port picked for a connection opened with port 0 (IANA's
 /// dynamic range, as Linux's default `ip_local_port_range` is close to).
 const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 
 type SharedNotify = Arc<Notify>;
+/// sb: the (client, destination) pairs of accepted connections alive, and how many of them
+/// are still in their handshake.
+type SharedAccepted = Arc<SpinMutex<Accepted>>;
+
+#[derive(Default)]
+struct Accepted {
+    tuples: HashSet<(SocketAddr, SocketAddr)>,
+    pending: usize,
+}
 type SharedControl = Arc<SpinMutex<TcpSocketControl>>;
 
 struct TcpListenerRunner;
@@ -97,9 +116,10 @@ impl TcpListenerRunner {
         Runner::new(async move {
             let (socket_tx, socket_rx) = unbounded_channel::<TcpSocketCreation>();
             let sizes = (tcp_recv_buffer_size, tcp_send_buffer_size);
+            let accepted: SharedAccepted = Arc::default();
             let res = tokio::select! {
-                v = Self::handle_packet(notify.clone(), iface_ingress_tx, iface_ingress_tx_avail.clone(), tcp_rx, stream_tx, socket_tx, tcp_recv_buffer_size, tcp_send_buffer_size) => v,
-                v = Self::handle_socket(notify, device, iface, iface_ingress_tx_avail, sockets, socket_rx, connect_rx, sizes) => v,
+                v = Self::handle_packet(notify.clone(), iface_ingress_tx, iface_ingress_tx_avail.clone(), tcp_rx, accepted.clone(), socket_tx, tcp_recv_buffer_size, tcp_send_buffer_size) => v,
+                v = Self::handle_socket(notify, device, iface, iface_ingress_tx_avail, sockets, socket_rx, connect_rx, sizes, stream_tx, accepted) => v,
             };
             res?;
             trace!("VirtDevice::poll thread exited");
@@ -113,7 +133,7 @@ impl TcpListenerRunner {
         iface_ingress_tx: UnboundedSender<Vec<u8>>,
         iface_ingress_tx_avail: Arc<AtomicBool>,
         mut tcp_rx: Receiver<AnyIpPktFrame>,
-        stream_tx: UnboundedSender<TcpStream>,
+        accepted: SharedAccepted,
         socket_tx: UnboundedSender<TcpSocketCreation>,
         tcp_recv_buffer_size: u32,
         tcp_send_buffer_size: u32,
@@ -156,6 +176,25 @@ impl TcpListenerRunner {
 
             // TCP first handshake packet, create a new Connection
             if packet.syn() && !packet.ack() {
+                // sb: a retransmitted SYN belongs to the socket its first copy made (smoltcp
+                // answers it again); past the backlog, a SYN is dropped unanswered.
+                let mut acc = accepted.lock();
+                if acc.tuples.contains(&(src_addr, dst_addr)) {
+                    drop(acc);
+                    iface_ingress_tx
+                        .send(frame)
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::BrokenPipe, e))?;
+                    iface_ingress_tx_avail.store(true, Ordering::Release);
+                    notify.notify_one();
+                    continue;
+                }
+                if acc.pending >= MAX_PENDING_HANDSHAKES {
+                    trace!("backlog full, SYN {} -> {} dropped", src_addr, dst_addr);
+                    continue;
+                }
+                acc.tuples.insert((src_addr, dst_addr));
+                acc.pending += 1;
+                drop(acc);
                 let mut socket = TcpSocket::new(
                     TcpSocketBuffer::new(vec![0u8; tcp_recv_buffer_size as usize]),
                     TcpSocketBuffer::new(vec![0u8; tcp_send_buffer_size as usize]),
@@ -183,16 +222,19 @@ impl TcpListenerRunner {
                     local: None,
                 }));
 
-                stream_tx
-                    .send(TcpStream {
-                        src_addr,
-                        dst_addr,
-                        notify: notify.clone(),
-                        control: control.clone(),
-                    })
-                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::BrokenPipe, e))?;
+                let stream = TcpStream {
+                    src_addr,
+                    dst_addr,
+                    notify: notify.clone(),
+                    control: control.clone(),
+                };
                 socket_tx
-                    .send(TcpSocketCreation { control, socket })
+                    .send(TcpSocketCreation {
+                        control,
+                        socket,
+                        stream,
+                        tuple: (src_addr, dst_addr),
+                    })
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::BrokenPipe, e))?;
             }
 
@@ -216,6 +258,8 @@ impl TcpListenerRunner {
         mut socket_rx: UnboundedReceiver<TcpSocketCreation>,
         mut connect_rx: UnboundedReceiver<TcpConnectRequest>,
         (tcp_recv_buffer_size, tcp_send_buffer_size): (u32, u32),
+        stream_tx: UnboundedSender<TcpStream>,
+        accepted: SharedAccepted,
     ) -> std::io::Result<()> {
         let mut socket_set = SocketSet::new(vec![]);
         // sb: connections opened by `TcpConnector`, waiting for their handshake, and the
@@ -224,10 +268,22 @@ impl TcpListenerRunner {
             HashMap::new();
         let mut dialed: HashMap<SocketHandle, SocketAddr> = HashMap::new();
         let mut dialed_locals: HashSet<SocketAddr> = HashSet::new();
+        // sb: accepted connections whose handshake is under way, and the 4-tuple of every
+        // accepted connection alive.
+        let mut handshaking: HashMap<SocketHandle, TcpStream> = HashMap::new();
+        let mut tuples: HashMap<SocketHandle, (SocketAddr, SocketAddr)> = HashMap::new();
         loop {
-            while let Ok(TcpSocketCreation { control, socket }) = socket_rx.try_recv() {
+            while let Ok(TcpSocketCreation {
+                control,
+                socket,
+                stream,
+                tuple,
+            }) = socket_rx.try_recv()
+            {
                 let handle = socket_set.add(socket);
                 sockets.insert(handle, control);
+                handshaking.insert(handle, stream);
+                tuples.insert(handle, tuple);
             }
             while let Ok(req) = connect_rx.try_recv() {
                 let TcpConnectRequest {
@@ -284,11 +340,28 @@ impl TcpListenerRunner {
 
             // Check all the sockets' status
             let mut sockets_to_remove = Vec::new();
+            let mut unborn: Vec<TcpStream> = Vec::new();
 
             for (socket_handle, control) in sockets.iter() {
                 let socket_handle = *socket_handle;
                 let socket = socket_set.get_mut::<TcpSocket>(socket_handle);
                 let mut control = control.lock();
+
+                // sb: an accepted connection's handshake is over: established (and later
+                // states) hands it to the listener; closed first drops it.
+                if !matches!(socket.state(), TcpState::Listen | TcpState::SynReceived) {
+                    if let Some(stream) = handshaking.remove(&socket_handle) {
+                        accepted.lock().pending -= 1;
+                        if socket.state() != TcpState::Closed {
+                            stream_tx.send(stream).map_err(|e| {
+                                std::io::Error::new(std::io::ErrorKind::BrokenPipe, e)
+                            })?;
+                        } else {
+                            // Dropped after the loop: its `Drop` locks this control.
+                            unborn.push(stream);
+                        }
+                    }
+                }
 
                 // sb: an opened connection's handshake is over, one way or the other.
                 if let Some(result) = connecting.remove(&socket_handle) {
@@ -429,12 +502,19 @@ impl TcpListenerRunner {
                 }
             }
 
+            drop(unborn);
             for socket_handle in sockets_to_remove {
                 sockets.remove(&socket_handle);
                 socket_set.remove(socket_handle);
                 connecting.remove(&socket_handle);
                 if let Some(local) = dialed.remove(&socket_handle) {
                     dialed_locals.remove(&local);
+                }
+                if handshaking.remove(&socket_handle).is_some() {
+                    accepted.lock().pending -= 1;
+                }
+                if let Some(tuple) = tuples.remove(&socket_handle) {
+                    accepted.lock().tuples.remove(&tuple);
                 }
             }
 

@@ -526,16 +526,97 @@ async fn tcp_to_a_loopback_address_is_turned_around_and_is_no_flow() {
     );
     assert!(t.syn);
     // Another destination is served by the stack as before.
-    tcp_handshake_only(&mut h, client, addr("10.7.0.2:9099")).await;
+    tcp_handshake(&mut h, client, addr("10.7.0.2:9099")).await;
     // The only flow is that one: the turned-around SYN, sent first, made none.
     let flow = h.next_flow().await;
     assert_eq!(flow.destination.socket_addr(), Some(addr("10.7.0.2:9099")));
     assert!(h.flows.try_recv().is_err());
 }
 
-/// Sends a SYN and expects the stack's SYN-ACK.
-async fn tcp_handshake_only(h: &mut Harness, client: SocketAddr, server: SocketAddr) {
+/// Sends a SYN, expects the stack's SYN-ACK and completes the handshake (a flow starts
+/// only then).
+async fn tcp_handshake(h: &mut Harness, client: SocketAddr, server: SocketAddr) {
     h.send(tcp(client, server, 1000, None, true, b"")).await;
     let synack = h.next_sent().await;
     assert_eq!(ends(&synack), (server, client));
+    let server_seq = synack_seq(&synack, client).expect("SYN-ACK");
+    h.send(tcp(client, server, 1001, Some(server_seq), false, b""))
+        .await;
+}
+
+/// The SYN-ACK the stack sent for `client`'s SYN: its sequence number plus one.
+fn synack_seq(p: &[u8], client: SocketAddr) -> Option<u32> {
+    let s = SlicedPacket::from_ip(p).ok()?;
+    let Some(TransportSlice::Tcp(t)) = s.transport else {
+        return None;
+    };
+    (t.syn() && t.ack() && ends(p).1 == client).then(|| t.sequence_number().wrapping_add(1))
+}
+
+/// No flow arrives within a short bounded wait.
+async fn no_flow_yet(h: &mut Harness, what: &str) {
+    let got = tokio::time::timeout(Duration::from_millis(300), h.flows.recv()).await;
+    assert!(got.is_err(), "{what}: a flow arrived: {got:?}");
+}
+
+/// Hardening finding 4: a SYN is not a connection yet. No flow (and so no outbound dial)
+/// before the client completes the handshake, and a retransmitted SYN is the same
+/// connection, not a second socket and a second dial.
+#[tokio::test]
+async fn a_flow_starts_when_the_handshake_completes_and_a_retransmitted_syn_is_no_second_one() {
+    let mut h = start();
+    let (client, server) = (addr("10.0.0.2:40001"), addr("198.51.100.7:80"));
+    h.send(tcp(client, server, 1000, None, true, b"")).await;
+    let server_seq = synack_seq(&h.next_sent().await, client).expect("SYN-ACK");
+    no_flow_yet(&mut h, "after the SYN").await;
+    // The client did not see the SYN-ACK and sends its SYN again.
+    h.send(tcp(client, server, 1000, None, true, b"")).await;
+    no_flow_yet(&mut h, "after the retransmitted SYN").await;
+    h.send(tcp(client, server, 1001, Some(server_seq), false, b"hi"))
+        .await;
+    let flow = h.next_flow().await;
+    assert_eq!(flow.source, client);
+    let echoed = h.next_with_payload().await;
+    assert_eq!(
+        transport_payload(&SlicedPacket::from_ip(&echoed).unwrap()),
+        b"hi"
+    );
+    no_flow_yet(&mut h, "one connection, one flow").await;
+}
+
+/// Hardening finding 4: half-open handshakes are bounded, like a listen backlog: SYNs past
+/// the bound get no SYN-ACK (the client retries later) and cost nothing.
+#[tokio::test]
+async fn half_open_handshakes_are_bounded() {
+    let mut h = start();
+    let server = addr("198.51.100.7:80");
+    let max = netstack_pending_max();
+    let total = max + 100;
+    let send = async {
+        for port in 0..total {
+            let client = SocketAddr::new("10.0.0.2".parse().unwrap(), 1024 + port as u16);
+            h.inject
+                .send(tcp(client, server, 1000, None, true, b""))
+                .await
+                .unwrap();
+        }
+    };
+    let mut answered = std::collections::HashSet::new();
+    let count = async {
+        // Until the stack has been quiet for a while (bounded in time and count).
+        while let Ok(Some(p)) =
+            tokio::time::timeout(Duration::from_millis(500), h.sent.recv()).await
+        {
+            let (_, client) = ends(&p);
+            answered.insert(client.port());
+            assert!(answered.len() <= total);
+        }
+    };
+    tokio::join!(send, count);
+    assert_eq!(answered.len(), max, "SYN-ACKs for distinct clients");
+    no_flow_yet(&mut h, "no handshake completed").await;
+}
+
+fn netstack_pending_max() -> usize {
+    sb_core::netstack::MAX_PENDING_HANDSHAKES
 }
