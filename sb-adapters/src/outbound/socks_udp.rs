@@ -2,7 +2,8 @@
 //! flows: datagrams go to the server's relay address wrapped in the SOCKS UDP header, through
 //! a socket the outbound's [`Dialer`](sb_core::dialer::Dialer) opened (so a `detour` carries
 //! them too). The association lives as long as its TCP control connection: when the server
-//! closes that, receiving fails and the flow ends.
+//! closes that, receiving fails and the flow ends. Datagrams from any address but the
+//! relay's are dropped.
 
 use crate::proto::socks_udp;
 use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, PacketConn};
@@ -61,6 +62,16 @@ fn ended() -> io::Error {
     )
 }
 
+/// Whether `a` is `b` (IPv4-mapped IPv6 addresses compared as IPv4).
+fn same_address(a: &Destination, b: &Destination) -> bool {
+    use sb_core::flow::Host;
+    a.port == b.port
+        && match (&a.host, &b.host) {
+            (Host::Ip(x), Host::Ip(y)) => x.to_canonical() == y.to_canonical(),
+            (x, y) => x == y,
+        }
+}
+
 impl PacketConn for Association {
     fn send_to<'a>(
         &'a self,
@@ -83,10 +94,17 @@ impl PacketConn for Association {
         Box::pin(async move {
             let mut closed = self.closed.clone();
             loop {
-                let (n, _) = tokio::select! {
+                let (n, sender) = tokio::select! {
                     r = self.socket.recv_from(buf) => r?,
                     _ = closed.wait_for(|c| *c) => return Err(ended()),
                 };
+                // Only the relay speaks for the association: anyone else who learned the
+                // socket's port could otherwise inject replies (RFC 1928 §7 has the client
+                // drop them too).
+                if !same_address(&sender, &self.relay) {
+                    tracing::debug!(target: "outbound", "socks5: dropped a UDP datagram from {sender}, not the relay");
+                    continue;
+                }
                 // A datagram without a valid header (or a fragment) is dropped, not fatal.
                 let Ok(Some((from, offset))) = socks_udp::decode(&buf[..n]) else {
                     tracing::debug!(target: "outbound", "socks5: dropped a malformed UDP reply");
@@ -96,5 +114,52 @@ impl PacketConn for Association {
                 return Ok((n - offset, from));
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hardening finding 2: a datagram that does not come from the relay is no reply, even
+    //! with a well-formed SOCKS header.
+
+    // Test code: a failed unwrap is a failed test, with the reason in the panic message.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use sb_core::dialer::DialOptions;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+    #[tokio::test]
+    async fn datagrams_not_from_the_relay_are_dropped() {
+        let relay = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let foreign = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // A control connection that stays open for the test.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let control = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let _server_side = listener.accept().await.unwrap();
+        let socket: BoxPacketConn =
+            Arc::new(sb_core::udp::DirectUdp::bind(&DialOptions::default()).unwrap());
+        let assoc = Association::new(
+            socket,
+            Destination::from_socket(relay.local_addr().unwrap()),
+            Box::new(control),
+        );
+        let peer = Destination::from_host("192.0.2.9", 53);
+        assoc.send_to(b"query", &peer).await.unwrap();
+        let mut buf = [0u8; 512];
+        let (_, client) = relay.recv_from(&mut buf).await.unwrap();
+        let forged = socks_udp::encode(&peer, b"forged");
+        foreign.send_to(&forged, client).await.unwrap();
+        let real = socks_udp::encode(&peer, b"real");
+        relay.send_to(&real, client).await.unwrap();
+        let (n, from) = tokio::time::timeout(Duration::from_secs(5), assoc.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&buf[..n], from), (&b"real"[..], peer));
     }
 }

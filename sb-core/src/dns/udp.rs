@@ -6,6 +6,13 @@
 //! ASSOCIATE). The socket is closed after a while without queries and opened again on the
 //! next one; a socket error fails the queries waiting on it, and the next query opens a new
 //! one. A truncated answer is asked again over TCP, as Go does.
+//!
+//! Spoofing (the socket is unconnected and shared): a datagram is an answer only if it comes
+//! from the server's address (its port, for a server given by name, whose address the dialer
+//! resolves) and carries a pending query's id *and* question; anything else is dropped and
+//! the query keeps waiting, so a forged or stray datagram can neither answer a query nor
+//! fail it. (Go's UDP transport reads from a connected socket, so the kernel filters the
+//! source; sb's socket is shared by queries and may be a detour's UDP association.)
 
 use super::message::{decode_answer, encode};
 use super::stream::StreamTransport;
@@ -14,7 +21,7 @@ use super::DnsError;
 use crate::adapter::{BoxFuture, BoxPacketConn};
 use crate::dialer::Dialer;
 use crate::flow::{Destination, FlowContext, Network};
-use hickory_proto::op::Message;
+use hickory_proto::op::{Message, Query};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,10 +35,15 @@ const MAX_DATAGRAM: usize = 65_535;
 /// A socket with no query pending for this long is closed.
 const IDLE: Duration = Duration::from_secs(30);
 
+/// A query waiting for its answer: its question and where the answer goes.
+type Waiter = (Vec<Query>, oneshot::Sender<Vec<u8>>);
+
 /// One shared socket and the queries waiting on it.
 struct Shared {
     conn: BoxPacketConn,
-    pending: Mutex<HashMap<u16, oneshot::Sender<Vec<u8>>>>,
+    /// Whom answers must come from.
+    server: Destination,
+    pending: Mutex<HashMap<u16, Waiter>>,
     /// The reader stopped: the socket must not be used again.
     dead: AtomicBool,
 }
@@ -52,19 +64,15 @@ impl Shared {
                     tracing::debug!(target: "dns", "{tag}: socket closed: {e}");
                     break;
                 }
-                Ok(Ok((n, _))) => {
+                Ok(Ok((n, from))) => {
                     let Some(datagram) = buf.get(..n) else {
                         continue;
                     };
-                    let Some(id) = datagram.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-                    else {
+                    if !from_server(&from, &self.server) {
+                        tracing::debug!(target: "dns", "{tag}: dropped a datagram from {from}, not the server");
                         continue;
-                    };
-                    let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
-                    // An id nobody waits for is a late or stray answer: dropped.
-                    if let Some(w) = waiter {
-                        let _ = w.send(datagram.to_vec());
                     }
+                    self.deliver(datagram, &tag);
                 }
             }
         }
@@ -74,6 +82,44 @@ impl Shared {
             p.clear();
         }
     }
+}
+
+impl Shared {
+    /// Hands `datagram` to the query waiting for its id and question; anything else (a late
+    /// or stray answer, a forged one) is dropped and leaves the waiting query alone.
+    fn deliver(&self, datagram: &[u8], tag: &str) {
+        let Ok(message) = Message::from_vec(datagram) else {
+            tracing::debug!(target: "dns", "{tag}: dropped a datagram that is no DNS message");
+            return;
+        };
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        let id = message.metadata.id;
+        if pending
+            .get(&id)
+            .is_none_or(|(question, _)| *question != message.queries)
+        {
+            tracing::debug!(target: "dns", "{tag}: dropped an answer for no pending query (id {id})");
+            return;
+        }
+        if let Some((_, tx)) = pending.remove(&id) {
+            let _ = tx.send(datagram.to_vec());
+        }
+    }
+}
+
+/// Whether a datagram from `from` can be the server's: its address and port, or only its
+/// port when the server is a name (the dialer resolved it; the address is not known here).
+fn from_server(from: &Destination, server: &Destination) -> bool {
+    use crate::flow::Host;
+    let canonical = |ip: &std::net::IpAddr| ip.to_canonical();
+    from.port == server.port
+        && match (&from.host, &server.host) {
+            (Host::Ip(a), Host::Ip(b)) => canonical(a) == canonical(b),
+            (_, Host::Domain(_)) => true,
+            (Host::Domain(_), Host::Ip(_)) => false,
+        }
 }
 
 /// Removes a query's pending entry when it ends without an answer (timeout, cancel).
@@ -135,6 +181,7 @@ impl UdpTransport {
             .map_err(|e| self.io(e))?;
         let shared = Arc::new(Shared {
             conn,
+            server: self.server.clone(),
             pending: Mutex::new(HashMap::new()),
             dead: AtomicBool::new(false),
         });
@@ -160,7 +207,7 @@ impl UdpTransport {
             else {
                 return Err(self.io(std::io::Error::other("too many pending queries")));
             };
-            p.insert(id, tx);
+            p.insert(id, (query.queries.clone(), tx));
             id
         };
         let _pending = Pending {
@@ -234,3 +281,6 @@ impl Transport for UdpTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
