@@ -53,6 +53,22 @@ if [ "$(id -u)" = 0 ]; then
         useradd --no-create-home --shell /usr/sbin/nologin sbtest
         echo 'sbtest:sb-test-password' | chpasswd
     fi
+    # That password is public: the machine's own sshd must never accept the account (the
+    # tests' sshd reads its own config file, not this directory), and the openssh-server
+    # package's service stays off for good (masking survives upgrades).
+    mkdir -p /etc/ssh/sshd_config.d
+    printf '%s\n' '# Written by sb'"'"'s scripts/install-test-deps.sh: sbtest has a known password and' \
+        '# is only for the sshd that sb'"'"'s tests start with their own config.' 'DenyUsers sbtest' \
+        >/etc/ssh/sshd_config.d/sb-tests.conf
+    if command -v systemctl >/dev/null 2>&1; then
+        for unit in ssh.service ssh.socket; do
+            if systemctl list-unit-files "$unit" >/dev/null 2>&1; then
+                [ -d /run/systemd/system ] && systemctl stop "$unit" >/dev/null 2>&1 || true
+                systemctl disable "$unit" >/dev/null 2>&1 || true
+                systemctl mask "$unit" >/dev/null 2>&1 || true
+            fi
+        done
+    fi
 fi
 
 have_go_sing_box() {

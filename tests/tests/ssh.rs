@@ -524,3 +524,33 @@ fn a_slow_reader_stalls_only_its_own_flow() {
     assert_eq!(s.sessions(), 1, "every flow must ride the one SSH session");
     drop(slow);
 }
+
+/// Hardening finding 17: the test account has a known password, so the machine's own sshd
+/// must refuse it (only the tests' sshd, with its own config file, lets it in), and the
+/// system's ssh service must not be left enabled by the test setup.
+#[test]
+fn the_system_sshd_refuses_the_test_account() {
+    if sshd().is_none() {
+        return;
+    }
+    let effective = std::process::Command::new("/usr/sbin/sshd")
+        .args(["-T", "-C", "user=sbtest,host=localhost,addr=127.0.0.1"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&effective.stdout).to_lowercase();
+    assert!(
+        text.lines().any(|l| l == "denyusers sbtest"),
+        "the system sshd would let sbtest in: {}",
+        String::from_utf8_lossy(&effective.stderr)
+    );
+    let enabled = std::process::Command::new("systemctl")
+        .args(["is-enabled", "ssh.service"])
+        .output();
+    if let Ok(out) = enabled {
+        let state = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !matches!(state.trim(), "enabled" | "enabled-runtime"),
+            "ssh.service is {state}"
+        );
+    }
+}
