@@ -5,7 +5,12 @@
 //!
 //! The file is sb's own JSON (Go keeps a bbolt database under the same default name
 //! `cache.db`): a file that exists but is not sb's is never overwritten — sb refuses to start
-//! and says so, so a Go cache file is not lost by trying sb on the same config.
+//! and says so, so a Go cache file is not lost by trying sb on the same config. An sb file
+//! that was cut short (a crash, a full disk) does not stop sb: at start it is moved aside as
+//! `<path>.corrupt-<time>` with a warning and sb begins with an empty cache (`sb check` reads
+//! but never moves it). Writes are atomic and private (`cache_file/disk.rs`).
+
+mod disk;
 
 use crate::outbound::selector::Selector;
 use sb_config::model::experimental::CacheFile as CacheFileConfig;
@@ -66,6 +71,8 @@ pub struct CacheFile {
     selectors: HashMap<String, Arc<Selector>>,
     /// The whole file as last read or written (other ids are kept as they were).
     stored: Mutex<Stored>,
+    /// The file on disk is a damaged sb file, to move aside when the instance starts.
+    damaged: AtomicBool,
     stop: Notify,
     stopped: AtomicBool,
 }
@@ -87,19 +94,22 @@ impl CacheFile {
             c.path.as_str()
         });
         let shown = path.display().to_string();
-        let stored = match std::fs::read(&path) {
-            Ok(bytes) if bytes.is_empty() => Stored::default(),
-            Ok(bytes) => match serde_json::from_slice::<Stored>(&bytes) {
-                Ok(s) if s.format == FORMAT => s,
-                _ => return Err(CacheFileError::Foreign(shown)),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Stored::default(),
-            Err(source) => {
-                return Err(CacheFileError::Io {
-                    path: shown,
-                    source,
-                })
+        let parse = |b: &[u8]| {
+            serde_json::from_slice::<Stored>(b)
+                .ok()
+                .filter(|s| s.format == FORMAT)
+        };
+        let found = disk::read(&path, FORMAT, |b| parse(b).is_some()).map_err(|source| {
+            CacheFileError::Io {
+                path: shown.clone(),
+                source,
             }
+        })?;
+        let (stored, damaged) = match found {
+            disk::Found::Nothing => (Stored::default(), false),
+            disk::Found::Ours(bytes) => (parse(&bytes).unwrap_or_default(), false),
+            disk::Found::Damaged => (Stored::default(), true),
+            disk::Found::Foreign => return Err(CacheFileError::Foreign(shown)),
         };
         let file = CacheFile {
             path,
@@ -108,6 +118,7 @@ impl CacheFile {
             pools: pools.to_vec(),
             selectors: selectors.clone(),
             stored: Mutex::new(stored),
+            damaged: AtomicBool::new(damaged),
             stop: Notify::new(),
             stopped: AtomicBool::new(false),
         };
@@ -166,15 +177,34 @@ impl CacheFile {
             path: self.path.display().to_string(),
             source,
         };
+        if self.damaged.load(Ordering::Acquire) {
+            // Not moved aside yet (the instance never started): leave it for the user.
+            return Ok(());
+        }
         let bytes = serde_json::to_vec(&*stored).map_err(|e| io(std::io::Error::other(e)))?;
-        let tmp = self.path.with_extension("sb-tmp");
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        disk::write_atomically(&self.path, &bytes).map_err(io)
+    }
+
+    /// Moves a damaged file aside (once, when the instance starts).
+    fn move_damaged_aside(&self) {
+        if !self.damaged.load(Ordering::Acquire) {
+            return;
+        }
+        match disk::move_aside(&self.path) {
+            Ok(aside) => {
+                tracing::warn!(target: "cache-file", "{}: damaged (cut short?), moved to {}; starting with an empty cache", self.path.display(), aside.display());
+                self.damaged.store(false, Ordering::Release);
+            }
+            Err(e) => {
+                tracing::error!(target: "cache-file", "{}: damaged, and moving it aside failed: {e}; nothing is saved", self.path.display());
+            }
+        }
     }
 }
 
 impl Background for CacheFile {
     fn start(self: Arc<Self>) {
+        self.move_damaged_aside();
         tokio::spawn(async move {
             while !self.stopped.load(Ordering::Acquire) {
                 tokio::select! {
@@ -196,3 +226,6 @@ impl Background for CacheFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

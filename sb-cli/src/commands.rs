@@ -57,13 +57,25 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let sources = input::read_all(&g)?;
             let loaded = sb_config::load(&sources, &input::cwd()?)?;
             let out = sb_config::format(&loaded);
-            std::fs::write(&output, out).with_context(|| format!("write {}", output.display()))?;
+            write_private(&output, out.as_bytes())
+                .with_context(|| format!("write {}", output.display()))?;
             // Go names the written file by its absolute path.
             let shown = std::fs::canonicalize(&output).unwrap_or(output);
             eprintln!("{}", shown.display());
             Ok(())
         }
     }
+}
+
+/// Writes a file only its owner can read: a merged config holds every password and key of
+/// its parts. An existing file keeps its mode.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
 
 /// Writes to stdout; a closed pipe (`sb format | head`) ends the command quietly.

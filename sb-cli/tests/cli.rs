@@ -180,6 +180,26 @@ fn merge_sorts_and_concatenates() {
     );
 }
 
+/// Hardening finding 14: a merged config holds every secret of its parts; it is written
+/// for its owner only.
+#[test]
+fn merge_writes_the_file_for_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("merge-mode");
+    std::fs::write(
+        dir.join("a.json"),
+        r#"{"outbounds": [{"type": "socks", "tag": "s", "server": "127.0.0.1", "server_port": 1080, "password": "p"}]}"#,
+    )
+    .unwrap();
+    let out = sb(&dir, &["merge", "out.json", "-c", "a.json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mode = std::fs::metadata(dir.join("out.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+}
+
 #[test]
 fn directory_flag_changes_working_directory() {
     let dir = scratch("chdir");
