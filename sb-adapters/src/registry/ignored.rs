@@ -27,6 +27,7 @@ pub(super) fn ignored_parts(config: &Config) -> Vec<String> {
             out.push("experimental.cache_file.store_dns: sb does not keep DNS answers across restarts; nothing is stored for it".into());
         }
     }
+    out.extend(routing_loops(config));
     if let Some(r) = &config.route {
         // The process search reads /proc; elsewhere process fields never match.
         if r.options.find_process && !cfg!(target_os = "linux") {
@@ -57,4 +58,32 @@ pub(super) fn detect_interface(config: &Config) -> Result<Option<String>, String
         Ok(None) => Err("route.auto_detect_interface: no default route in the main table; outbound sockets are not bound to an interface".into()),
         Err(e) => Err(format!("route.auto_detect_interface: reading the default route: {e}; outbound sockets are not bound to an interface")),
     }
+}
+
+/// A `tun` inbound with `auto_route` sends every connection of the machine into the TUN,
+/// sb's own included, unless they are bound to the real interface or marked: without
+/// `route.auto_detect_interface`, `default_interface` or `default_mark` they loop. Go's
+/// `check` accepts such a config without a word; sb warns at start with the fix (a dial-level `bind_interface` or
+/// `routing_mark` on every outbound would also do, so it is not refused).
+fn routing_loops(config: &Config) -> Vec<String> {
+    use sb_config::model::inbound::InboundKind;
+    let way_out = config.route.as_ref().is_some_and(|r| {
+        let o = &r.options;
+        o.auto_detect_interface || !o.default_interface.is_empty() || o.default_mark.0 != 0
+    });
+    if way_out {
+        return Vec::new();
+    }
+    config
+        .inbounds
+        .iter()
+        .enumerate()
+        .filter(|(_, ib)| matches!(&ib.kind, InboundKind::Tun(t) if t.auto_route))
+        .map(|(i, _)| {
+            format!(
+                "inbounds[{i}] (tag {:?}): auto_route without route.auto_detect_interface, route.default_interface or route.default_mark: sb's own connections enter the TUN again and loop; set \"auto_detect_interface\": true in route",
+                config.inbound_tag(i)
+            )
+        })
+        .collect()
 }

@@ -91,3 +91,32 @@ fn tun_left_out_of_the_build_names_its_feature() {
 fn tun_in_the_build_is_runnable() {
     assert!(check(&config(TUN)).is_empty());
 }
+
+/// Hardening finding 16: with `auto_route` and nothing that keeps sb's own connections out
+/// of its TUN (`route.auto_detect_interface`, `default_interface` or `default_mark`), every
+/// connection sb makes enters the TUN again and loops. sb warns at start, naming the fix.
+#[test]
+fn auto_route_without_a_way_out_is_warned_about_with_the_fix() {
+    let looping = config(
+        r#"{"inbounds": [{"type": "tun", "tag": "t", "address": "172.19.0.1/30", "auto_route": true}]}"#,
+    );
+    let built = build(&looping).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        built.ignored.iter().any(|w| w
+            == r#"inbounds[0] (tag "t"): auto_route without route.auto_detect_interface, route.default_interface or route.default_mark: sb's own connections enter the TUN again and loop; set "auto_detect_interface": true in route"#),
+        "{:?}",
+        built.ignored
+    );
+    for way_out in [r#""default_interface": "eth0""#, r#""default_mark": 9011"#] {
+        let fine = config(&format!(
+            r#"{{"inbounds": [{{"type": "tun", "tag": "t", "address": "172.19.0.1/30", "auto_route": true}}],
+                "route": {{{way_out}}}}}"#
+        ));
+        let built = build(&fine).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !built.ignored.iter().any(|w| w.contains("loop")),
+            "{way_out}: {:?}",
+            built.ignored
+        );
+    }
+}
