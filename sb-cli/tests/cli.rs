@@ -290,6 +290,64 @@ fn run_serves_until_sigterm_and_exits_0() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// A DNS query for `name` (type A) with `id`.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+/// Asks `server` once; the answer's id, within 5 s.
+fn ask(server: std::net::SocketAddr, id: u16) -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    s.send_to(&dns_query(id, "pinned.test"), server).unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = s.recv_from(&mut buf).expect("no DNS answer within 5 s");
+    assert!(n >= 12);
+    u16::from_be_bytes([buf[0], buf[1]])
+}
+
+/// Hardening finding 1: a UDP flow still alive (a DNS query through a `direct` inbound's
+/// hijack-dns) held the inbound's socket past `close`, so the reload could not bind the port
+/// again and sb exited ("Address already in use"). Go reloads the same config fine.
+#[test]
+fn sighup_reloads_with_live_udp_flows_on_the_same_port() {
+    let dir = scratch("run-hup-udp");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("config.json"),
+        format!(
+            r#"{{"log": {{"level": "info"}},
+                "inbounds": [{{"type": "direct", "tag": "dns-in", "listen": "127.0.0.1", "listen_port": {port}, "network": "udp"}}],
+                "dns": {{"servers": [{{"type": "hosts", "tag": "h", "predefined": {{"other.test": "192.0.2.9"}}}}],
+                        "rules": [{{"domain": ["pinned.test"], "action": "predefined", "answer": ["pinned.test. 300 IN A 192.0.2.1"]}}]}},
+                "route": {{"rules": [{{"inbound": "dns-in", "action": "hijack-dns"}}]}}}}"#
+        ),
+    )
+    .unwrap();
+    let mut sb = Running::start(&dir, &["run", "--disable-color"]);
+    sb.wait_for("sb started");
+    let server: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(ask(server, 0x1234), 0x1234);
+    sb.signal("-HUP");
+    let line = sb.wait_for("reload");
+    assert!(line.contains("sb reloaded"), "{line}");
+    assert_eq!(ask(server, 0x4321), 0x4321);
+    sb.signal("-TERM");
+    assert_eq!(sb.child.wait().unwrap().code(), Some(0));
+}
+
 #[test]
 fn sighup_with_a_bad_config_keeps_the_old_one_running() {
     let dir = scratch("run-hup");

@@ -17,37 +17,35 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// An inbound could not start.
-    #[error("start inbound/{kind}[{tag}]: {source}")]
+    #[error("start inbound/{kind}[{tag}]: {error}")]
     Inbound {
         /// Adapter type.
         kind: &'static str,
         /// Adapter tag.
         tag: String,
-        /// What failed.
-        #[source]
-        source: io::Error,
+        /// What failed (in this error's text, so not chained as its source: a report that
+        /// prints the chain would say it twice).
+        error: io::Error,
     },
     /// An endpoint could not start (or its post-start work failed).
-    #[error("start endpoint/{kind}[{tag}]: {source}")]
+    #[error("start endpoint/{kind}[{tag}]: {error}")]
     Endpoint {
         /// Adapter type.
         kind: &'static str,
         /// Adapter tag.
         tag: String,
-        /// What failed.
-        #[source]
-        source: io::Error,
+        /// What failed (in the text, not chained).
+        error: io::Error,
     },
     /// An inbound stopped serving on its own after the start.
-    #[error("inbound/{kind}[{tag}] stopped: {source}")]
+    #[error("inbound/{kind}[{tag}] stopped: {error}")]
     Stopped {
         /// Adapter type.
         kind: &'static str,
         /// Adapter tag.
         tag: String,
-        /// Why.
-        #[source]
-        source: io::Error,
+        /// Why (in the text, not chained).
+        error: io::Error,
     },
     /// A rule set could not be loaded.
     #[error("start router: {0}")]
@@ -104,35 +102,35 @@ impl Instance {
             background: Vec::new(),
         };
         for endpoint in endpoints {
-            if let Err(source) = endpoint.clone().start_endpoint(handler.clone()).await {
+            if let Err(error) = endpoint.clone().start_endpoint(handler.clone()).await {
                 instance.close_started().await;
                 return Err(StartError::Endpoint {
                     kind: endpoint.kind(),
                     tag: endpoint.tag().to_string(),
-                    source,
+                    error,
                 });
             }
             instance.endpoints.push(endpoint);
         }
         for inbound in inbounds {
-            if let Err(source) = inbound.clone().start(handler.clone()).await {
+            if let Err(error) = inbound.clone().start(handler.clone()).await {
                 instance.close_started().await;
                 return Err(StartError::Inbound {
                     kind: inbound.kind(),
                     tag: inbound.tag().to_string(),
-                    source,
+                    error,
                 });
             }
             instance.inbounds.push(inbound);
         }
         for i in 0..instance.endpoints.len() {
             let endpoint = instance.endpoints[i].clone();
-            if let Err(source) = endpoint.post_start().await {
+            if let Err(error) = endpoint.post_start().await {
                 instance.close_started().await;
                 return Err(StartError::Endpoint {
                     kind: endpoint.kind(),
                     tag: endpoint.tag().to_string(),
-                    source,
+                    error,
                 });
             }
         }
@@ -164,8 +162,8 @@ impl Instance {
             let (kind, tag) = (i.kind(), i.tag().to_string());
             let failed = i.failed();
             Box::pin(async move {
-                let source = failed.await;
-                StartError::Stopped { kind, tag, source }
+                let error = failed.await;
+                StartError::Stopped { kind, tag, error }
             })
         });
         futures_select_all(waits).await

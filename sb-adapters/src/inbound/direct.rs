@@ -118,6 +118,7 @@ impl Inbound for DirectIn {
                 addr.get_or_insert(local);
                 info!(target: "inbound", tag = %label, "udp server started at {local}");
                 let dest = self.destination(local);
+                self.serving.add_udp(&socket);
                 let task = tokio::spawn(super::udp_nat::serve(
                     socket,
                     self.tag.clone(),

@@ -84,6 +84,9 @@ where
 pub struct Serving {
     local: Mutex<Option<SocketAddr>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// UDP sockets the tasks own; a reply being sent can hold one for a moment after the
+    /// task stopped, so `close` waits for them to go.
+    udp: Mutex<Vec<std::sync::Weak<tokio::net::UdpSocket>>>,
 }
 
 impl Serving {
@@ -106,8 +109,16 @@ impl Serving {
         }
     }
 
+    /// Remembers a UDP socket a task owns, for `close` to wait on.
+    pub fn add_udp(&self, socket: &std::sync::Arc<tokio::net::UdpSocket>) {
+        if let Ok(mut u) = self.udp.lock() {
+            u.push(std::sync::Arc::downgrade(socket));
+        }
+    }
+
     /// Stops the tasks and returns once their sockets are released, so the address can be
-    /// bound again (SIGHUP reload). Accepted flows run on their own tasks and are not cut.
+    /// bound again (SIGHUP reload). Accepted TCP flows run on their own tasks and are not
+    /// cut; UDP flows end with the socket they answer through.
     pub async fn close(&self) {
         let tasks: Vec<_> = self
             .tasks
@@ -117,6 +128,23 @@ impl Serving {
         for t in tasks {
             t.abort();
             let _ = t.await;
+        }
+        let udp: Vec<_> = self
+            .udp
+            .lock()
+            .map(|mut u| u.drain(..).collect())
+            .unwrap_or_default();
+        // A reply in flight holds its socket for one send: wait that out (bounded).
+        for socket in udp {
+            for _ in 0..200 {
+                if socket.strong_count() == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            if socket.strong_count() != 0 {
+                tracing::warn!(target: "inbound", "a UDP socket is still in use after close");
+            }
         }
     }
 }

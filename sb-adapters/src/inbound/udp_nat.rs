@@ -1,14 +1,18 @@
 //! The UDP side of listening inbounds: one socket, a NAT table from client address to flow.
 //! The first datagram from a client starts a flow; later ones are queued to it; the flow ends
 //! (and its entry goes) when the dispatcher's UDP relay goes idle. Used by the `direct`
-//! inbound; the SOCKS5 UDP association uses [`ClientQueue`] the same way.
+//! inbound.
+//!
+//! The serving task owns the socket; flows only borrow it for each reply. When the task
+//! stops (the inbound closes), the socket is released at once and every flow's queue ends,
+//! so its relay ends too: nothing keeps the port bound, and a reload binds it again.
 
 use sb_core::adapter::{BoxFuture, BoxPacketConn, FlowHandler, PacketConn};
 use sb_core::flow::{Destination, FlowContext, Network};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -23,7 +27,8 @@ type Sessions = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Datagram>>>>;
 
 /// The client side of one UDP flow: datagrams from one client address, replies back to it.
 pub struct ClientQueue {
-    socket: Arc<UdpSocket>,
+    /// The inbound's socket, while the inbound serves.
+    socket: Weak<UdpSocket>,
     client: SocketAddr,
     rx: tokio::sync::Mutex<mpsc::Receiver<Datagram>>,
 }
@@ -34,24 +39,37 @@ impl PacketConn for ClientQueue {
         buf: &'a [u8],
         _from: &'a Destination,
     ) -> BoxFuture<'a, io::Result<()>> {
-        Box::pin(async move { self.socket.send_to(buf, self.client).await.map(|_| ()) })
+        Box::pin(async move {
+            let socket = self.socket.upgrade().ok_or_else(closed)?;
+            socket.send_to(buf, self.client).await.map(|_| ())
+        })
     }
     fn recv_from<'a>(
         &'a self,
         buf: &'a mut [u8],
     ) -> BoxFuture<'a, io::Result<(usize, Destination)>> {
         Box::pin(async move {
-            let (pkt, dest) = self
-                .rx
-                .lock()
-                .await
-                .recv()
-                .await
-                .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "inbound closed"))?;
+            let (pkt, dest) = self.rx.lock().await.recv().await.ok_or_else(closed)?;
             let n = pkt.len().min(buf.len());
             buf[..n].copy_from_slice(&pkt[..n]);
             Ok((n, dest))
         })
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "inbound closed")
+}
+
+/// Ends every flow's queue when the serving task stops (aborted at close): their relays
+/// see the end and finish.
+struct EndSessions(Sessions);
+
+impl Drop for EndSessions {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.clear();
+        }
     }
 }
 
@@ -66,6 +84,7 @@ pub async fn serve(
     udp_timeout: Option<std::time::Duration>,
 ) {
     let sessions: Sessions = Arc::default();
+    let _end = EndSessions(sessions.clone());
     let local = socket.local_addr().ok();
     let mut buf = vec![0u8; 65_535];
     loop {
@@ -88,7 +107,7 @@ pub async fn serve(
             s.insert(peer, tx);
         }
         let conn: BoxPacketConn = Arc::new(ClientQueue {
-            socket: socket.clone(),
+            socket: Arc::downgrade(&socket),
             client: peer,
             rx: tokio::sync::Mutex::new(rx),
         });
