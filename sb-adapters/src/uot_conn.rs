@@ -162,7 +162,7 @@ mod tests {
             is_connect: false,
             destination: Destination::from_host("10.0.0.1", 53),
         };
-        let mut wire = encode_request(&req);
+        let mut wire = encode_request(&req).unwrap();
         let dests: Vec<Destination> = (0..50)
             .map(|i| Destination::from_host(&format!("10.0.0.{i}"), 1000 + i))
             .collect();

@@ -25,6 +25,36 @@ pub struct Destination {
     pub port: u16,
 }
 
+/// Why a name cannot be a destination: what a client sends as a host must be a name a DNS
+/// query, a SOCKS request and an HTTP request line can all carry unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Empty.
+    #[error("empty name")]
+    Empty,
+    /// Longer than the 255 bytes a SOCKS5 address and a DNS name can hold.
+    #[error("name of {0} bytes (at most 255)")]
+    TooLong(usize),
+    /// A control character, a space or DEL (CR and LF would start new header lines in an
+    /// HTTP proxy request; NUL and ESC reach logs and C strings).
+    #[error("name with a control character or space at byte {0}")]
+    Control(usize),
+}
+
+/// Checks a host name a client sent (SOCKS5, SOCKS4a, HTTP CONNECT, an absolute URI).
+pub fn check_name(name: &str) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > 255 {
+        return Err(NameError::TooLong(name.len()));
+    }
+    match name.bytes().position(|b| b <= b' ' || b == 0x7f) {
+        Some(at) => Err(NameError::Control(at)),
+        None => Ok(()),
+    }
+}
+
 impl Destination {
     /// A destination from a socket address.
     pub fn from_socket(addr: SocketAddr) -> Destination {

@@ -414,3 +414,51 @@ fn resolve_action_lets_ip_rules_match_domains() {
     ]);
     assert_ne!(bad.code, 0);
 }
+
+/// A SOCKS5 CONNECT to a domain, by hand; the reply code (0 = succeeded).
+fn socks5_connect_domain(proxy: SocketAddr, name: &[u8], port: u16) -> u8 {
+    let mut c = TcpStream::connect(proxy).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(&[5, 1, 0]).unwrap();
+    let mut greeting = [0u8; 2];
+    c.read_exact(&mut greeting).unwrap();
+    let mut req = vec![5, 1, 0, 3, name.len() as u8];
+    req.extend_from_slice(name);
+    req.extend_from_slice(&port.to_be_bytes());
+    c.write_all(&req).unwrap();
+    let mut reply = [0u8; 2];
+    match c.read_exact(&mut reply) {
+        Ok(()) => reply[1],
+        // The proxy closed without a reply: no success either.
+        Err(_) => 0xff,
+    }
+}
+
+/// Hardening finding 5: a SOCKS5 domain with CR/LF routed to an `http` outbound injected
+/// header lines into the upstream proxy's request (the upstream saw `x-injected: yes`).
+/// Such a name is refused at the inbound, and nothing reaches the upstream.
+#[test]
+fn names_with_control_characters_are_refused_and_never_reach_an_upstream() {
+    let (upstream, seen) = recorder();
+    let sb = Instance::start(&format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "mixed", "tag": "m", "listen_port": 0}}],
+            "outbounds": [{{"type": "http", "tag": "up", "server": "127.0.0.1", "server_port": {}}}]}}"#,
+        upstream.port()
+    ));
+    let code = socks5_connect_domain(sb.addr(0), b"a.test\r\nx-injected: yes\r\nx", 80);
+    assert_ne!(code, 0, "the proxy accepted a name with CR/LF");
+    for bad in [&b"nul\0.test"[..], b"esc\x1b[31m.test", b"sp ace.test"] {
+        assert_ne!(socks5_connect_domain(sb.addr(0), bad, 80), 0, "{bad:?}");
+    }
+    // A clean name still goes to the upstream, and it is the only thing it ever sees.
+    let _ = socks5_connect_domain(sb.addr(0), b"clean.test", 80);
+    let first = seen.recv_timeout(Duration::from_secs(5)).unwrap();
+    let head = String::from_utf8_lossy(&first);
+    assert!(
+        head.starts_with("CONNECT clean.test:80 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert!(!head.to_ascii_lowercase().contains("x-injected"), "{head}");
+    assert!(seen.try_recv().is_err(), "the upstream saw another request");
+}

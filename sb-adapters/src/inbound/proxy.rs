@@ -418,7 +418,7 @@ impl sb_core::adapter::PacketConn for SocksUdp {
         from: &'a Destination,
     ) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move {
-            let pkt = crate::proto::socks_udp::encode(from, buf);
+            let pkt = crate::proto::socks_udp::encode(from, buf)?;
             self.socket.send_to(&pkt, self.client).await.map(|_| ())
         })
     }

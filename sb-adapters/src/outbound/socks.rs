@@ -130,7 +130,7 @@ impl Socks {
 
     async fn handshake5(&self, s: &mut BoxStream, dest: &Destination) -> io::Result<()> {
         self.negotiate5(s).await?;
-        self.request5(s, &socks::connect_request(dest))
+        self.request5(s, &socks::connect_request(dest)?)
             .await
             .map(drop)
     }
@@ -141,7 +141,7 @@ impl Socks {
         self.negotiate5(&mut control).await?;
         let any = Destination::from_host("0.0.0.0", 0);
         let mut relay = self
-            .request5(&mut control, &socks::udp_associate_request(&any))
+            .request5(&mut control, &socks::udp_associate_request(&any)?)
             .await?;
         // A server bound to the wildcard address means "my address": the one we dialed.
         if relay.ip().is_some_and(|ip| ip.is_unspecified()) {

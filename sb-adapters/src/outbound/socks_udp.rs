@@ -82,7 +82,7 @@ impl PacketConn for Association {
             if *self.closed.borrow() {
                 return Err(ended());
             }
-            let packet = socks_udp::encode(dest, buf);
+            let packet = socks_udp::encode(dest, buf)?;
             self.socket.send_to(&packet, &self.relay).await
         })
     }
@@ -152,9 +152,9 @@ mod tests {
         assoc.send_to(b"query", &peer).await.unwrap();
         let mut buf = [0u8; 512];
         let (_, client) = relay.recv_from(&mut buf).await.unwrap();
-        let forged = socks_udp::encode(&peer, b"forged");
+        let forged = socks_udp::encode(&peer, b"forged").unwrap();
         foreign.send_to(&forged, client).await.unwrap();
-        let real = socks_udp::encode(&peer, b"real");
+        let real = socks_udp::encode(&peer, b"real").unwrap();
         relay.send_to(&real, client).await.unwrap();
         let (n, from) = tokio::time::timeout(Duration::from_secs(5), assoc.recv_from(&mut buf))
             .await

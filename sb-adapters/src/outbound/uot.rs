@@ -25,7 +25,7 @@ pub async fn open(
             is_connect: false, // every datagram names its destination
             destination: first.clone(),
         };
-        stream.write_all(&encode_request(&req)).await?;
+        stream.write_all(&encode_request(&req)?).await?;
     }
     let (reader, writer) = split(stream);
     Ok(Arc::new(UotConn::new(

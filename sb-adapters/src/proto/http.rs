@@ -81,8 +81,17 @@ impl Head {
     }
 }
 
-/// Splits `host:port` (or `[v6]:port`, or a bare host with `default_port`).
+/// Splits `host:port` (or `[v6]:port`, or a bare host with `default_port`). A host that
+/// cannot be a destination (a control character or a space, over 255 bytes) gives `None`.
 pub fn authority(s: &str, default_port: u16) -> Option<Destination> {
+    let dest = split_authority(s, default_port)?;
+    match &dest.host {
+        sb_core::flow::Host::Domain(d) => sb_core::flow::check_name(d).ok().map(|()| dest),
+        sb_core::flow::Host::Ip(_) => Some(dest),
+    }
+}
+
+fn split_authority(s: &str, default_port: u16) -> Option<Destination> {
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         let port = match after.strip_prefix(':') {

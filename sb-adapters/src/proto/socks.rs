@@ -20,6 +20,15 @@ pub enum SocksError {
     /// A field that must not be empty is, or is not UTF-8.
     #[error("malformed {0}")]
     Malformed(&'static str),
+    /// A domain that cannot be a destination (control characters, too long).
+    #[error("bad domain: {0}")]
+    Name(#[from] sb_core::flow::NameError),
+}
+
+impl From<SocksError> for std::io::Error {
+    fn from(e: SocksError) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("socks: {e}"))
+    }
 }
 
 /// SOCKS5 greeting: the authentication methods the client offers.
@@ -140,6 +149,7 @@ pub fn address(b: &[u8]) -> Parse<Destination> {
         }
         _ => {
             let name = std::str::from_utf8(host).map_err(|_| SocksError::Malformed("domain"))?;
+            sb_core::flow::check_name(name)?;
             Destination::from_host(name, port)
         }
     };
@@ -172,31 +182,44 @@ pub fn request(b: &[u8]) -> Parse<Request> {
 }
 
 /// Encodes a SOCKS5 address.
-pub fn encode_address(out: &mut Vec<u8>, dest: &Destination) {
-    match &dest.host {
-        sb_core::flow::Host::Ip(std::net::IpAddr::V4(a)) => {
+/// Writes a SOCKS5 address of an IP and port.
+fn encode_socket(out: &mut Vec<u8>, addr: SocketAddr) {
+    match addr.ip() {
+        std::net::IpAddr::V4(a) => {
             out.push(1);
             out.extend_from_slice(&a.octets());
         }
-        sb_core::flow::Host::Ip(std::net::IpAddr::V6(a)) => {
+        std::net::IpAddr::V6(a) => {
             out.push(4);
             out.extend_from_slice(&a.octets());
         }
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
+}
+
+/// Writes a SOCKS5 address; a domain longer than 255 bytes cannot be written (never cut).
+pub fn encode_address(out: &mut Vec<u8>, dest: &Destination) -> Result<(), SocksError> {
+    match &dest.host {
+        sb_core::flow::Host::Ip(ip) => {
+            encode_socket(out, SocketAddr::new(*ip, dest.port));
+            return Ok(());
+        }
         sb_core::flow::Host::Domain(d) => {
-            let bytes = d.as_bytes();
-            let n = bytes.len().min(255);
+            let n =
+                u8::try_from(d.len()).map_err(|_| sb_core::flow::NameError::TooLong(d.len()))?;
             out.push(3);
-            out.push(n as u8);
-            out.extend_from_slice(&bytes[..n]);
+            out.push(n);
+            out.extend_from_slice(d.as_bytes());
         }
     }
     out.extend_from_slice(&dest.port.to_be_bytes());
+    Ok(())
 }
 
 /// A SOCKS5 reply with a bound address.
 pub fn reply(code: u8, bound: SocketAddr) -> Vec<u8> {
     let mut out = vec![5, code, 0];
-    encode_address(&mut out, &Destination::from_socket(bound));
+    encode_socket(&mut out, bound);
     out
 }
 
@@ -279,6 +302,7 @@ pub fn request4(b: &[u8]) -> Parse<Request4> {
     if name.is_empty() {
         return Err(SocksError::Malformed("domain"));
     }
+    sb_core::flow::check_name(name)?;
     Ok(Some((
         Request4 {
             command: b[1],
@@ -376,18 +400,18 @@ pub fn reply5(b: &[u8]) -> Parse<(u8, Destination)> {
 }
 
 /// Client side: a SOCKS5 CONNECT request.
-pub fn connect_request(dest: &Destination) -> Vec<u8> {
+pub fn connect_request(dest: &Destination) -> Result<Vec<u8>, SocksError> {
     let mut out = vec![5, 1, 0];
-    encode_address(&mut out, dest);
-    out
+    encode_address(&mut out, dest)?;
+    Ok(out)
 }
 
 /// Client side: a SOCKS5 UDP ASSOCIATE request; `from` is where the client will send from
 /// (`0.0.0.0:0`: not known).
-pub fn udp_associate_request(from: &Destination) -> Vec<u8> {
+pub fn udp_associate_request(from: &Destination) -> Result<Vec<u8>, SocksError> {
     let mut out = vec![5, 3, 0];
-    encode_address(&mut out, from);
-    out
+    encode_address(&mut out, from)?;
+    Ok(out)
 }
 
 /// Client side: RFC 1929 credentials.
@@ -433,7 +457,7 @@ mod client_tests {
     #[test]
     fn client_messages_round_trip_through_the_server_parsers() {
         let dest = Destination::from_host("example.test", 443);
-        let (req, n) = request(&connect_request(&dest)).unwrap().unwrap();
+        let (req, n) = request(&connect_request(&dest).unwrap()).unwrap().unwrap();
         assert_eq!(
             (req.destination, req.command, n),
             (dest.clone(), Command::Connect, 19)
@@ -450,5 +474,62 @@ mod client_tests {
             .unwrap()
             .unwrap();
         assert_eq!((code, bound.to_string().as_str()), (0, "127.0.0.1:9"));
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    //! Hardening finding 5: names that cannot be destinations are refused where they enter,
+    //! and a name too long for the wire is refused where it leaves, never cut.
+
+    use super::*;
+    use sb_core::flow::NameError;
+
+    fn socks5(name: &[u8]) -> Parse<Request> {
+        let mut b = vec![5, 1, 0, 3, name.len() as u8];
+        b.extend_from_slice(name);
+        b.extend_from_slice(&[0, 80]);
+        request(&b)
+    }
+
+    #[test]
+    fn control_characters_and_spaces_in_names_are_refused() {
+        for bad in [
+            &b"a\r\nx-injected: yes"[..],
+            b"nul\0",
+            b"esc\x1b[0m",
+            b"a b",
+            b"del\x7f",
+        ] {
+            assert!(
+                matches!(socks5(bad), Err(SocksError::Name(NameError::Control(_)))),
+                "{bad:?}"
+            );
+            // In SOCKS4a a NUL ends the name (the framing), so it cannot be inside one.
+            if !bad.contains(&0) {
+                let mut b4 = vec![4, 1, 0, 80, 0, 0, 0, 1, 0];
+                b4.extend_from_slice(bad);
+                b4.push(0);
+                assert!(request4(&b4).is_err(), "4a {bad:?}");
+            }
+            let text = String::from_utf8_lossy(bad);
+            assert!(
+                crate::proto::http::authority(&format!("{text}:443"), 80).is_none(),
+                "http {bad:?}"
+            );
+        }
+        assert!(socks5(b"fine-name_1.test").unwrap().is_some());
+        assert!(crate::proto::http::authority("fine.test:443", 80).is_some());
+    }
+
+    #[test]
+    fn a_name_too_long_for_a_socks_address_is_refused_not_cut() {
+        let long = "a".repeat(256);
+        let dest = Destination::from_host(&long, 80);
+        assert_eq!(
+            connect_request(&dest),
+            Err(SocksError::Name(NameError::TooLong(256)))
+        );
+        assert!(connect_request(&Destination::from_host(&"a".repeat(255), 80)).is_ok());
     }
 }

@@ -19,13 +19,14 @@ pub fn decode(b: &[u8]) -> Result<Option<(Destination, usize)>, SocksError> {
     }
 }
 
-/// Prefixes `payload` with the header naming `from`.
-pub fn encode(from: &Destination, payload: &[u8]) -> Vec<u8> {
+/// Prefixes `payload` with the header naming `from` (a domain too long for the header is an
+/// error, never cut).
+pub fn encode(from: &Destination, payload: &[u8]) -> Result<Vec<u8>, SocksError> {
     let mut out = Vec::with_capacity(payload.len() + 22);
     out.extend_from_slice(&[0, 0, 0]);
-    encode_address(&mut out, from);
+    encode_address(&mut out, from)?;
     out.extend_from_slice(payload);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -35,7 +36,7 @@ mod tests {
     #[test]
     fn round_trip_and_fragments() {
         let d = Destination::from_host("10.0.0.1", 53);
-        let pkt = encode(&d, b"query");
+        let pkt = encode(&d, b"query").unwrap();
         let (dest, off) = decode(&pkt).unwrap().unwrap();
         assert_eq!((dest, &pkt[off..]), (d, &b"query"[..]));
         let mut frag = pkt.clone();

@@ -118,11 +118,11 @@ impl Request {
     }
 }
 
-/// The request's bytes.
-pub fn encode_request(req: &Request) -> Vec<u8> {
+/// The request's bytes (a domain too long for a SOCKS address is an error, never cut).
+pub fn encode_request(req: &Request) -> Result<Vec<u8>, socks::SocksError> {
     let mut out = vec![u8::from(req.is_connect)];
-    socks::encode_address(&mut out, &req.destination);
-    out
+    socks::encode_address(&mut out, &req.destination)?;
+    Ok(out)
 }
 
 /// Parses a version 2 request. Like Go's boolean read, any non-zero byte means "connect".
@@ -316,7 +316,7 @@ mod tests {
             is_connect: true,
             destination: Destination::from_host("1.2.3.4", 53),
         };
-        assert_eq!(encode_request(&req), [1, 1, 1, 2, 3, 4, 0, 53]);
+        assert_eq!(encode_request(&req).unwrap(), [1, 1, 1, 2, 3, 4, 0, 53]);
     }
 
     #[test]
@@ -327,7 +327,7 @@ mod tests {
                     is_connect,
                     destination: dest.clone(),
                 };
-                let mut b = encode_request(&req);
+                let mut b = encode_request(&req).unwrap();
                 assert_eq!(request(&b[..b.len() - 1]), Ok(None));
                 let n = b.len();
                 b.push(0xaa);
