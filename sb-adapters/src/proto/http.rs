@@ -57,8 +57,7 @@ pub fn parse_head(b: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
     }
     let mut headers = Vec::new();
     for line in lines {
-        let (k, v) = line.split_once(':').ok_or(HttpError::Malformed("header"))?;
-        headers.push((k.trim().to_string(), v.trim().to_string()));
+        headers.push(header_line(line)?);
     }
     Ok(Some((
         Head {
@@ -69,6 +68,23 @@ pub fn parse_head(b: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
         },
         end + 4,
     )))
+}
+
+/// One header line, as RFC 9112 §5 has a proxy read it: the name a token right before the
+/// colon (whitespace there, or a line folded onto the previous one, is refused: servers and
+/// proxies disagree on what such lines mean, which is how requests are smuggled), the value
+/// without surrounding spaces and tabs and without CR, LF or NUL inside.
+fn header_line(line: &str) -> Result<(String, String), HttpError> {
+    let (k, v) = line.split_once(':').ok_or(HttpError::Malformed("header"))?;
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if k.is_empty() || !k.bytes().all(token) {
+        return Err(HttpError::Malformed("header name"));
+    }
+    let v = v.trim_matches([' ', '\t']);
+    if v.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(HttpError::Malformed("header value"));
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 impl Head {
@@ -129,6 +145,27 @@ mod tests {
             parse_head(&vec![b'a'; MAX_HEAD + 1]),
             Err(HttpError::TooLarge)
         );
+    }
+
+    /// Hardening finding 13 (RFC 9112 §5): header lines a proxy must not pass on as read.
+    #[test]
+    fn header_lines_that_smuggle_are_refused() {
+        for bad in [
+            "GET http://a/ HTTP/1.1\r\nHost : a\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nHost\t: a\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nX-A: 1\nX-B: 2\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nX-A: 1\rX-B: 2\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nX A: 1\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\n: empty\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nX-A: a\0b\r\n\r\n",
+        ] {
+            assert!(parse_head(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        let (h, _) = parse_head(b"GET http://a/ HTTP/1.1\r\nX-A:  spaced value \t\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.header("x-a"), Some("spaced value"));
     }
 
     #[test]

@@ -171,6 +171,11 @@ pub fn forward_request(head: &Head) -> Result<Forward, HttpError> {
         if k.eq_ignore_ascii_case("host") || is_dropped(k, &dropped) {
             continue;
         }
+        // Beside chunked, a length is wrong (RFC 9112 §6.3) and would give the origin a
+        // second framing to believe: only the chunked one goes on.
+        if body == Body::Chunked && k.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     if body == Body::Chunked {

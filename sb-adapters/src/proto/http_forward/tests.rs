@@ -182,3 +182,19 @@ fn responses_carry_gos_connection_headers() {
         .windows(17)
         .any(|w| w == b"Connection: close"));
 }
+
+/// Hardening finding 13 (RFC 9112 §6.3): with `Transfer-Encoding: chunked`, a
+/// `Content-Length` is wrong and must not reach the origin (two framings are how requests
+/// are smuggled past a proxy).
+#[test]
+fn content_length_is_dropped_beside_chunked() {
+    let f = forward_request(&head(
+        "POST http://a/up HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ))
+    .unwrap();
+    assert_eq!(f.body, Body::Chunked);
+    assert_eq!(
+        String::from_utf8(f.head).unwrap(),
+        "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+}
