@@ -258,3 +258,71 @@ fn a_foreign_cache_file_is_not_overwritten() {
     assert_eq!(std::fs::read(&cache).unwrap(), b"\x00\x01bbolt-like bytes");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A raw UDP DNS query for `name` A, with an EDNS0 OPT record of `edns` bytes if given.
+fn raw_query(name: &str, edns: Option<u16>) -> Vec<u8> {
+    let mut q = vec![
+        0x51,
+        0x3a,
+        0x01,
+        0x00,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u8::from(edns.is_some()),
+    ];
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    if let Some(size) = edns {
+        q.extend_from_slice(&[0, 0, 41]);
+        q.extend_from_slice(&size.to_be_bytes());
+        q.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    }
+    q
+}
+
+/// Hardening finding 9: over UDP, hijack-dns sent answers of any size without the TC bit.
+/// As Go does, an answer is cut to 512 bytes (or the query's EDNS0 size) with TC set, so
+/// the client asks again over TCP.
+#[test]
+fn udp_answers_fit_the_clients_buffer_or_are_truncated() {
+    let many: Vec<String> = (1..=60).map(|i| format!("\"10.9.0.{i}\"")).collect();
+    let sb = Instance::start(&hijack_config(
+        &format!(
+            r#", {{"type": "hosts", "tag": "many", "predefined": {{"many.test": [{}]}}}}"#,
+            many.join(", ")
+        ),
+        r#"{"domain": ["many.test"], "server": "many"}"#,
+        "",
+        "",
+    ));
+    let ask = |edns: Option<u16>| {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.send_to(&raw_query("many.test", edns), sb.addr(0))
+            .unwrap();
+        let mut buf = [0u8; 65_535];
+        let (n, _) = s.recv_from(&mut buf).expect("no answer within 5 s");
+        let truncated = buf[2] & 0x02 != 0;
+        let answers = u16::from_be_bytes([buf[6], buf[7]]);
+        (n, truncated, answers)
+    };
+    let (n, tc, answers) = ask(None);
+    assert!(n <= 512 && tc, "{n} bytes, TC {tc}");
+    assert!(answers > 0 && answers < 60, "{answers} answers kept");
+    let (n, tc, answers) = ask(Some(4096));
+    assert!(
+        n > 512 && !tc && answers == 60,
+        "{n} bytes, TC {tc}, {answers} answers"
+    );
+    // Over TCP the whole answer comes.
+    let (status, all) = dig(sb.addr(0), "many.test", "A", true);
+    assert_eq!((status.as_str(), all.len()), ("NOERROR", 60));
+}

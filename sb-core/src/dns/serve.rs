@@ -2,7 +2,9 @@
 //! module answers it. UDP flows carry one query per datagram (each answered on its own
 //! task, so a slow server does not hold up the next query); TCP flows carry length-prefixed
 //! messages, answered in order. A query dropped by a rule gets no answer; a server failure
-//! gets SERVFAIL so the client does not wait for its own timeout.
+//! gets SERVFAIL so the client does not wait for its own timeout. A UDP answer larger than
+//! the client can take (512 bytes, or its EDNS0 size) is cut to the answer records that fit,
+//! with the TC bit set, as Go does (miekg/dns `Truncate`): the client asks again over TCP.
 
 use super::message::{encode, reply};
 use super::{Dns, DnsError};
@@ -14,8 +16,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::debug;
 
-/// The answer to one raw query, or `None` when nothing must be sent.
-async fn answer(dns: &Dns, flow: &FlowContext, raw: &[u8]) -> Option<Vec<u8>> {
+/// The answer to one raw query, or `None` when nothing must be sent; `udp` cuts it to what
+/// the client can take.
+async fn answer(dns: &Dns, flow: &FlowContext, raw: &[u8], udp: bool) -> Option<Vec<u8>> {
     let query = match Message::from_vec(raw) {
         Ok(q) => q,
         Err(e) => {
@@ -35,7 +38,42 @@ async fn answer(dns: &Dns, flow: &FlowContext, raw: &[u8]) -> Option<Vec<u8>> {
             reply(&query, ResponseCode::ServFail)
         }
     };
-    encode(&m).ok()
+    let out = encode(&m).ok()?;
+    if !udp {
+        return Some(out);
+    }
+    let limit = udp_limit(&query);
+    if out.len() <= limit {
+        return Some(out);
+    }
+    truncate(m, limit)
+}
+
+/// The largest UDP answer the client takes: 512 bytes, or its EDNS0 payload size (never
+/// below 512, RFC 6891 §6.2.5).
+fn udp_limit(query: &Message) -> usize {
+    usize::from(query.max_payload())
+}
+
+/// `m` cut to fit `limit` bytes: authority and additional records go, then as many answer
+/// records as fit are kept (found by halving), and TC is set.
+fn truncate(mut m: Message, limit: usize) -> Option<Vec<u8>> {
+    m.metadata.truncation = true;
+    m.authorities.clear();
+    m.additionals.clear();
+    let answers = std::mem::take(&mut m.answers);
+    let (mut lo, mut hi) = (0usize, answers.len());
+    // The most answers that fit: lo always fits (none at all, at worst).
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        m.answers = answers[..mid].to_vec();
+        match encode(&m) {
+            Ok(b) if b.len() <= limit => lo = mid,
+            _ => hi = mid - 1,
+        }
+    }
+    m.answers = answers[..lo].to_vec();
+    encode(&m).ok().filter(|b| b.len() <= limit)
 }
 
 /// Answers the queries of a UDP flow until it has been idle for `idle`.
@@ -57,7 +95,7 @@ pub async fn serve_udp(dns: Arc<Dns>, flow: FlowContext, conn: BoxPacketConn, id
         };
         let (dns, flow, conn) = (dns.clone(), flow.clone(), conn.clone());
         tasks.spawn(async move {
-            if let Some(out) = answer(&dns, &flow, &raw).await {
+            if let Some(out) = answer(&dns, &flow, &raw, true).await {
                 if let Err(e) = conn.send_to(&out, &dest).await {
                     debug!(target: "dns", "write answer: {e}");
                 }
@@ -82,7 +120,7 @@ pub async fn serve_tcp(dns: Arc<Dns>, flow: FlowContext, mut stream: BoxStream, 
         if stream.read_exact(&mut raw).await.is_err() {
             return;
         }
-        let Some(out) = answer(&dns, &flow, &raw).await else {
+        let Some(out) = answer(&dns, &flow, &raw, false).await else {
             continue;
         };
         let Ok(n) = u16::try_from(out.len()) else {
