@@ -305,6 +305,18 @@ impl Sink<AnyIpPktFrame> for Stack {
             }
         };
 
+        // sb: a fragment of an IPv4 datagram (more fragments follow, or it is not the first)
+        // would be read as a whole datagram: garbage flows and checksum errors. Dropped here,
+        // before any parsing of its transport header. (IPv6 fragments carry a fragment
+        // header, protocol 44, and are dropped below with the other protocols.)
+        if let IpPacket::Ipv4(ref v4) = packet {
+            if v4.more_frags() || v4.frag_offset() != 0 {
+                trace!("IPv4 fragment dropped");
+                self.pool.give(item);
+                return Ok(());
+            }
+        }
+
         let src_ip = packet.src_addr();
         let dst_ip = packet.dst_addr();
 
