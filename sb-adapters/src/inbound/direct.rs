@@ -126,6 +126,7 @@ impl Inbound for DirectIn {
                     dest,
                     handler,
                     super::udp_timeout(&self.listen),
+                    super::udp_nat::MAX_SESSIONS,
                 ));
                 self.serving.add(task);
             }

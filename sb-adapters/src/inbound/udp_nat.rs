@@ -19,6 +19,12 @@ use tokio::sync::mpsc;
 /// Datagrams queued per client before new ones are dropped (UDP may drop; memory may not grow).
 const QUEUE: usize = 256;
 
+/// Clients with a flow at once, at most: the source address of a datagram is the client's
+/// word, so without a bound anyone could make the table (and the flows, and their upstream
+/// sockets) grow with spoofed sources. Past it, datagrams from new clients are dropped
+/// (counted, the first one warned about) until flows end.
+pub const MAX_SESSIONS: usize = 4096;
+
 /// A queued datagram and where it is going.
 type Datagram = (Vec<u8>, Destination);
 
@@ -82,8 +88,10 @@ pub async fn serve(
     dest: Destination,
     handler: Arc<dyn FlowHandler>,
     udp_timeout: Option<std::time::Duration>,
+    max_sessions: usize,
 ) {
     let sessions: Sessions = Arc::default();
+    let mut refused: u64 = 0;
     let _end = EndSessions(sessions.clone());
     let local = socket.local_addr().ok();
     let mut buf = vec![0u8; 65_535];
@@ -103,9 +111,21 @@ pub async fn serve(
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let _ = tx.try_send(pkt);
-        if let Ok(mut s) = sessions.lock() {
-            s.insert(peer, tx);
+        let Ok(mut s) = sessions.lock() else {
+            continue;
+        };
+        if s.len() >= max_sessions {
+            drop(s);
+            refused += 1;
+            if refused == 1 {
+                tracing::warn!(target: "inbound", tag = %tag, "udp: {max_sessions} clients have flows; datagrams from new ones are dropped until some end (further drops are logged at debug)");
+            } else {
+                tracing::debug!(target: "inbound", tag = %tag, "udp: table full, datagram from {peer} dropped ({refused} so far)");
+            }
+            continue;
         }
+        s.insert(peer, tx);
+        drop(s);
         let conn: BoxPacketConn = Arc::new(ClientQueue {
             socket: Arc::downgrade(&socket),
             client: peer,
@@ -121,5 +141,71 @@ pub async fn serve(
                 s.remove(&peer);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hardening finding 7: the table of clients is bounded.
+
+    // Test code: a failed unwrap is a failed test, with the reason in the panic message.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use sb_core::adapter::{BoxStream, Responder};
+    use std::time::Duration;
+
+    /// Holds every UDP flow open and reports it.
+    struct Hold(mpsc::UnboundedSender<SocketAddr>);
+
+    impl FlowHandler for Hold {
+        fn handle_tcp(
+            self: Arc<Self>,
+            _flow: FlowContext,
+            _stream: BoxStream,
+            _responder: Box<dyn Responder>,
+        ) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+        fn handle_udp(
+            self: Arc<Self>,
+            flow: FlowContext,
+            conn: BoxPacketConn,
+        ) -> BoxFuture<'static, ()> {
+            Box::pin(async move {
+                let _ = self.0.send(flow.source);
+                let mut buf = [0u8; 64];
+                while conn.recv_from(&mut buf).await.is_ok() {}
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn clients_past_the_bound_get_no_flow() {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let at = socket.local_addr().unwrap();
+        let (tx, mut flows) = mpsc::unbounded_channel();
+        let task = tokio::spawn(serve(
+            socket,
+            "d".into(),
+            "direct",
+            Destination::from_host("192.0.2.1", 53),
+            Arc::new(Hold(tx)),
+            None,
+            4,
+        ));
+        let mut clients = Vec::new();
+        for _ in 0..6 {
+            let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            c.send_to(b"x", at).await.unwrap();
+            clients.push(c);
+        }
+        let mut seen = 0;
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), flows.recv()).await
+        {
+            seen += 1;
+        }
+        assert_eq!(seen, 4);
+        task.abort();
     }
 }

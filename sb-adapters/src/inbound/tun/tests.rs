@@ -631,7 +631,11 @@ fn fragments(src: SocketAddr, dst: SocketAddr, payload: &[u8], first: usize) -> 
         p.extend_from_slice(part);
         let len = p.len() as u16;
         p[2..4].copy_from_slice(&len.to_be_bytes());
-        let (more, offset) = if i == 0 { (0x2000u16, 0u16) } else { (0, (first / 8) as u16) };
+        let (more, offset) = if i == 0 {
+            (0x2000u16, 0u16)
+        } else {
+            (0, (first / 8) as u16)
+        };
         p[6..8].copy_from_slice(&(more | offset).to_be_bytes());
         p[10..12].copy_from_slice(&[0, 0]);
         let sum = etherparse::Ipv4Header::from_slice(&p[..20])
@@ -660,5 +664,8 @@ async fn ipv4_fragments_are_dropped_not_made_into_flows() {
     let flow = h.next_flow().await;
     assert_eq!(flow.destination.socket_addr(), Some(server));
     let reply = h.next_sent().await;
-    assert_eq!(transport_payload(&SlicedPacket::from_ip(&reply).unwrap()), b"whole");
+    assert_eq!(
+        transport_payload(&SlicedPacket::from_ip(&reply).unwrap()),
+        b"whole"
+    );
 }
