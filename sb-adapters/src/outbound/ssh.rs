@@ -16,6 +16,7 @@ use sb_core::adapter::{AsyncStream, BoxFuture, BoxStream, Outbound};
 use sb_core::dialer::Dialer;
 use sb_core::flow::{Destination, FlowContext, Host};
 use session::Sessions;
+pub use settings::SshError;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -35,7 +36,7 @@ impl Ssh {
         server: Destination,
         o: &SshOutbound,
         dialer: Dialer,
-    ) -> Result<Ssh, String> {
+    ) -> Result<Ssh, SshError> {
         let settings = settings::Settings::from_config(o)?;
         Ok(Ssh {
             tag: tag.to_string(),

@@ -200,7 +200,7 @@ impl UrlTest {
                 }
                 Err(e) => {
                     tracing::debug!(target: "outbound", tag = %self.log_tag(), "outbound {tag} unavailable: {e}");
-                    Outcome::Failed(e)
+                    Outcome::Failed(e.to_string())
                 }
             };
             self.record(&tag, outcome.clone());

@@ -3,7 +3,7 @@
 //! or the default outbound at the end), and the flow rewrites around them: a FakeIP or
 //! reverse-mapped destination before the rules, a `resolve` action's lookup between them.
 
-use super::Dispatcher;
+use super::{Dispatcher, RouteError};
 use crate::adapter::Outbound;
 use crate::dns::client::Fake;
 use crate::flow::{Destination, FlowContext};
@@ -26,7 +26,7 @@ pub enum Decision {
         drop: bool,
     },
     /// It cannot be routed (the reason is logged and answered as a general failure).
-    Fail(String),
+    Fail(RouteError),
     /// A `hijack-dns` action: the DNS module answers the flow's queries.
     HijackDns,
     /// A `sniff` action: peek at the client's first bytes, then decide again from rule `next`.
@@ -67,7 +67,9 @@ impl Dispatcher {
                     flow.matched_rule = Some(rule.index);
                     return match self.outbound(&target.outbound) {
                         Some(o) => route_to(o, flow),
-                        None => Decision::Fail(format!("outbound not found: {}", target.outbound)),
+                        None => {
+                            Decision::Fail(RouteError::OutboundNotFound(target.outbound.clone()))
+                        }
                     };
                 }
                 RouteAction::RouteOptions(opts) => {
@@ -84,7 +86,7 @@ impl Dispatcher {
                     return if self.dns.is_some() {
                         Decision::HijackDns
                     } else {
-                        Decision::Fail("hijack-dns: no DNS module in this instance".into())
+                        Decision::Fail(RouteError::NoDns)
                     };
                 }
                 RouteAction::Sniff(sn) => {
@@ -120,7 +122,7 @@ impl Dispatcher {
         match &self.router.final_outbound {
             Some(tag) => match self.outbound(tag) {
                 Some(o) => route_to(o, flow),
-                None => Decision::Fail(format!("outbound not found: {tag}")),
+                None => Decision::Fail(RouteError::OutboundNotFound(tag.clone())),
             },
             None => route_to(self.default_outbound.clone(), flow),
         }
@@ -129,7 +131,7 @@ impl Dispatcher {
     /// Maps a FakeIP destination back to its domain, and with `reverse_mapping` gives an IP
     /// destination the domain it was answered for (for domain rules; the IP is still
     /// dialed). `Err` when the address is fake but unknown: such a flow is never dialed.
-    pub(super) fn unfake(&self, flow: &mut FlowContext) -> Result<(), String> {
+    pub(super) fn unfake(&self, flow: &mut FlowContext) -> Result<(), RouteError> {
         let (Some(dns), Some(ip)) = (&self.dns, flow.destination.ip()) else {
             return Ok(());
         };
@@ -139,7 +141,7 @@ impl Dispatcher {
                 flow.destination = Destination::from_host(&d, flow.destination.port);
                 Ok(())
             }
-            Fake::Unknown => Err(format!("missing fakeip record for {ip}")),
+            Fake::Unknown => Err(RouteError::UnknownFakeIp(ip)),
             Fake::No => {
                 if flow.sniffed_domain.is_none() {
                     flow.sniffed_domain = dns.reverse_domain(ip);
@@ -156,7 +158,7 @@ impl Dispatcher {
         flow: &mut FlowContext,
         strategy: DomainStrategy,
         server: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), RouteError> {
         let Some(domain) = flow.destination.domain().map(str::to_string) else {
             return Ok(());
         };
@@ -169,7 +171,7 @@ impl Dispatcher {
                 } else {
                     Some(
                         dns.server_index(server)
-                            .ok_or_else(|| format!("resolve: DNS server not found: {server}"))?,
+                            .ok_or_else(|| RouteError::DnsServerNotFound(server.to_string()))?,
                     )
                 };
                 dns.lookup_for(flow, &domain, strategy, server)
@@ -184,7 +186,7 @@ impl Dispatcher {
                 flow.resolved = ips;
                 Ok(())
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(RouteError::Lookup(e)),
         }
     }
 
@@ -204,11 +206,10 @@ fn route_to(o: Arc<dyn Outbound>, flow: &FlowContext) -> Decision {
     if o.networks().contains(&flow.network) {
         Decision::Route(o)
     } else {
-        Decision::Fail(format!(
-            "{} is not supported by outbound: {}",
-            flow.network.as_str(),
-            o.tag()
-        ))
+        Decision::Fail(RouteError::NetworkNotSupported {
+            network: flow.network,
+            outbound: o.tag().to_string(),
+        })
     }
 }
 

@@ -179,7 +179,7 @@ impl Sessions {
                         SessionError::HostKeyMismatch(_) => {
                             io::Error::new(io::ErrorKind::PermissionDenied, e.to_string())
                         }
-                        SessionError::Ssh(e) => io::Error::other(e.to_string()),
+                        SessionError::Ssh(e) => ssh_io(e),
                     })?;
             self.authenticate(&mut handle).await?;
             Ok::<_, io::Error>(handle)
@@ -194,7 +194,7 @@ impl Sessions {
     async fn authenticate(&self, handle: &mut Handle<Callbacks>) -> io::Result<()> {
         let s = &self.settings;
         let mut tried = vec!["none"];
-        let ssh = |e: russh::Error| io::Error::other(e.to_string());
+        let ssh = ssh_io;
         if let Some(p) = &s.password {
             tried.push("password");
             if handle
@@ -250,6 +250,21 @@ fn backoff(failures: u32) -> Duration {
     let base = exp.min(BACKOFF_MAX);
     let jitter = rand::thread_rng().gen_range(0.0..0.25);
     base.mul_f64(1.0 - jitter)
+}
+
+/// A russh error as the `io::Error` a flow fails with, with a kind the inbounds can answer
+/// by (SOCKS reply codes, HTTP 502/504): the socket's own error keeps its kind, a closed or
+/// timed-out session says so; the text is russh's.
+fn ssh_io(e: russh::Error) -> io::Error {
+    let kind = match &e {
+        russh::Error::IO(io) => return io::Error::new(io.kind(), e.to_string()),
+        russh::Error::Disconnect | russh::Error::HUP => io::ErrorKind::ConnectionAborted,
+        russh::Error::ConnectionTimeout
+        | russh::Error::KeepaliveTimeout
+        | russh::Error::InactivityTimeout => io::ErrorKind::TimedOut,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e.to_string())
 }
 
 #[cfg(test)]
