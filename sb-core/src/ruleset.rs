@@ -172,7 +172,7 @@ impl RuleSets {
                     )));
                 }
                 Source::Remote(set) => {
-                    let client = set.client(&self.outbounds).map_err(err)?;
+                    let client = set.client(e.matcher.tag(), &self.outbounds).map_err(err)?;
                     let etag = set
                         .fetch(&client, &e.matcher, None)
                         .await

@@ -655,3 +655,16 @@ fn the_process_is_looked_up_only_when_needed() {
         r#"{"rules": [{"rule_set": "s", "outbound": "a"}], "rule_set": [{"tag": "s", "rules": [{"type": "logical", "mode": "and", "rules": [{"process_path": "/x"}]}]}]}"#
     ));
 }
+
+#[test]
+fn inbound_rules_never_match_sbs_own_flows_even_under_an_inbound_tag() {
+    let d = dispatcher(
+        r#"{"rules": [{"inbound": "in-a", "outbound": "b"},
+                      {"inbound": "in-b", "invert": true, "outbound": "c"}]}"#,
+        "Rule",
+    );
+    // An internal flow labelled like a configured inbound is still nobody's inbound.
+    let mut own = FlowContext::internal("in-a", Network::Tcp, Destination::from_host("a.test", 80));
+    assert!(matches!(d.decide(&mut own), Decision::Route(o) if o.tag() == "c"));
+    assert_eq!(decide(&d, &BASE), "b");
+}

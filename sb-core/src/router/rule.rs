@@ -435,7 +435,9 @@ fn ip_matches(ips: &[IpAddr], set: &CidrSet, private: bool) -> bool {
 impl DefaultMatcher {
     fn matches(&self, p: &Probe<'_>) -> bool {
         let f = p.flow;
-        if !self.inbound.is_empty() && !self.inbound.contains(&*f.inbound_tag) {
+        // sb's own flows came through no inbound: their tag is a label, never an inbound's.
+        if !self.inbound.is_empty() && (f.is_internal() || !self.inbound.contains(&*f.inbound_tag))
+        {
             return false;
         }
         if !self.network.is_empty() && !self.network.contains(&f.network) {
