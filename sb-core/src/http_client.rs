@@ -152,7 +152,7 @@ impl HttpClient {
             let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, stream)
                 .await?;
-            Box::new(crate::tls_stream::TlsStream(tls))
+            crate::stream::Forward::boxed(tls)
         } else {
             stream
         };

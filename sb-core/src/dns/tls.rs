@@ -5,7 +5,7 @@
 
 use super::TlsError;
 use crate::adapter::BoxStream;
-use crate::tls_stream::TlsStream;
+use crate::stream::Forward;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -66,7 +66,7 @@ impl TlsClient {
     pub async fn wrap(&self, stream: BoxStream) -> std::io::Result<BoxStream> {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let tls = connector.connect(self.name.clone(), stream).await?;
-        Ok(Box::new(TlsStream(tls)))
+        Ok(Forward::boxed(tls))
     }
 
     /// Runs the handshake and says whether the server chose HTTP/2 by ALPN.
@@ -74,7 +74,7 @@ impl TlsClient {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let tls = connector.connect(self.name.clone(), stream).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        Ok((Box::new(TlsStream(tls)), h2))
+        Ok((Forward::boxed(tls), h2))
     }
 }
 
