@@ -153,8 +153,8 @@ pub trait FlowHandler: Send + Sync + 'static {
 pub enum ConnectFailure {
     /// A rule rejected the flow.
     Rejected,
-    /// No route (unknown outbound, unsupported network).
-    NoRoute(String),
+    /// No route (unknown outbound, unsupported network, unknown FakeIP address...).
+    NoRoute(crate::dispatch::RouteError),
     /// The outbound failed to connect.
     Dial(io::Error),
 }

@@ -110,7 +110,10 @@ impl Dialer {
             Dialer::Direct(opts) => Ok(Box::new(connect_direct(opts, dest).await?)),
             Dialer::Detour(d) => {
                 let target = d.target.get().ok_or_else(|| {
-                    io::Error::other(format!("detour outbound {:?} is not bound", d.tag))
+                    io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        format!("detour outbound {:?} is not bound", d.tag),
+                    )
                 })?;
                 target.connect_tcp(flow, dest).await
             }
@@ -130,7 +133,10 @@ impl Dialer {
             Dialer::Direct(opts) => Ok(Arc::new(crate::udp::DirectUdp::bind(opts)?)),
             Dialer::Detour(d) => {
                 let target = d.target.get().ok_or_else(|| {
-                    io::Error::other(format!("detour outbound {:?} is not bound", d.tag))
+                    io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        format!("detour outbound {:?} is not bound", d.tag),
+                    )
                 })?;
                 target.connect_udp(flow, dest).await
             }
@@ -189,7 +195,7 @@ pub async fn connect_direct(opts: &DialOptions, dest: &Destination) -> io::Resul
             running += 1;
         }
         if running == 0 {
-            return Err(last_err.unwrap_or_else(|| io::Error::other("no address to connect to")));
+            return Err(last_err.unwrap_or_else(no_address));
         }
         let more = pending.len() > 0;
         let next = if more {
@@ -211,13 +217,17 @@ pub async fn connect_direct(opts: &DialOptions, dest: &Destination) -> io::Resul
                 last_err = Some(io::Error::other(join.to_string()));
             }
             None if !more => {
-                return Err(
-                    last_err.unwrap_or_else(|| io::Error::other("no address to connect to"))
-                );
+                return Err(last_err.unwrap_or_else(no_address));
             }
             None => {}
         }
     }
+}
+
+/// The destination resolved to no address at all (the resolver's own error is kept when
+/// there is one): `NotFound`, as a lookup that found nothing.
+fn no_address() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "no address to connect to")
 }
 
 async fn connect_one(opts: &DialOptions, addr: SocketAddr) -> io::Result<TcpStream> {

@@ -13,6 +13,7 @@
 pub mod build;
 pub mod cache;
 pub mod client;
+mod error;
 pub mod fakeip;
 pub mod hosts;
 pub mod https;
@@ -25,8 +26,9 @@ pub mod tls;
 pub mod transport;
 pub mod udp;
 
-pub use build::{build, BuildError};
+pub use build::build;
 pub use client::Dns;
+pub use error::{BuildError, RecordError, RuleError, ServerError, TlsError};
 pub use transport::{BoxTransport, Transport};
 
 use std::time::Duration;

@@ -3,7 +3,7 @@
 
 use crate::procinfo::ProcessInfo;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -128,6 +128,10 @@ impl Network {
     }
 }
 
+/// The inbound type of the flows sb opens for itself ([`FlowContext::internal`]). No
+/// config type has this name, so no configured inbound can be taken for it.
+pub const INTERNAL: &str = "internal";
+
 /// Everything the router may match on, and what routing decided so far.
 #[derive(Clone, Debug)]
 pub struct FlowContext {
@@ -196,6 +200,32 @@ impl FlowContext {
         }
     }
 
+    /// A flow sb opens for itself rather than for a client: a DNS server's queries, a lookup
+    /// of sb's own, the HTTP client's requests (rule-set downloads, urltest probes). Its
+    /// inbound is `internal[<purpose>]`, with `purpose` saying which part of sb and for what
+    /// (`dns:<server>`, `resolver`, `rule-set:<tag>`, `urltest:<group>`, `http-client`), so
+    /// logs and outbounds tell these flows apart; it has no source (`0.0.0.0:0`), and rules
+    /// on `inbound` never match it (see [`FlowContext::is_internal`]).
+    pub fn internal(
+        purpose: impl Into<Arc<str>>,
+        network: Network,
+        destination: Destination,
+    ) -> FlowContext {
+        FlowContext::new(
+            purpose.into(),
+            INTERNAL,
+            network,
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+            destination,
+        )
+    }
+
+    /// Whether sb opened this flow for itself ([`FlowContext::internal`]): it came through no
+    /// inbound, so its inbound tag is a label, not a configured inbound's.
+    pub fn is_internal(&self) -> bool {
+        self.inbound_type == INTERNAL
+    }
+
     /// The domain rules match: the sniffed one, else the destination's.
     pub fn domain(&self) -> Option<&str> {
         self.sniffed_domain
@@ -237,6 +267,25 @@ mod tests {
         assert_eq!(
             Destination::from_host("127.0.0.1", 8).to_string(),
             "127.0.0.1:8"
+        );
+    }
+
+    #[test]
+    fn internal_flows_say_which_part_of_sb_opened_them() {
+        let f = FlowContext::internal("dns:local", Network::Udp, Destination::from_host("::1", 53));
+        assert!(f.is_internal());
+        assert_eq!((&*f.inbound_tag, f.inbound_type), ("dns:local", "internal"));
+        assert!(f.source.ip().is_unspecified());
+        let client = FlowContext::new(
+            "internal".into(),
+            "mixed",
+            Network::Tcp,
+            "127.0.0.1:1".parse().unwrap(),
+            Destination::from_host("a.test", 80),
+        );
+        assert!(
+            !client.is_internal(),
+            "an inbound tagged \"internal\" is a real inbound"
         );
     }
 }

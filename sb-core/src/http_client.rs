@@ -14,7 +14,6 @@ use crate::adapter::{BoxStream, Outbound};
 use crate::flow::{Destination, FlowContext, Network};
 pub use response::Head;
 use rustls::pki_types::{CertificateDer, ServerName};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -78,6 +77,8 @@ pub struct Response {
 pub struct HttpClient {
     outbound: Arc<dyn Outbound>,
     options: ClientOptions,
+    /// What the requests are for, as their flows' inbound label (`rule-set:geoip`).
+    purpose: Arc<str>,
     tls: Arc<rustls::ClientConfig>,
 }
 
@@ -101,8 +102,16 @@ impl HttpClient {
         Ok(HttpClient {
             outbound,
             options,
+            purpose: Arc::from("http-client"),
             tls: Arc::new(tls),
         })
+    }
+
+    /// Labels the client's flows with what they are for (`rule-set:<tag>`,
+    /// `urltest:<group>`); see [`FlowContext::internal`]. `http-client` otherwise.
+    pub fn with_purpose(mut self, purpose: impl Into<Arc<str>>) -> Self {
+        self.purpose = purpose.into();
+        self
     }
 
     /// `GET url` with extra request headers.
@@ -135,14 +144,7 @@ impl HttpClient {
         headers: &[(&str, &str)],
     ) -> Result<Response, HttpError> {
         let dest = Destination::from_host(&url.host, url.port);
-        // sb's own requests are flows with no inbound; outbounds only read the destination.
-        let flow = FlowContext::new(
-            Arc::from(""),
-            "internal",
-            Network::Tcp,
-            SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-            dest.clone(),
-        );
+        let flow = FlowContext::internal(self.purpose.clone(), Network::Tcp, dest.clone());
         let stream = self.outbound.connect_tcp(&flow, &dest).await?;
         let stream: BoxStream = if url.tls {
             let name = ServerName::try_from(url.host.clone())
@@ -150,7 +152,7 @@ impl HttpClient {
             let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, stream)
                 .await?;
-            Box::new(crate::tls_stream::TlsStream(tls))
+            crate::stream::Forward::boxed(tls)
         } else {
             stream
         };

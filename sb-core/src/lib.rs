@@ -26,7 +26,6 @@ pub mod sniff;
 #[cfg(target_os = "linux")]
 mod splice;
 pub mod stream;
-pub mod tls_stream;
 pub mod tracker;
 pub mod udp;
 

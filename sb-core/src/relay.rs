@@ -208,38 +208,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn boxed(s: tokio::io::DuplexStream) -> BoxStream {
-        Box::new(Duplex(s))
-    }
-
-    struct Duplex(tokio::io::DuplexStream);
-    impl AsyncRead for Duplex {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_read(cx, buf)
-        }
-    }
-    impl AsyncWrite for Duplex {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            b: &[u8],
-        ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.0).poll_write(cx, b)
-        }
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_flush(cx)
-        }
-        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-            Pin::new(&mut self.0).poll_shutdown(cx)
-        }
-    }
-    impl crate::adapter::AsyncStream for Duplex {
-        fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
-            Err(self)
-        }
+        crate::stream::Forward::boxed(s)
     }
 
     #[tokio::test]

@@ -4,11 +4,13 @@
 
 mod cidr;
 mod domain;
+mod error;
 mod process;
 pub mod rule;
 
 pub use cidr::{is_private, CidrSet};
 pub use domain::DomainMatcher;
+pub use error::RuleError;
 
 use crate::flow::FlowContext;
 use rule::{Matcher, Outbounds, Probe, RuleSets};
@@ -52,12 +54,12 @@ impl ClashMode {
 
 /// An error building the router, naming the rule.
 #[derive(Debug, thiserror::Error)]
-#[error("route.rules[{index}]: {message}")]
+#[error("route.rules[{index}]: {reason}")]
 pub struct RouterError {
     /// The rule index (or rule-set index for rule sets).
     pub index: usize,
     /// What is wrong.
-    pub message: String,
+    pub reason: RuleError,
 }
 
 /// The compiled `route` section.
@@ -102,7 +104,7 @@ impl Router {
         let mut rules = Vec::with_capacity(route.rules.len());
         for (index, r) in route.rules.iter().enumerate() {
             let matcher = rule::compile(&r.matcher, &scope)
-                .map_err(|message| RouterError { index, message })?;
+                .map_err(|reason| RouterError { index, reason })?;
             let description = describe(&r.to_json());
             rules.push(CompiledRule {
                 index,

@@ -68,7 +68,9 @@ pub struct RuleSets {
 }
 
 /// Compiles headless rules; used for every source so all sets match alike.
-pub(crate) fn compile(rules: &[HeadlessRule]) -> Result<Vec<crate::router::rule::Matcher>, String> {
+pub(crate) fn compile(
+    rules: &[HeadlessRule],
+) -> Result<Vec<crate::router::rule::Matcher>, crate::router::RuleError> {
     RuleSetMatcher::compile(rules)
 }
 
@@ -93,7 +95,10 @@ impl RuleSets {
                 message,
             };
             let (rules, source) = match &rs.kind {
-                RuleSetKind::Inline(rules) => (compile(rules).map_err(err)?, Source::Inline),
+                RuleSetKind::Inline(rules) => (
+                    compile(rules).map_err(|e| err(e.to_string()))?,
+                    Source::Inline,
+                ),
                 RuleSetKind::Local(l) => {
                     let file = local::LocalFile::new(
                         PathBuf::from(sb_config::ctx::expand_path(&l.path)),
@@ -167,7 +172,7 @@ impl RuleSets {
                     )));
                 }
                 Source::Remote(set) => {
-                    let client = set.client(&self.outbounds).map_err(err)?;
+                    let client = set.client(e.matcher.tag(), &self.outbounds).map_err(err)?;
                     let etag = set
                         .fetch(&client, &e.matcher, None)
                         .await

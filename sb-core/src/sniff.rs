@@ -2,10 +2,11 @@
 //! protocol, and where the protocol carries one the domain (TLS and QUIC SNI, HTTP Host), so
 //! later rules can match on `protocol` and `domain`.
 //!
-//! [`sniff`] reads the growing prefix of a TCP stream (the dispatcher calls it while it peeks),
-//! and [`sniff_packets`] the first datagrams of a UDP flow. Each protocol lives in its own
-//! file as a pure function over bytes (no I/O, no state between calls), so it can be tested on
-//! captured bytes. The protocol names and the order in which sniffers are tried follow Go
+//! [`sniff`] reads the growing prefix of a TCP stream and [`sniff_packets`] the first
+//! datagrams of a UDP flow. Each protocol lives in its own file as a pure function over bytes
+//! (no I/O, no state between calls), so it can be tested on captured bytes. The one place
+//! that reads from a client is `peek.rs` ([`peek_stream`], [`peek_packets`]), which the
+//! dispatcher calls for a `sniff` action. The protocol names and the order in which sniffers are tried follow Go
 //! sing-box 1.14 (`route/route.go`), so a flow that two sniffers could claim is named as Go
 //! names it.
 
@@ -14,6 +15,7 @@ mod dns;
 mod dtls;
 mod http;
 mod ntp;
+mod peek;
 mod quic;
 mod rdp;
 mod reader;
@@ -29,6 +31,7 @@ pub use dns::{dns, dns_stream};
 pub use dtls::dtls;
 pub use http::http;
 pub use ntp::ntp;
+pub use peek::{peek_packets, peek_stream, Found};
 pub use quic::quic;
 pub use rdp::rdp;
 pub use ssh::ssh;

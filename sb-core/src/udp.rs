@@ -165,7 +165,7 @@ impl DirectUdp {
         let addr = match dest.domain() {
             None => dest
                 .socket_addr()
-                .ok_or_else(|| io::Error::other("no address"))?,
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?,
             Some(name) => {
                 let cached = self
                     .last
@@ -180,7 +180,7 @@ impl DirectUdp {
                             .await?
                             .into_iter()
                             .next()
-                            .ok_or_else(|| io::Error::other("no address"))?;
+                            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
                         if let Ok(mut l) = self.last.lock() {
                             *l = Some((name.to_string(), a));
                         }

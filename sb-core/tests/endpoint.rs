@@ -14,6 +14,7 @@ use sb_core::flow::{Destination, FlowContext, Network};
 use sb_core::lifecycle::{Instance, Parts};
 use sb_core::router::{ClashMode, Router};
 use sb_core::ruleset::{OutboundLookup, RuleSets};
+use sb_core::stream::Forward;
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
@@ -122,49 +123,8 @@ impl TestEndpoint {
         );
         let (ours, _theirs) = tokio::io::duplex(64);
         handler
-            .handle_tcp(flow, Box::new(Duplex(ours)), Box::new(NoReply))
+            .handle_tcp(flow, Forward::boxed(ours), Box::new(NoReply))
             .await;
-    }
-}
-
-/// A duplex pipe as a flow's client stream.
-struct Duplex(tokio::io::DuplexStream);
-
-impl tokio::io::AsyncRead for Duplex {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Duplex {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl sb_core::adapter::AsyncStream for Duplex {
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
-        Err(self)
     }
 }
 

@@ -519,7 +519,8 @@ fn resolve_stops_for_domains_and_its_addresses_feed_later_rules() {
     });
     let e = rt
         .block_on(d.resolve(&mut bad, sb_config::types::DomainStrategy::AsIs, ""))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("lookup no-such-host.invalid"), "{e}");
 }
 
@@ -653,4 +654,17 @@ fn the_process_is_looked_up_only_when_needed() {
     assert!(needs(
         r#"{"rules": [{"rule_set": "s", "outbound": "a"}], "rule_set": [{"tag": "s", "rules": [{"type": "logical", "mode": "and", "rules": [{"process_path": "/x"}]}]}]}"#
     ));
+}
+
+#[test]
+fn inbound_rules_never_match_sbs_own_flows_even_under_an_inbound_tag() {
+    let d = dispatcher(
+        r#"{"rules": [{"inbound": "in-a", "outbound": "b"},
+                      {"inbound": "in-b", "invert": true, "outbound": "c"}]}"#,
+        "Rule",
+    );
+    // An internal flow labelled like a configured inbound is still nobody's inbound.
+    let mut own = FlowContext::internal("in-a", Network::Tcp, Destination::from_host("a.test", 80));
+    assert!(matches!(d.decide(&mut own), Decision::Route(o) if o.tag() == "c"));
+    assert_eq!(decide(&d, &BASE), "b");
 }

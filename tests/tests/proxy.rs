@@ -345,7 +345,10 @@ fn selector_switches_at_runtime() {
     assert_eq!(sel.selected(), "direct");
     sel.select("block").unwrap();
     assert_ne!(curl(&["-x", &format!("socks5://{p}"), &url]).code, 0);
-    assert_eq!(sel.select("nope"), Err("not found".to_string()));
+    assert_eq!(
+        sel.select("nope").map_err(|e| e.to_string()),
+        Err("not found".to_string())
+    );
     sel.select("direct").unwrap();
     assert_eq!(
         curl(&["-x", &format!("socks5://{p}"), &url]).body,

@@ -326,7 +326,7 @@ fn udp_is_refused_when_routed_not_when_sent() {
     );
     match sb.dispatcher.decide(&mut flow) {
         sb_core::dispatch::Decision::Fail(why) => {
-            assert_eq!(why, "udp is not supported by outbound: ssh")
+            assert_eq!(why.to_string(), "udp is not supported by outbound: ssh")
         }
         _ => panic!("a UDP flow was routed to the ssh outbound"),
     }

@@ -23,18 +23,14 @@ pub struct DirectIn {
 }
 
 impl DirectIn {
-    /// Builds it.
-    pub fn new(
-        tag: &str,
-        listen: ListenFields,
-        options: DirectInbound,
-    ) -> Result<DirectIn, String> {
-        Ok(DirectIn {
+    /// Builds it (every option it has is valid as sb-config checked it: nothing to refuse).
+    pub fn new(tag: &str, listen: ListenFields, options: DirectInbound) -> DirectIn {
+        DirectIn {
             tag: tag.into(),
             listen,
             options,
             serving: listener::Serving::default(),
-        })
+        }
     }
 
     fn serves(&self, n: ConfigNetwork) -> bool {

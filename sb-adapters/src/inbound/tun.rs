@@ -47,7 +47,7 @@ pub struct TunIn {
 
 impl TunIn {
     /// Builds it; fails (naming the field) on options sb does not implement.
-    pub fn new(tag: &str, options: &TunInbound) -> Result<TunIn, String> {
+    pub fn new(tag: &str, options: &TunInbound) -> Result<TunIn, settings::TunError> {
         Ok(TunIn {
             tag: tag.into(),
             settings: settings::from_config(options)?,

@@ -10,6 +10,14 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, OnceLock, RwLock};
 
+/// Why a selector cannot switch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// The tag is not one of the group's members (Go's text, without the tag).
+    #[error("not found")]
+    NotAMember(String),
+}
+
 /// A `selector` outbound.
 pub struct Selector {
     tag: String,
@@ -59,9 +67,9 @@ impl Selector {
     }
 
     /// Selects `tag`, which must be a member (Go: `Selector update error: not found`).
-    pub fn select(&self, tag: &str) -> Result<(), String> {
+    pub fn select(&self, tag: &str) -> Result<(), SelectError> {
         if !self.members.iter().any(|m| m == tag) {
-            return Err("not found".into());
+            return Err(SelectError::NotAMember(tag.to_string()));
         }
         let changed = match self.selected.write() {
             Ok(mut s) => {
@@ -87,10 +95,10 @@ impl Selector {
             .get()
             .and_then(|m| m.get(&tag).cloned())
             .ok_or_else(|| {
-                io::Error::other(format!(
-                    "selector {}: member {tag} is not available",
-                    self.tag
-                ))
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("selector {}: member {tag} is not available", self.tag),
+                )
             })
     }
 }

@@ -9,17 +9,14 @@
 mod session;
 mod settings;
 
-use russh::client::Msg;
-use russh::ChannelStream;
 use sb_config::model::outbound::SshOutbound;
-use sb_core::adapter::{AsyncStream, BoxFuture, BoxStream, Outbound};
+use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
 use sb_core::dialer::Dialer;
 use sb_core::flow::{Destination, FlowContext, Host};
+use sb_core::stream::Forward;
 use session::Sessions;
+pub use settings::SshError;
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// An `ssh` outbound.
 pub struct Ssh {
@@ -35,7 +32,7 @@ impl Ssh {
         server: Destination,
         o: &SshOutbound,
         dialer: Dialer,
-    ) -> Result<Ssh, String> {
+    ) -> Result<Ssh, SshError> {
         let settings = settings::Settings::from_config(o)?;
         Ok(Ssh {
             tag: tag.to_string(),
@@ -100,42 +97,8 @@ impl Outbound for Ssh {
                 )
                 .await
                 .map_err(|e| channel_error(e, dest))?;
-            Ok(Box::new(SshStream {
-                inner: channel.into_stream(),
-            }) as BoxStream)
+            // One flow's channel as its byte stream.
+            Ok(Forward::boxed(channel.into_stream()))
         })
-    }
-}
-
-/// One flow's channel as a byte stream.
-struct SshStream {
-    inner: ChannelStream<Msg>,
-}
-
-impl AsyncRead for SshStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for SshStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, b)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-impl AsyncStream for SshStream {
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
-        Err(self)
     }
 }

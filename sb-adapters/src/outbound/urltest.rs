@@ -184,10 +184,10 @@ impl UrlTest {
         let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
         let mut tests = tokio::task::JoinSet::new();
         for (tag, member) in due {
-            let (url, limit) = (self.url.clone(), limit.clone());
+            let (url, limit, group) = (self.url.clone(), limit.clone(), self.tag.clone());
             tests.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                (tag, probe::probe(member, &url).await)
+                (tag, probe::probe(&group, member, &url).await)
             });
         }
         let mut outcomes = HashMap::new();
@@ -200,7 +200,7 @@ impl UrlTest {
                 }
                 Err(e) => {
                     tracing::debug!(target: "outbound", tag = %self.log_tag(), "outbound {tag} unavailable: {e}");
-                    Outcome::Failed(e)
+                    Outcome::Failed(e.to_string())
                 }
             };
             self.record(&tag, outcome.clone());

@@ -16,10 +16,24 @@ pub enum AdapterError {
         /// The cargo feature that builds it.
         feature: &'static str,
     },
-    /// The adapter refuses its options (a field sb cannot honour, a bad key, a missing
-    /// server); the text is the adapter's.
+    /// The registry refuses an adapter's options (a field sb cannot honour yet, a missing
+    /// server); the text is the registry's.
     #[error("{0}")]
     Options(String),
+    /// The `ssh` outbound refuses its options (a key it cannot read, an unknown algorithm).
+    /// Boxed: russh's key errors are large, and every build result carries this type.
+    #[error(transparent)]
+    Ssh(Box<crate::outbound::ssh::SshError>),
+    /// The `tun` inbound refuses its options (a field sb does not implement, a bad MTU).
+    #[cfg(feature = "tun")]
+    #[error(transparent)]
+    Tun(#[from] crate::inbound::tun::settings::TunError),
+}
+
+impl From<crate::outbound::ssh::SshError> for AdapterError {
+    fn from(e: crate::outbound::ssh::SshError) -> AdapterError {
+        AdapterError::Ssh(Box::new(e))
+    }
 }
 
 impl From<String> for AdapterError {

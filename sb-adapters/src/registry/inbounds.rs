@@ -27,7 +27,7 @@ pub(super) fn builder(kind: &InboundKind) -> Result<Builder<'_>, AdapterError> {
             )))
         }),
         InboundKind::Direct(l, d) => {
-            Box::new(move |tag| Ok(Arc::new(DirectIn::new(tag, l.clone(), d.clone())?)))
+            Box::new(move |tag| Ok(Arc::new(DirectIn::new(tag, l.clone(), d.clone()))))
         }
         InboundKind::Tun(t) => tun::builder(t)?,
     })

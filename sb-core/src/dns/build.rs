@@ -14,7 +14,7 @@ use super::stream::StreamTransport;
 use super::tls::TlsClient;
 use super::transport::BoxTransport;
 use super::udp::UdpTransport;
-use super::{Dns, DEFAULT_TIMEOUT};
+use super::{BuildError, Dns, RecordError, RuleError, ServerError, DEFAULT_TIMEOUT};
 use crate::dialer::Dialer;
 use crate::flow::Destination;
 use crate::router::rule::RuleSets;
@@ -31,30 +31,6 @@ use sb_config::types::Listable;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-
-/// Why the DNS module could not be built (Go's wording where it has one).
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// A server is invalid.
-    #[error("initialize DNS server[{index}] ({tag}): {message}")]
-    Server {
-        /// Its index.
-        index: usize,
-        /// Its tag.
-        tag: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// `dns.final` names no server.
-    #[error("initialize dns-transport: default DNS server not found: {0}")]
-    NoDefault(String),
-    /// `dns.final` (or the first server) is a FakeIP server.
-    #[error("initialize dns-transport: default server cannot be fakeip")]
-    FakeIpDefault,
-    /// A rule is invalid or uses what sb does not implement.
-    #[error("initialize dns-router: {0}")]
-    Rule(String),
-}
 
 /// Builds the module. `dialer` makes a server's dialer from its dial fields.
 pub fn build(
@@ -78,10 +54,10 @@ pub fn build(
         } else {
             s.tag.clone()
         };
-        let err = |message: String| BuildError::Server {
+        let err = |reason: ServerError| BuildError::Server {
             index,
             tag: tag.clone(),
-            message,
+            reason,
         };
         transports.push(server(&tag, &s.kind, dialer, timeout).map_err(err)?);
     }
@@ -108,15 +84,18 @@ pub fn build(
     {
         return Err(BuildError::FakeIpDefault);
     }
-    let rules = compile_rules(&section.rules, sets).map_err(BuildError::Rule)?;
+    let rules = compile_rules(&section.rules, sets)
+        .map_err(|(index, reason)| BuildError::Rule { index, reason })?;
     let mut predefined = HashMap::new();
     for (i, r) in section.rules.iter().enumerate() {
         if let DnsAction::Predefined(p) = &r.action {
             let parse = |l: &Listable<RecordText>| -> Result<Vec<Record>, BuildError> {
                 l.iter()
                     .map(|t| {
-                        parse_record(&t.0)
-                            .map_err(|e| BuildError::Rule(format!("dns.rules[{i}]: {e}")))
+                        parse_record(&t.0).map_err(|e| BuildError::Rule {
+                            index: i,
+                            reason: RuleError::Record(e),
+                        })
                     })
                     .collect()
             };
@@ -151,16 +130,19 @@ pub fn build(
 }
 
 /// One zone-format record (`a.test. 60 IN A 10.0.0.1`).
-pub fn parse_record(text: &str) -> Result<Record, String> {
+pub fn parse_record(text: &str) -> Result<Record, RecordError> {
     let (_, sets) = Parser::new(text, None, Some(Name::root()))
         .parse()
-        .map_err(|e| format!("record {text:?}: {e}"))?;
+        .map_err(|error| RecordError::Parse {
+            text: text.to_string(),
+            error,
+        })?;
     let mut records = sets
         .into_values()
         .flat_map(|s| s.records_without_rrsigs().cloned().collect::<Vec<_>>());
     let first = records
         .next()
-        .ok_or_else(|| format!("record {text:?}: no record"))?;
+        .ok_or_else(|| RecordError::Empty(text.to_string()))?;
     Ok(first)
 }
 
@@ -181,11 +163,11 @@ fn server(
     kind: &DnsServerKind,
     dialer: &dyn Fn(&DialFields) -> Dialer,
     timeout: std::time::Duration,
-) -> Result<BoxTransport, String> {
+) -> Result<BoxTransport, ServerError> {
     Ok(match kind {
         DnsServerKind::Local(d, l) => {
             if l.prefer_go || !l.neighbor_domain.is_empty() {
-                return Err("local: prefer_go/neighbor_domain are not implemented by sb".into());
+                return Err(ServerError::LocalOptions);
             }
             Arc::new(LocalTransport::new(
                 tag,
@@ -208,12 +190,15 @@ fn server(
                         .iter()
                         .map(|s| {
                             s.parse::<IpAddr>()
-                                .map_err(|e| format!("predefined {name}: {e}"))
+                                .map_err(|error| ServerError::PredefinedAddress {
+                                    name: name.clone(),
+                                    error,
+                                })
                         })
                         .collect::<Result<Vec<_>, _>>()?;
                     Ok((name.clone(), ips))
                 })
-                .collect::<Result<Vec<_>, String>>()?;
+                .collect::<Result<Vec<_>, ServerError>>()?;
             Arc::new(HostsTransport::new(tag, &files, &predefined)?)
         }
         DnsServerKind::Udp(d, a) => Arc::new(UdpTransport::new(
@@ -255,7 +240,7 @@ fn server(
             };
             let method = h.method.to_ascii_uppercase();
             if !method.is_empty() && method != "GET" && method != "POST" {
-                return Err(format!("https: unsupported method {:?}", h.method));
+                return Err(ServerError::HttpsMethod(h.method.clone()));
             }
             let options = HttpsOptions {
                 host,
@@ -283,12 +268,12 @@ fn server(
         DnsServerKind::FakeIp(f) => {
             let v4 = match f.inet4_range.as_ref().map(|p| p.0) {
                 Some(IpNet::V4(n)) => Some(n),
-                Some(IpNet::V6(_)) => return Err("inet4_range is not an IPv4 prefix".into()),
+                Some(IpNet::V6(_)) => return Err(ServerError::Inet4Range),
                 None => None,
             };
             let v6 = match f.inet6_range.as_ref().map(|p| p.0) {
                 Some(IpNet::V6(n)) => Some(n),
-                Some(IpNet::V4(_)) => return Err("inet6_range is not an IPv6 prefix".into()),
+                Some(IpNet::V4(_)) => return Err(ServerError::Inet6Range),
                 None => None,
             };
             Arc::new(FakeIpTransport(Arc::new(FakeIp::new(tag, v4, v6))))

@@ -1,13 +1,15 @@
 //! The DNS cache: answers kept for their TTL (the smallest of the answer), keyed by the
 //! server and the question, at most `cache_capacity` entries (oldest dropped first); and
 //! identical questions in flight merged, so a burst of lookups of one name costs one query.
+//! Ages come from tokio's clock, so tests on paused time see answers expire.
 
 use super::message::{age, min_ttl};
 use hickory_proto::op::{Message, ResponseCode};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// What an answer is cached under: server index, name as asked, type, class.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -206,5 +208,43 @@ mod tests {
         c.finish(&key("x"), &Err("boom".into()));
         assert_eq!(rx.blocking_recv().unwrap(), Err("boom".to_string()));
         assert!(matches!(c.join(&key("x")), Join::Lead));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_answer_expires_after_its_ttl_and_not_before() {
+        let c = Cache::new(0, false);
+        let q = new_query("a.test", RecordType::A).unwrap();
+        let a = reply_with_ips(
+            &q,
+            question(&q).unwrap(),
+            &["10.0.0.1".parse().unwrap()],
+            60,
+        );
+        c.put(key("a.test"), &a);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        let aged = c.get(&key("a.test")).expect("kept until its TTL is over");
+        assert_eq!(
+            min_ttl(&aged),
+            Some(1),
+            "TTLs lowered by the time spent cached"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(c.get(&key("a.test")).is_none(), "gone once the TTL is over");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_disable_expire_an_answer_outlives_its_ttl_unchanged() {
+        let c = Cache::new(0, true);
+        let q = new_query("a.test", RecordType::A).unwrap();
+        let a = reply_with_ips(
+            &q,
+            question(&q).unwrap(),
+            &["10.0.0.1".parse().unwrap()],
+            60,
+        );
+        c.put(key("a.test"), &a);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let kept = c.get(&key("a.test")).expect("never expires");
+        assert_eq!(min_ttl(&kept), Some(60));
     }
 }

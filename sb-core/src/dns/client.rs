@@ -25,7 +25,7 @@ use sb_config::model::dns::DnsAction;
 use sb_config::model::route_rule::RejectMethod;
 use sb_config::types::DomainStrategy;
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 use tracing::{debug, error};
 
@@ -494,15 +494,10 @@ fn add_client_subnet(m: &mut Message, net: IpNet) {
     }
 }
 
-/// The context of sb's own lookups (no inbound, no source).
+/// The context of sb's own lookups (a dialer resolving a server's name): no inbound, no
+/// source, so DNS rules on `inbound` do not match them.
 pub fn own_flow(domain: &str) -> FlowContext {
-    FlowContext::new(
-        Arc::from(""),
-        "",
-        Network::Udp,
-        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-        Destination::from_host(domain, 0),
-    )
+    FlowContext::internal("resolver", Network::Udp, Destination::from_host(domain, 0))
 }
 
 /// [`Dns`] as the [`Resolver`] dialers and the `resolve` action use.

@@ -22,10 +22,14 @@ impl HostsTransport {
         tag: &str,
         files: &[String],
         predefined: &[(String, Vec<IpAddr>)],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, super::ServerError> {
         let mut names: HashMap<String, Vec<IpAddr>> = HashMap::new();
         for f in files {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("read {f}: {e}"))?;
+            let text =
+                std::fs::read_to_string(f).map_err(|error| super::ServerError::HostsFile {
+                    path: f.clone(),
+                    error,
+                })?;
             parse_into(&text, &mut names);
         }
         for (name, ips) in predefined {

@@ -6,6 +6,7 @@
 //! at start rather than silently never matching.
 
 use crate::router::rule::{compile, Matcher, Probe, RuleSets};
+use crate::router::RuleError;
 use hickory_proto::rr::RecordType;
 use sb_config::model::dns::{DnsAction, DnsMatch, DnsMatcher, DnsRule};
 use sb_config::model::route_rule::{RouteMatch, RouteMatcher};
@@ -104,13 +105,11 @@ fn unsupported(m: &DnsMatch) -> Option<&'static str> {
 }
 
 /// Compiles one matcher.
-pub fn compile_matcher(m: &DnsMatcher, sets: &RuleSets) -> Result<DnsMatcherC, String> {
+pub fn compile_matcher(m: &DnsMatcher, sets: &RuleSets) -> Result<DnsMatcherC, RuleError> {
     match m {
         DnsMatcher::Default(d) => {
             if let Some(field) = unsupported(d) {
-                return Err(format!(
-                    "DNS rule field {field:?} is not implemented by sb yet"
-                ));
+                return Err(RuleError::DnsNotImplemented(field));
             }
             let mut core = d.core.clone();
             let invert = std::mem::take(&mut core.invert);
@@ -148,34 +147,36 @@ pub fn compile_matcher(m: &DnsMatcher, sets: &RuleSets) -> Result<DnsMatcherC, S
     }
 }
 
-/// Compiles `dns.rules`; errors name the rule index.
-pub fn compile_rules(rules: &[DnsRule], sets: &RuleSets) -> Result<Vec<DnsRuleC>, String> {
+/// Compiles `dns.rules`; an error comes with the rule's index.
+pub fn compile_rules(
+    rules: &[DnsRule],
+    sets: &RuleSets,
+) -> Result<Vec<DnsRuleC>, (usize, super::RuleError)> {
     rules
         .iter()
         .enumerate()
         .map(|(index, r)| {
             match &r.action {
                 DnsAction::Evaluate(..) | DnsAction::Respond => {
-                    return Err(format!(
-                        "dns.rules[{index}]: the {} action is not implemented by sb yet",
-                        if matches!(r.action, DnsAction::Respond) {
-                            "respond"
-                        } else {
-                            "evaluate"
-                        }
+                    return Err((
+                        index,
+                        super::RuleError::ActionNotImplemented(
+                            if matches!(r.action, DnsAction::Respond) {
+                                "respond"
+                            } else {
+                                "evaluate"
+                            },
+                        ),
                     ))
                 }
                 DnsAction::Route(_, o) | DnsAction::RouteOptions(o) if o.race || o.speculative => {
-                    return Err(format!(
-                        "dns.rules[{index}]: race/speculative queries are not implemented by sb yet"
-                    ))
+                    return Err((index, super::RuleError::Race))
                 }
                 _ => {}
             }
             Ok(DnsRuleC {
                 index,
-                matcher: compile_matcher(&r.matcher, sets)
-                    .map_err(|e| format!("dns.rules[{index}]: {e}"))?,
+                matcher: compile_matcher(&r.matcher, sets).map_err(|e| (index, e.into()))?,
                 action: r.action.clone(),
             })
         })

@@ -3,8 +3,9 @@
 //! (then only those roots are trusted, as Go does), `insecure`, `alpn`, `disable_sni`.
 //! rustls with the ring provider, as the rest of sb.
 
+use super::TlsError;
 use crate::adapter::BoxStream;
-use crate::tls_stream::TlsStream;
+use crate::stream::Forward;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -22,7 +23,7 @@ pub struct TlsClient {
 impl TlsClient {
     /// Builds the client for `server` (its address, the default name) with `alpn` offered
     /// unless the block names its own.
-    pub fn new(tls: Option<&OutboundTls>, server: &str, alpn: &[&str]) -> Result<Self, String> {
+    pub fn new(tls: Option<&OutboundTls>, server: &str, alpn: &[&str]) -> Result<Self, TlsError> {
         let default = OutboundTls::default();
         let t = tls.unwrap_or(&default);
         let name_text = if t.server_name.is_empty() {
@@ -30,12 +31,15 @@ impl TlsClient {
         } else {
             t.server_name.as_str()
         };
-        let name = ServerName::try_from(name_text.to_string())
-            .map_err(|e| format!("tls.server_name {name_text:?}: {e}"))?;
+        let name =
+            ServerName::try_from(name_text.to_string()).map_err(|error| TlsError::ServerName {
+                name: name_text.to_string(),
+                error,
+            })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
+            .map_err(TlsError::Setup)?;
         let mut config = if t.insecure {
             builder
                 .dangerous()
@@ -62,7 +66,7 @@ impl TlsClient {
     pub async fn wrap(&self, stream: BoxStream) -> std::io::Result<BoxStream> {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let tls = connector.connect(self.name.clone(), stream).await?;
-        Ok(Box::new(TlsStream(tls)))
+        Ok(Forward::boxed(tls))
     }
 
     /// Runs the handshake and says whether the server chose HTTP/2 by ALPN.
@@ -70,16 +74,20 @@ impl TlsClient {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let tls = connector.connect(self.name.clone(), stream).await?;
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-        Ok((Box::new(TlsStream(tls)), h2))
+        Ok((Forward::boxed(tls), h2))
     }
 }
 
 /// The trusted roots: the block's own certificates when it has any, else the webpki roots.
-fn roots(t: &OutboundTls) -> Result<rustls::RootCertStore, String> {
+fn roots(t: &OutboundTls) -> Result<rustls::RootCertStore, TlsError> {
     let mut pem = t.certificate.iter().cloned().collect::<Vec<_>>().join("\n");
     if !t.certificate_path.is_empty() {
-        let text = std::fs::read_to_string(&t.certificate_path)
-            .map_err(|e| format!("tls.certificate_path {}: {e}", t.certificate_path))?;
+        let text = std::fs::read_to_string(&t.certificate_path).map_err(|error| {
+            TlsError::CertificateFile {
+                path: t.certificate_path.clone(),
+                error,
+            }
+        })?;
         pem.push('\n');
         pem.push_str(&text);
     }
@@ -89,13 +97,11 @@ fn roots(t: &OutboundTls) -> Result<rustls::RootCertStore, String> {
         return Ok(store);
     }
     for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        let cert = cert.map_err(|e| format!("tls.certificate: {e}"))?;
-        store
-            .add(cert)
-            .map_err(|e| format!("tls.certificate: {e}"))?;
+        let cert = cert.map_err(TlsError::Pem)?;
+        store.add(cert).map_err(TlsError::Certificate)?;
     }
     if store.is_empty() {
-        return Err("tls.certificate: no certificate found".into());
+        return Err(TlsError::NoCertificate);
     }
     Ok(store)
 }

@@ -23,7 +23,6 @@ use crate::dialer::Dialer;
 use crate::flow::{Destination, FlowContext, Network};
 use hickory_proto::op::{Message, Query};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -250,13 +249,7 @@ impl UdpTransport {
 
 /// The flow a transport's own connection is opened as (its detour sees this context).
 pub fn dns_flow(tag: &str, network: Network, dest: &Destination) -> FlowContext {
-    FlowContext::new(
-        Arc::from(format!("dns:{tag}")),
-        "dns",
-        network,
-        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-        dest.clone(),
-    )
+    FlowContext::internal(format!("dns:{tag}"), network, dest.clone())
 }
 
 impl Transport for UdpTransport {

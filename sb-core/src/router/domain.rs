@@ -30,7 +30,7 @@ impl DomainMatcher {
         suffix: &[String],
         keyword: &[String],
         regex: &[String],
-    ) -> Result<DomainMatcher, String> {
+    ) -> Result<DomainMatcher, super::RuleError> {
         let mut m = DomainMatcher {
             exact: exact.iter().map(|d| norm(d)).collect(),
             ..Default::default()
@@ -45,10 +45,10 @@ impl DomainMatcher {
         }
         if !keyword.is_empty() {
             let lowered: Vec<String> = keyword.iter().map(|k| k.to_ascii_lowercase()).collect();
-            m.keywords = Some(AhoCorasick::new(lowered).map_err(|e| e.to_string())?);
+            m.keywords = Some(AhoCorasick::new(lowered)?);
         }
         if !regex.is_empty() {
-            m.regexes = Some(RegexSet::new(regex).map_err(|e| e.to_string())?);
+            m.regexes = Some(RegexSet::new(regex)?);
         }
         Ok(m)
     }

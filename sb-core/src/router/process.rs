@@ -25,11 +25,11 @@ impl ProcessMatcher {
         name: &Listable<String>,
         path: &Listable<String>,
         path_regex: &Listable<String>,
-    ) -> Result<ProcessMatcher, String> {
+    ) -> Result<ProcessMatcher, super::RuleError> {
         let path_regex = if path_regex.is_empty() {
             None
         } else {
-            Some(RegexSet::new(path_regex.iter()).map_err(|e| e.to_string())?)
+            Some(RegexSet::new(path_regex.iter())?)
         };
         Ok(ProcessMatcher {
             name: name.iter().cloned().collect(),

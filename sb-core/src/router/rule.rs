@@ -5,6 +5,7 @@
 
 use super::cidr::{is_private, CidrSet};
 use super::domain::DomainMatcher;
+use super::error::RuleError;
 use super::process::ProcessMatcher;
 use crate::adapter::Outbound;
 use crate::flow::{FlowContext, Network};
@@ -47,17 +48,14 @@ impl std::fmt::Debug for PreferredBy {
 
 impl PreferredBy {
     /// Resolves the tags with Go's errors (Go checks them when the router starts).
-    fn new(tags: &[String], outbounds: &Outbounds) -> Result<PreferredBy, String> {
+    fn new(tags: &[String], outbounds: &Outbounds) -> Result<PreferredBy, RuleError> {
         let mut out = Vec::with_capacity(tags.len());
         for tag in tags {
             let o = outbounds
                 .get(tag)
-                .ok_or_else(|| format!("outbound not found: {tag}"))?;
+                .ok_or_else(|| RuleError::OutboundNotFound(tag.clone()))?;
             if o.preferred_routes().is_none() {
-                return Err(format!(
-                    "outbound type does not support preferred routes: {}",
-                    o.kind()
-                ));
+                return Err(RuleError::NoPreferredRoutes(o.kind()));
             }
             out.push(o.clone());
         }
@@ -102,11 +100,16 @@ impl RuleSetMatcher {
 
     /// Compiles a rule set's headless rules; an error names the rule and the field sb
     /// cannot match yet.
-    pub fn compile(rules: &[HeadlessRule]) -> Result<Vec<Matcher>, String> {
+    pub fn compile(rules: &[HeadlessRule]) -> Result<Vec<Matcher>, RuleError> {
         rules
             .iter()
             .enumerate()
-            .map(|(i, r)| compile_headless(r).map_err(|e| format!("rules[{i}]: {e}")))
+            .map(|(index, r)| {
+                compile_headless(r).map_err(|e| RuleError::InRuleSet {
+                    index,
+                    reason: Box::new(e),
+                })
+            })
             .collect()
     }
 
@@ -281,7 +284,7 @@ fn unsupported(core: &MatchCore, flow: Option<&MatchFlow>) -> Option<&'static st
     names.into_iter().find(|(_, used)| *used).map(|(n, _)| n)
 }
 
-fn compile_core(m: &mut DefaultMatcher, core: &MatchCore) -> Result<(), String> {
+fn compile_core(m: &mut DefaultMatcher, core: &MatchCore) -> Result<(), RuleError> {
     m.network = core
         .network
         .iter()
@@ -292,7 +295,7 @@ fn compile_core(m: &mut DefaultMatcher, core: &MatchCore) -> Result<(), String> 
         })
         .collect();
     if m.network.is_empty() && !core.network.is_empty() {
-        return Err("ICMP rules are not implemented by sb yet".into());
+        return Err(RuleError::Icmp);
     }
     m.domain = DomainMatcher::new(
         &strings(&core.domain),
@@ -314,7 +317,7 @@ fn compile_core(m: &mut DefaultMatcher, core: &MatchCore) -> Result<(), String> 
 }
 
 /// Compiles a route rule's matcher.
-pub fn compile(m: &RouteMatcher, scope: &Scope<'_>) -> Result<Matcher, String> {
+pub fn compile(m: &RouteMatcher, scope: &Scope<'_>) -> Result<Matcher, RuleError> {
     match m {
         RouteMatcher::Default(r) => {
             compile_default(r, scope).map(|d| Matcher::Default(Box::new(d)))
@@ -334,12 +337,12 @@ pub fn compile(m: &RouteMatcher, scope: &Scope<'_>) -> Result<Matcher, String> {
     }
 }
 
-fn compile_default(r: &RouteMatch, scope: &Scope<'_>) -> Result<DefaultMatcher, String> {
+fn compile_default(r: &RouteMatch, scope: &Scope<'_>) -> Result<DefaultMatcher, RuleError> {
     if let Some(field) = unsupported(&r.core, Some(&r.flow)) {
-        return Err(format!("rule field {field:?} is not implemented by sb yet"));
+        return Err(RuleError::NotImplemented(field));
     }
     if !r.route.client.is_empty() {
-        return Err("rule field \"client\" is not implemented by sb yet".into());
+        return Err(RuleError::NotImplemented("client"));
     }
     let mut m = DefaultMatcher::default();
     compile_core(&mut m, &r.core)?;
@@ -362,23 +365,20 @@ fn compile_default(r: &RouteMatch, scope: &Scope<'_>) -> Result<DefaultMatcher, 
         let set = scope
             .sets
             .get(tag)
-            .ok_or_else(|| format!("rule-set not found: {tag}"))?;
+            .ok_or_else(|| RuleError::RuleSetNotFound(tag.clone()))?;
         m.rule_sets.push(set.clone());
     }
     Ok(m)
 }
 
-fn compile_headless(r: &HeadlessRule) -> Result<Matcher, String> {
+fn compile_headless(r: &HeadlessRule) -> Result<Matcher, RuleError> {
     match r {
         HeadlessRule::Default(h) => {
             if let Some(field) = unsupported(&h.core, None) {
-                return Err(format!("rule field {field:?} is not implemented by sb yet"));
+                return Err(RuleError::NotImplemented(field));
             }
             if !h.query.query_type.is_empty() {
-                return Err(
-                    "query_type in route rule sets needs the DNS module, not implemented by sb yet"
-                        .into(),
-                );
+                return Err(RuleError::QueryTypeInRuleSet);
             }
             let mut m = DefaultMatcher::default();
             compile_core(&mut m, &h.core)?;
@@ -435,7 +435,9 @@ fn ip_matches(ips: &[IpAddr], set: &CidrSet, private: bool) -> bool {
 impl DefaultMatcher {
     fn matches(&self, p: &Probe<'_>) -> bool {
         let f = p.flow;
-        if !self.inbound.is_empty() && !self.inbound.contains(&*f.inbound_tag) {
+        // sb's own flows came through no inbound: their tag is a label, never an inbound's.
+        if !self.inbound.is_empty() && (f.is_internal() || !self.inbound.contains(&*f.inbound_tag))
+        {
             return false;
         }
         if !self.network.is_empty() && !self.network.contains(&f.network) {

@@ -24,11 +24,13 @@ pub struct RemoteSet {
 }
 
 impl RemoteSet {
-    /// The HTTP client through the set's outbound.
-    pub fn client(&self, outbounds: &OutboundLookup) -> Result<HttpClient, String> {
+    /// The HTTP client through the set's outbound, its flows labelled `rule-set:<tag>`.
+    pub fn client(&self, tag: &str, outbounds: &OutboundLookup) -> Result<HttpClient, String> {
         let outbound = outbounds(&self.detour)
             .ok_or_else(|| format!("download detour not found: {}", self.detour))?;
-        HttpClient::new(outbound, ClientOptions::default()).map_err(|e| e.to_string())
+        HttpClient::new(outbound, ClientOptions::default())
+            .map(|c| c.with_purpose(format!("rule-set:{tag}")))
+            .map_err(|e| e.to_string())
     }
 
     /// Downloads and swaps in the rules. Returns the response's `ETag` (or `etag` again

@@ -44,31 +44,66 @@ pub const DEFAULT_TABLE: u32 = 2022;
 /// Go's default `iproute2_rule_index`.
 pub const DEFAULT_RULE_INDEX: u32 = 9000;
 
+/// Why the `tun` inbound refuses its options; each text names the field.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TunError {
+    /// A field whose effect sb does not implement yet: refused so nobody runs a TUN
+    /// believing, say, that routes were installed.
+    #[error("{0} is not implemented by sb's tun inbound yet; remove it to run")]
+    NotImplemented(&'static str),
+    /// `mtu` outside what a TUN device takes.
+    #[error("mtu: {0} is outside 1280-65535, what a TUN device takes")]
+    Mtu(u32),
+    /// `iproute2_table_index` or `iproute2_rule_index` out of range.
+    #[error("{field}: {value} is not a valid index")]
+    Index {
+        /// The config field.
+        field: &'static str,
+        /// The configured value.
+        value: i64,
+    },
+    /// A uid range that is not `start:end` with start <= end.
+    #[error("{field}: bad range {range:?} (want start:end)")]
+    UidRange {
+        /// The config field.
+        field: &'static str,
+        /// The range as written.
+        range: String,
+    },
+}
+
 /// A configured index, or the default when zero.
-fn index(field: &str, v: i64, default: u32) -> Result<u32, String> {
+fn index(field: &'static str, v: i64, default: u32) -> Result<u32, TunError> {
     match v {
         0 => Ok(default),
         v => u32::try_from(v)
             .ok()
             .filter(|v| *v < u32::MAX - 10)
-            .ok_or_else(|| format!("{field}: {v} is not a valid index")),
+            .ok_or(TunError::Index { field, value: v }),
     }
 }
 
 /// `a:b` uid ranges (sb-config checked the shape; a bad one is still an error here).
-fn uid_ranges(field: &str, single: &[u32], ranges: &[String]) -> Result<Vec<(u32, u32)>, String> {
+fn uid_ranges(
+    field: &'static str,
+    single: &[u32],
+    ranges: &[String],
+) -> Result<Vec<(u32, u32)>, TunError> {
     let mut out: Vec<(u32, u32)> = single.iter().map(|u| (*u, *u)).collect();
     for r in ranges {
         let parsed = r
             .split_once(':')
             .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
             .filter(|(a, b): &(u32, u32)| a <= b);
-        out.push(parsed.ok_or_else(|| format!("{field}: bad range {r:?} (want start:end)"))?);
+        out.push(parsed.ok_or_else(|| TunError::UidRange {
+            field,
+            range: r.clone(),
+        })?);
     }
     Ok(out)
 }
 
-fn route_options(t: &TunInbound) -> Result<Option<RouteOptions>, String> {
+fn route_options(t: &TunInbound) -> Result<Option<RouteOptions>, TunError> {
     if !t.auto_route {
         return Ok(None);
     }
@@ -105,14 +140,14 @@ fn route_options(t: &TunInbound) -> Result<Option<RouteOptions>, String> {
 }
 
 /// Checks the options and keeps what the runtime uses. The error names the field.
-pub fn from_config(t: &TunInbound) -> Result<Settings, String> {
+pub fn from_config(t: &TunInbound) -> Result<Settings, TunError> {
     refuse_unimplemented(t)?;
     let mtu = match t.mtu {
         0 => DEFAULT_MTU,
         m => u16::try_from(m)
             .ok()
             .filter(|m| *m >= 1280)
-            .ok_or_else(|| format!("mtu: {m} is outside 1280-65535, what a TUN device takes"))?,
+            .ok_or(TunError::Mtu(m))?,
     };
     let (mut inet4, mut inet6) = (Vec::new(), Vec::new());
     for p in t.address.iter() {
@@ -142,8 +177,8 @@ pub fn from_config(t: &TunInbound) -> Result<Settings, String> {
 
 /// Fields whose effect sb does not implement yet. Each one set makes the build fail with
 /// its name, so nobody runs a TUN believing, say, that routes were installed.
-fn refuse_unimplemented(t: &TunInbound) -> Result<(), String> {
-    let set: &[(&str, bool)] = &[
+fn refuse_unimplemented(t: &TunInbound) -> Result<(), TunError> {
+    let set: &[(&'static str, bool)] = &[
         ("auto_redirect", t.auto_redirect),
         ("route_address_set", !t.route_address_set.is_empty()),
         (
@@ -170,9 +205,7 @@ fn refuse_unimplemented(t: &TunInbound) -> Result<(), String> {
         ),
     ];
     match set.iter().find(|(_, on)| *on) {
-        Some((field, _)) => Err(format!(
-            "{field} is not implemented by sb's tun inbound yet; remove it to run"
-        )),
+        Some((field, _)) => Err(TunError::NotImplemented(field)),
         None => Ok(()),
     }
 }
@@ -236,7 +269,9 @@ mod tests {
             (r#""exclude_mptcp":true"#, "exclude_mptcp"),
             (r#""udp_mapping":"address_dependent""#, "udp_mapping"),
         ] {
-            let e = from_config(&tun(&format!(r#""address":"10.0.0.1/24",{json}"#))).unwrap_err();
+            let e = from_config(&tun(&format!(r#""address":"10.0.0.1/24",{json}"#)))
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with(&format!("{field} is not implemented")), "{e}");
         }
     }
@@ -270,8 +305,9 @@ mod tests {
     #[test]
     fn mtu_outside_what_a_device_takes_is_refused() {
         for mtu in ["70000", "576"] {
-            let e =
-                from_config(&tun(&format!(r#""address":"10.0.0.1/24","mtu":{mtu}"#))).unwrap_err();
+            let e = from_config(&tun(&format!(r#""address":"10.0.0.1/24","mtu":{mtu}"#)))
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with("mtu:"), "{e}");
         }
     }

@@ -5,7 +5,8 @@
 //! never while a channel opens). A session that ended (server gone, keepalives unanswered)
 //! is noticed by the next flow and rebuilt once; after a failed attempt, flows fail at once
 //! with the last error until a backoff (1 s doubling to 30 s, with jitter) has passed, so a
-//! dead server costs neither hangs nor a connection storm.
+//! dead server costs neither hangs nor a connection storm. The backoff runs on tokio's clock,
+//! so tests walk through it on paused time.
 
 use super::settings::{rsa_hash, Settings};
 use russh::client::{self, Handle};
@@ -15,8 +16,9 @@ use sb_core::flow::{Destination, FlowContext};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 /// First and largest wait between failed connection attempts.
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
@@ -179,7 +181,7 @@ impl Sessions {
                         SessionError::HostKeyMismatch(_) => {
                             io::Error::new(io::ErrorKind::PermissionDenied, e.to_string())
                         }
-                        SessionError::Ssh(e) => io::Error::other(e.to_string()),
+                        SessionError::Ssh(e) => ssh_io(e),
                     })?;
             self.authenticate(&mut handle).await?;
             Ok::<_, io::Error>(handle)
@@ -194,7 +196,7 @@ impl Sessions {
     async fn authenticate(&self, handle: &mut Handle<Callbacks>) -> io::Result<()> {
         let s = &self.settings;
         let mut tried = vec!["none"];
-        let ssh = |e: russh::Error| io::Error::other(e.to_string());
+        let ssh = ssh_io;
         if let Some(p) = &s.password {
             tried.push("password");
             if handle
@@ -246,10 +248,33 @@ impl Sessions {
 /// random so that many sb instances behind one server do not retry in step.
 fn backoff(failures: u32) -> Duration {
     use rand::Rng;
+    backoff_with(failures, rand::thread_rng().gen_range(0.0..MAX_JITTER))
+}
+
+/// Most of a backoff that jitter takes off.
+const MAX_JITTER: f64 = 0.25;
+
+/// [`backoff`] with the random part given: `jitter` in `0.0..MAX_JITTER` is the fraction
+/// taken off (clamped, so a caller cannot make it negative or longer than the base).
+fn backoff_with(failures: u32, jitter: f64) -> Duration {
     let exp = BACKOFF_MIN.saturating_mul(1u32 << failures.saturating_sub(1).min(5));
     let base = exp.min(BACKOFF_MAX);
-    let jitter = rand::thread_rng().gen_range(0.0..0.25);
-    base.mul_f64(1.0 - jitter)
+    base.mul_f64(1.0 - jitter.clamp(0.0, MAX_JITTER))
+}
+
+/// A russh error as the `io::Error` a flow fails with, with a kind the inbounds can answer
+/// by (SOCKS reply codes, HTTP 502/504): the socket's own error keeps its kind, a closed or
+/// timed-out session says so; the text is russh's.
+fn ssh_io(e: russh::Error) -> io::Error {
+    let kind = match &e {
+        russh::Error::IO(io) => return io::Error::new(io.kind(), e.to_string()),
+        russh::Error::Disconnect | russh::Error::HUP => io::ErrorKind::ConnectionAborted,
+        russh::Error::ConnectionTimeout
+        | russh::Error::KeepaliveTimeout
+        | russh::Error::InactivityTimeout => io::ErrorKind::TimedOut,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e.to_string())
 }
 
 #[cfg(test)]
@@ -268,6 +293,87 @@ mod tests {
         ] {
             let d = backoff(n).as_secs_f64();
             assert!(d <= max && d >= max * 0.75, "failure {n}: {d}");
+        }
+    }
+
+    #[test]
+    fn backoff_without_jitter_doubles_from_one_to_thirty_seconds() {
+        let secs: Vec<u64> = (1..=8).map(|n| backoff_with(n, 0.0).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(backoff_with(u32::MAX, 0.0), BACKOFF_MAX);
+        // Jitter takes off at most a quarter, whatever it is given.
+        assert_eq!(backoff_with(3, MAX_JITTER), Duration::from_secs(3));
+        assert_eq!(backoff_with(3, 5.0), Duration::from_secs(3));
+        assert_eq!(backoff_with(3, -1.0), Duration::from_secs(4));
+    }
+
+    /// An outbound that refuses every connection and counts the attempts.
+    struct Refusing(std::sync::atomic::AtomicUsize);
+
+    impl sb_core::adapter::Outbound for Refusing {
+        fn tag(&self) -> &str {
+            "refusing"
+        }
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+        fn connect_tcp<'a>(
+            &'a self,
+            _flow: &'a FlowContext,
+            _dest: &'a Destination,
+        ) -> sb_core::adapter::BoxFuture<'a, io::Result<sb_core::adapter::BoxStream>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(io::Error::from(io::ErrorKind::ConnectionRefused)) })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_attempts_are_spaced_by_a_growing_jittered_backoff() {
+        let refusing = Arc::new(Refusing(Default::default()));
+        let detour = Arc::new(sb_core::dialer::Detour::new("refusing"));
+        detour.bind(refusing.clone());
+        let settings = Settings::from_config(&Default::default()).unwrap();
+        let server = Destination::from_host("ssh.test", 22);
+        let sessions = Sessions::new("s", server.clone(), settings, Dialer::Detour(detour));
+        let flow = FlowContext::new(
+            "in".into(),
+            "test",
+            sb_core::flow::Network::Tcp,
+            "127.0.0.1:1".parse().unwrap(),
+            server,
+        );
+        let dials = || refusing.0.load(Ordering::SeqCst);
+        let step = Duration::from_millis(50);
+        let e = sessions.get(&flow).await.err().unwrap();
+        assert_eq!((dials(), e.kind()), (1, io::ErrorKind::ConnectionRefused));
+        // After attempt n failed, flows fail at once, without dialing, until its backoff has
+        // passed: at least three quarters of 1 s, 2 s, 4 s... (at most 30 s), at most all of it.
+        for (attempt, full) in [
+            (1, 1.0),
+            (2, 2.0),
+            (3, 4.0),
+            (4, 8.0),
+            (5, 16.0),
+            (6, 30.0),
+            (7, 30.0),
+        ] {
+            let mut waited = Duration::ZERO;
+            loop {
+                tokio::time::advance(step).await;
+                waited += step;
+                let e = sessions.get(&flow).await.err().unwrap();
+                if dials() > attempt {
+                    break;
+                }
+                assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+                assert!(e.to_string().contains("next attempt in"), "{e}");
+            }
+            assert_eq!(dials(), attempt + 1, "one attempt once the backoff passed");
+            let waited = waited.as_secs_f64();
+            assert!(
+                waited >= full * (1.0 - MAX_JITTER) && waited <= full + step.as_secs_f64(),
+                "after attempt {attempt}: the next one came after {waited}s"
+            );
         }
     }
 }

@@ -33,8 +33,45 @@ pub fn random_version() -> String {
     }
 }
 
+/// Why the `ssh` outbound refuses its options. The texts name the field or the file, never
+/// a key's secret text.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    /// `private_key_path` cannot be read.
+    #[error("read private key {path}: {}", sb_core::error_text(.error))]
+    ReadKey {
+        /// The path, with `~` expanded.
+        path: String,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The private key does not parse (or the passphrase is wrong).
+    #[error("parse private key: {0}")]
+    ParseKey(russh::keys::Error),
+    /// A `host_key` line has no key after its type.
+    #[error("parse host key: {0}: ssh: no key found")]
+    NoHostKey(String),
+    /// A `host_key` line's key does not parse.
+    #[error("parse host key: {line}: {error}")]
+    HostKey {
+        /// The line as configured (public keys only, so it may be shown).
+        line: String,
+        /// What russh found wrong.
+        error: russh::keys::Error,
+    },
+    /// An algorithm list (`kex_algorithm`, `cipher`, `mac`, `host_key_algorithms`) names one
+    /// russh does not have.
+    #[error("{field}: unsupported algorithm {name:?}")]
+    Algorithm {
+        /// The config field.
+        field: &'static str,
+        /// The unknown name.
+        name: String,
+    },
+}
+
 /// Reads the key text from `private_key` (lines joined) or `private_key_path`.
-fn key_text(o: &SshOutbound) -> Result<Option<String>, String> {
+fn key_text(o: &SshOutbound) -> Result<Option<String>, SshError> {
     if !o.private_key.is_empty() {
         return Ok(Some(o.private_key.0.join("\n")));
     }
@@ -42,40 +79,48 @@ fn key_text(o: &SshOutbound) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let path = sb_config::ctx::expand_path(&o.private_key_path);
-    std::fs::read_to_string(&path)
-        .map(Some)
-        .map_err(|e| format!("read private key {path}: {}", sb_core::error_text(&e)))
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) => Err(SshError::ReadKey { path, error }),
+    }
 }
 
 /// Parses one authorized_keys line (`type base64 [comment]`).
-fn host_key(line: &str) -> Result<PublicKey, String> {
+fn host_key(line: &str) -> Result<PublicKey, SshError> {
     let mut parts = line.split_whitespace();
     let (Some(_ty), Some(b64)) = (parts.next(), parts.next()) else {
-        return Err(format!("parse host key: {line}: ssh: no key found"));
+        return Err(SshError::NoHostKey(line.to_string()));
     };
-    russh::keys::parse_public_key_base64(b64).map_err(|e| format!("parse host key: {line}: {e}"))
+    russh::keys::parse_public_key_base64(b64).map_err(|error| SshError::HostKey {
+        line: line.to_string(),
+        error,
+    })
 }
 
 fn names<T>(
-    field: &str,
+    field: &'static str,
     list: &[String],
     parse: impl Fn(&str) -> Option<T>,
-) -> Result<Vec<T>, String> {
+) -> Result<Vec<T>, SshError> {
     list.iter()
-        .map(|n| parse(n).ok_or_else(|| format!("{field}: unsupported algorithm {n:?}")))
+        .map(|n| {
+            parse(n).ok_or_else(|| SshError::Algorithm {
+                field,
+                name: n.clone(),
+            })
+        })
         .collect()
 }
 
 impl Settings {
     /// Builds the settings from the config, failing with a message that names the field.
-    pub fn from_config(o: &SshOutbound) -> Result<Settings, String> {
+    pub fn from_config(o: &SshOutbound) -> Result<Settings, SshError> {
         let key = match key_text(o)? {
             Some(text) => {
                 let pass = Some(o.private_key_passphrase.as_str()).filter(|p| !p.is_empty());
-                let key = russh::keys::decode_secret_key(&text, pass).map_err(|e| {
-                    // The key text itself is never part of the message.
-                    format!("parse private key: {e}")
-                })?;
+                // The key text itself is never part of the error.
+                let key =
+                    russh::keys::decode_secret_key(&text, pass).map_err(SshError::ParseKey)?;
                 Some(Arc::new(key))
             }
             None => None,
@@ -185,17 +230,19 @@ mod tests {
         assert!(Settings::from_config(&o)
             .err()
             .unwrap()
+            .to_string()
             .starts_with("parse private key"));
         o.private_key = Default::default();
         o.host_key = sb_config::types::Listable(vec!["ssh-ed25519 !!!".into()]);
         assert!(Settings::from_config(&o)
             .err()
             .unwrap()
+            .to_string()
             .starts_with("parse host key"));
         o.host_key = Default::default();
         o.cipher = sb_config::types::Listable(vec!["rot13".into()]);
         assert_eq!(
-            Settings::from_config(&o).err().unwrap(),
+            Settings::from_config(&o).err().unwrap().to_string(),
             "cipher: unsupported algorithm \"rot13\""
         );
         o.cipher = Default::default();

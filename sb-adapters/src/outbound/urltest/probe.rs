@@ -5,7 +5,7 @@
 //! paused time measure the delays they simulate.
 
 use sb_core::adapter::Outbound;
-use sb_core::http_client::{ClientOptions, HttpClient};
+use sb_core::http_client::{ClientOptions, HttpClient, HttpError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -13,8 +13,9 @@ use tokio::time::Instant;
 /// Go's `C.TCPTimeout`: how long one test may take.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Tests `url` through `member`; the delay in whole milliseconds, or why it failed.
-pub async fn probe(member: Arc<dyn Outbound>, url: &str) -> Result<u16, String> {
+/// Tests `url` through `member` for the group `group`; the delay in whole milliseconds, or
+/// why it failed. The probe's flow is labelled `urltest:<group>`.
+pub async fn probe(group: &str, member: Arc<dyn Outbound>, url: &str) -> Result<u16, HttpError> {
     let options = ClientOptions {
         timeout: TIMEOUT,
         // A HEAD answer has no body; a misbehaving server is cut off early.
@@ -22,8 +23,8 @@ pub async fn probe(member: Arc<dyn Outbound>, url: &str) -> Result<u16, String> 
         extra_roots: Vec::new(),
     };
     // Built before the clock starts: loading the trusted roots is not the member's delay.
-    let client = HttpClient::new(member, options).map_err(|e| e.to_string())?;
+    let client = HttpClient::new(member, options)?.with_purpose(format!("urltest:{group}"));
     let start = Instant::now();
-    client.head(url).await.map_err(|e| e.to_string())?;
+    client.head(url).await?;
     Ok(u16::try_from(start.elapsed().as_millis()).unwrap_or(u16::MAX))
 }

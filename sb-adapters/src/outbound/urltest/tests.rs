@@ -4,10 +4,9 @@
 
 use super::*;
 use sb_config::types::GoDuration;
-use std::pin::Pin;
+use sb_core::stream::Forward;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const PROBE_HOST: &str = "probe.test";
 
@@ -65,7 +64,7 @@ impl Outbound for Fake {
             tokio::time::sleep(delay).await;
             let (ours, theirs) = tokio::io::duplex(4096);
             tokio::spawn(answer_204(theirs));
-            Ok(Box::new(Mem(ours)) as BoxStream)
+            Ok(Forward::boxed(ours))
         })
     }
     fn connect_udp<'a>(
@@ -89,41 +88,6 @@ async fn answer_204(s: tokio::io::DuplexStream) {
         .get_mut()
         .write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
         .await;
-}
-
-/// An in-memory stream as an outbound's stream.
-struct Mem(tokio::io::DuplexStream);
-
-impl AsyncRead for Mem {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Mem {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl sb_core::adapter::AsyncStream for Mem {
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
-        Err(self)
-    }
 }
 
 const INTERVAL: Duration = Duration::from_secs(60);
