@@ -13,7 +13,6 @@ use crate::adapter::{BoxFuture, BoxStream};
 use crate::dialer::Dialer;
 use crate::flow::{Destination, Network};
 use crate::http_client::response::{framing, parse_head, read_body, read_head};
-use base64::Engine as _;
 use bytes::Bytes;
 use hickory_proto::op::Message;
 use std::sync::Arc;
@@ -103,7 +102,7 @@ impl HttpsTransport {
         } else {
             '?'
         };
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(wire);
+        let b64 = sb_config::base64::encode_url_no_pad(wire);
         format!("{}{sep}dns={b64}", self.options.path)
     }
 
