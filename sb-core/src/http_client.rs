@@ -20,6 +20,7 @@
 //! cookies or proxies of its own (a proxy is an outbound), HTTP/3, or h2c.
 
 mod body;
+pub mod config;
 mod connector;
 mod exchange;
 pub mod url;

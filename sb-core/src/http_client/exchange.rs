@@ -93,15 +93,25 @@ fn request(
     let mut headers = http::HeaderMap::new();
     let bad = |k: &str| HttpError::Url(format!("bad request header {k:?}"));
     let ua = format!("sb/{}", crate::VERSION);
-    let defaults = [("user-agent", ua.as_str()), ("accept", "*/*")];
-    let extra = client.options.headers.iter().chain(out.headers.iter());
-    for (k, v) in defaults
-        .into_iter()
-        .chain(extra.map(|(k, v)| (k.as_str(), v.as_str())))
-    {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k))?;
-        let value = HeaderValue::from_str(v).map_err(|_| bad(k))?;
-        headers.insert(name, value);
+    let defaults = vec![
+        ("user-agent".to_string(), ua),
+        ("accept".to_string(), "*/*".to_string()),
+    ];
+    // Each source replaces the names it sets (the request's over the client's over sb's
+    // defaults); a name repeated within one source is sent once per value.
+    for source in [&defaults, &client.options.headers, &out.headers] {
+        let mut parsed = Vec::with_capacity(source.len());
+        for (k, v) in source {
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| bad(k))?;
+            let value = HeaderValue::from_str(v).map_err(|_| bad(k))?;
+            parsed.push((name, value));
+        }
+        for (name, _) in &parsed {
+            headers.remove(name);
+        }
+        for (name, value) in parsed {
+            headers.append(name, value);
+        }
     }
     let host = match headers.remove(HOST) {
         Some(h) => h.to_str().map_err(|_| bad("Host"))?.to_string(),
