@@ -23,6 +23,7 @@ mod cycles;
 mod dial;
 mod endpoints;
 mod error;
+mod http_clients;
 mod ignored;
 mod inbounds;
 mod outbounds;
@@ -225,7 +226,8 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         .filter(|f| !f.is_empty())
         .and_then(|f| by_tag.get(f).cloned())
         .unwrap_or_else(|| first.clone());
-    // Remote rule sets download through an outbound, so they are built after them.
+    // Remote rule sets download through HTTP clients that may use outbounds, so both are
+    // built after them (and before the detours made for them are bound, below).
     let lookup: OutboundLookup = {
         let by_tag = by_tag.clone();
         Arc::new(move |tag: &str| {
@@ -236,9 +238,10 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             }
         })
     };
-    let rule_sets = Arc::new(RuleSets::build(
+    let http_clients = http_clients::HttpClients::build(config, &ctx)?;
+    let rule_sets = Arc::new(RuleSets::build_with(
         route.map_or(&[][..], |r| &r.rule_set),
-        lookup,
+        &|set| http_clients.for_rule_set(set, &ctx, &lookup),
     )?);
     let mode = Arc::new(ClashMode::new("Rule"));
     let dns = sb_core::dns::build(

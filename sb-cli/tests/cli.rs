@@ -509,15 +509,16 @@ fn uuid_like(s: &str) -> bool {
 
 #[test]
 fn generate_wg_keypair_is_a_real_pair() {
-    use base64::Engine;
     let out = text(&sb(Path::new("."), &["generate", "wg-keypair"]).stdout);
     let mut lines = out.lines();
     let private = lines.next().unwrap().strip_prefix("PrivateKey: ").unwrap();
     let public = lines.next().unwrap().strip_prefix("PublicKey: ").unwrap();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let sk: [u8; 32] = b64.decode(private).unwrap().try_into().unwrap();
+    let sk: [u8; 32] = sb_config::base64::decode_go(private)
+        .unwrap()
+        .try_into()
+        .unwrap();
     let derived = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(sk));
-    assert_eq!(b64.encode(derived.as_bytes()), public);
+    assert_eq!(sb_config::base64::encode(derived.as_bytes()), public);
 }
 
 #[test]

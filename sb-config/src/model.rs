@@ -8,6 +8,7 @@ pub mod dns_record;
 pub mod dns_server;
 pub mod endpoint;
 pub mod experimental;
+pub mod http_client;
 pub mod inbound;
 pub mod log;
 pub mod outbound;

@@ -15,6 +15,8 @@ pub enum RefKind {
     DnsServer,
     /// A rule set.
     RuleSet,
+    /// An `http_clients` entry.
+    HttpClient,
 }
 
 impl RefKind {
@@ -25,6 +27,7 @@ impl RefKind {
             RefKind::Inbound => "inbound",
             RefKind::DnsServer => "DNS server",
             RefKind::RuleSet => "rule-set",
+            RefKind::HttpClient => "http client",
         }
     }
 }

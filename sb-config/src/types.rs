@@ -9,6 +9,9 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+mod memory;
+pub use memory::MemoryBytes;
+
 /// A field written either as one value or as an array of values (Go's `badoption.Listable`).
 /// `format` writes a one-element list back as the bare value.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -82,6 +82,7 @@ fn duplicates(ctx: &Ctx) -> Vec<DecodeError> {
         RefKind::Outbound,
         RefKind::DnsServer,
         RefKind::RuleSet,
+        RefKind::HttpClient,
     ] {
         let mut seen = HashSet::new();
         for d in ctx.defs.iter().filter(|d| d.kind == kind) {

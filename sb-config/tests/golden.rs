@@ -196,6 +196,41 @@ const CASES: &[(&str, &str, &str)] = &[
         r#"{"inbounds": [{"type": "tun", "address": "172.19.0.1"}]}"#,
         r#"golden.json:1:42: inbounds[0].address (tag "0"): invalid prefix "172.19.0.1": no '/' (write an address with its prefix length, such as "172.19.0.1/30")"#,
     ),
+    (
+        "http client unknown version",
+        r#"{"http_clients": [{"tag": "h", "version": 4}]}"#,
+        r#"golden.json:1:19: http_clients[0] (tag "h"): unknown HTTP version: 4"#,
+    ),
+    (
+        "http client field of another version",
+        r#"{"http_clients": [{"tag": "h", "version": 1, "idle_timeout": "30s"}]}"#,
+        r#"golden.json:1:46: http_clients[0].idle_timeout (tag "h"): unknown field "idle_timeout""#,
+    ),
+    (
+        "http client missing tag",
+        r#"{"http_clients": [{"version": 1}]}"#,
+        r#"golden.json:1:19: http_clients[0]: missing http client tag"#,
+    ),
+    (
+        "http client duplicate tag",
+        r#"{"http_clients": [{"tag": "h"}, {"tag": "h"}]}"#,
+        r#"golden.json:1:41: http_clients[1].tag: duplicate http client tag: h"#,
+    ),
+    (
+        "rule set names an unknown http client",
+        r#"{"http_clients": [{"tag": "main"}], "route": {"rule_set": [{"type": "remote", "tag": "r", "url": "https://x.example/a.srs", "http_client": "mian"}]}}"#,
+        r#"golden.json:1:140: route.rule_set[0].http_client: http client not found: mian (did you mean "main"?)"#,
+    ),
+    (
+        "unknown default http client",
+        r#"{"route": {"default_http_client": "h"}}"#,
+        r#"golden.json:1:35: route.default_http_client: http client not found: h (no http client is defined)"#,
+    ),
+    (
+        "http client receive window",
+        r#"{"http_clients": [{"tag": "h", "stream_receive_window": "1KiB"}]}"#,
+        r#"golden.json:1:57: http_clients[0].stream_receive_window (tag "h"): unsupported unit: KiB"#,
+    ),
 ];
 
 #[test]

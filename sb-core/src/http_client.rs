@@ -1,56 +1,126 @@
-//! A small HTTP/1.1 client for sb's own requests (remote rule sets; URL tests later), sent
-//! through an outbound like any flow: the connection is `Outbound::connect_tcp`, so a
-//! `download_detour` of `socks` reaches the server through that proxy. `https` URLs get TLS
-//! from rustls (ring provider) with the webpki roots, plus any roots the caller adds.
+//! sb's own HTTP client, for the requests sb makes itself: remote rule-set downloads, URL
+//! tests, and local APIs over unix sockets (Tailscale's). It sits beside the flow path, not
+//! on it: its connections come from a [`Connector`] (an outbound's `connect_tcp`, so a
+//! `download_detour` or a urltest member carries the request; a [`crate::dialer::Dialer`]
+//! built from an `http_clients` entry's dial fields or `detour`; or a unix socket).
 //!
-//! One request per connection (`Connection: close`), GET or HEAD, a size cap on the body
-//! and one timeout over the whole exchange. No redirects, no compression, no HTTP/2: what
-//! sb fetches does not need them.
+//! What it does: any method, request headers and bodies (buffers or streams); `https` by
+//! rustls through [`crate::tls_stream`] (the `tls` block's roots, `server_name`, `insecure`,
+//! versions, ALPN; the webpki roots by default, plus roots a caller adds); HTTP/2 when the
+//! server chooses `h2` by ALPN and the client's version allows it (Go's default), HTTP/1.1
+//! otherwise and always for plain `http`; responses whose body is read as it arrives
+//! ([`RequestBuilder::send`]) or collected under a size cap ([`RequestBuilder::fetch`],
+//! [`HttpClient::get`]); HTTP/1.1 `Upgrade` ([`RequestBuilder::upgrade`] returns the
+//! upgraded stream); one timeout over an exchange (to the response head for streamed
+//! responses, to the body's end for collected ones). The wire format is hyper's
+//! per-connection client (`hyper::client::conn`).
+//!
+//! What it does not do: keep or pool connections (each request opens one and closes it
+//! with its response; what sb fetches is occasional), follow redirects, decompress, use
+//! cookies or proxies of its own (a proxy is an outbound), HTTP/3, or h2c.
 
-pub mod response;
+mod body;
+pub mod config;
+mod connector;
+mod exchange;
 pub mod url;
 
-use crate::adapter::{BoxStream, Outbound};
-use crate::flow::{Destination, FlowContext, Network};
-pub use response::Head;
-use rustls::pki_types::{CertificateDer, ServerName};
+pub use body::{Body, RequestBody};
+pub use connector::Connector;
+pub use http::Method;
+pub use url::HttpUrl;
+
+use crate::adapter::{AsyncStream, BoxStream, Outbound};
+use rustls::pki_types::CertificateDer;
+use sb_config::model::shared::OutboundTls;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
-pub use url::HttpUrl;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    /// The URL cannot be fetched.
+    /// The URL or a header cannot be sent.
     #[error("{0}")]
     Url(String),
     /// Connecting, TLS or reading failed.
     #[error("{}", crate::error_text(.0))]
     Io(#[from] std::io::Error),
-    /// The server's answer is not valid HTTP/1.
+    /// The server's answer is not valid HTTP, or the connection broke mid-message.
     #[error("{0}")]
     Protocol(String),
     /// The body exceeds the cap.
     #[error("response body larger than {0} bytes")]
     TooLarge(usize),
-    /// The whole exchange took longer than the timeout.
+    /// The exchange took longer than the timeout.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     /// The TLS setup is invalid.
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] crate::tls_stream::TlsError),
+    /// The TLS handshake took longer than `handshake_timeout`.
+    #[error("TLS: handshake timed out after {0:?}")]
+    TlsHandshakeTimeout(Duration),
+    /// An upgrade was asked for and the server answered something else.
+    #[error("upgrade refused: {0} {1}")]
+    NotUpgraded(u16, String),
 }
 
-/// Request settings.
+impl HttpError {
+    /// hyper's error with its causes (its own text alone is often just "connection error").
+    fn from_hyper(e: hyper::Error) -> HttpError {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        HttpError::Protocol(text)
+    }
+}
+
+/// Which HTTP version a client asks for (Go's `version`; 3 is not available in sb).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 when the server chooses it by ALPN, else HTTP/1.1 (Go's default).
+    #[default]
+    Http2,
+}
+
+/// HTTP/2 connection settings (Go's HTTP2 fields that apply to a client which opens one
+/// connection per request).
+#[derive(Clone, Debug, Default)]
+pub struct Http2Options {
+    /// Initial stream flow-control window.
+    pub stream_window: Option<u32>,
+    /// Initial connection flow-control window.
+    pub connection_window: Option<u32>,
+    /// PING interval while the connection is open.
+    pub keep_alive_period: Option<Duration>,
+}
+
+/// Client settings.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
-    /// Over the whole exchange: connect, TLS, request, response.
+    /// Over one exchange: connect, TLS, request, response head, and the body when collected.
     pub timeout: Duration,
-    /// Largest body accepted.
+    /// Largest body [`HttpClient::get`] and [`RequestBuilder::fetch`] accept.
     pub max_body: usize,
-    /// Root certificates trusted besides the webpki roots (a private CA, a test's own).
+    /// Root certificates trusted besides the others (a private CA, a test's own).
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Version asked for.
+    pub version: HttpVersion,
+    /// With [`HttpVersion::Http2`]: fail when an `https` server does not choose `h2`.
+    pub disable_version_fallback: bool,
+    /// Headers sent with every request (a request's own headers win); `Host` names the
+    /// request host.
+    pub headers: Vec<(String, String)>,
+    /// TLS for `https` URLs (`enabled` is not needed: the scheme decides).
+    pub tls: OutboundTls,
+    /// HTTP/2 settings.
+    pub http2: Http2Options,
 }
 
 impl Default for ClientOptions {
@@ -59,11 +129,64 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(60),
             max_body: 64 * 1024 * 1024,
             extra_roots: Vec::new(),
+            version: HttpVersion::default(),
+            disable_version_fallback: false,
+            headers: Vec::new(),
+            tls: OutboundTls::default(),
+            http2: Http2Options::default(),
         }
     }
 }
 
-/// A response.
+/// A response's status line and headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Head {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase (the server's on HTTP/1.1, the standard one otherwise).
+    pub reason: String,
+    /// Headers in order, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The protocol the exchange used.
+    pub version: http::Version,
+}
+
+impl Head {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The head of `resp`.
+    pub fn of<B>(resp: &http::Response<B>) -> Head {
+        let reason = resp
+            .extensions()
+            .get::<hyper::ext::ReasonPhrase>()
+            .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned())
+            .or_else(|| resp.status().canonical_reason().map(str::to_string))
+            .unwrap_or_default();
+        Head {
+            status: resp.status().as_u16(),
+            reason,
+            headers: resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            version: resp.version(),
+        }
+    }
+}
+
+/// A response with its body collected.
 #[derive(Clone, Debug)]
 pub struct Response {
     /// Status and headers.
@@ -72,116 +195,236 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// An HTTP client bound to one outbound.
+/// A response whose body is still to be read.
+pub struct StreamResponse {
+    /// Status and headers.
+    pub head: Head,
+    /// The body, read as it arrives.
+    pub body: Body,
+}
+
+/// An HTTP client bound to one way of connecting.
 #[derive(Clone)]
 pub struct HttpClient {
-    outbound: Arc<dyn Outbound>,
-    options: ClientOptions,
+    connector: Connector,
+    options: Arc<ClientOptions>,
     /// What the requests are for, as their flows' inbound label (`rule-set:geoip`).
     purpose: Arc<str>,
+    /// ALPN by the version asked for.
     tls: Arc<rustls::ClientConfig>,
+    /// ALPN `http/1.1` only, for upgrades.
+    tls_h1: Arc<rustls::ClientConfig>,
 }
 
 impl HttpClient {
     /// A client whose connections go through `outbound`.
     pub fn new(outbound: Arc<dyn Outbound>, options: ClientOptions) -> Result<Self, HttpError> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for cert in &options.extra_roots {
-            roots
-                .add(cert.clone())
-                .map_err(|e| HttpError::Tls(format!("bad root certificate: {e}")))?;
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| HttpError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Self::with_connector(Connector::Outbound(outbound), options)
+    }
+
+    /// A client whose connections come from `connector`.
+    pub fn with_connector(connector: Connector, options: ClientOptions) -> Result<Self, HttpError> {
+        let alpn: &[&str] = match (options.version, options.disable_version_fallback) {
+            (HttpVersion::Http1, _) => &["http/1.1"],
+            (HttpVersion::Http2, false) => &["h2", "http/1.1"],
+            (HttpVersion::Http2, true) => &["h2"],
+        };
+        let config = |alpn: &[&str]| {
+            crate::tls_stream::client_config(&options.tls, &options.extra_roots, alpn)
+                .map(Arc::new)
+                .map_err(HttpError::from)
+        };
         Ok(HttpClient {
-            outbound,
-            options,
+            tls: config(alpn)?,
+            tls_h1: config(&["http/1.1"])?,
+            connector,
+            options: Arc::new(options),
             purpose: Arc::from("http-client"),
-            tls: Arc::new(tls),
         })
     }
 
     /// Labels the client's flows with what they are for (`rule-set:<tag>`,
-    /// `urltest:<group>`); see [`FlowContext::internal`]. `http-client` otherwise.
+    /// `urltest:<group>`); see [`crate::flow::FlowContext::internal`]. `http-client`
+    /// otherwise.
     pub fn with_purpose(mut self, purpose: impl Into<Arc<str>>) -> Self {
         self.purpose = purpose.into();
         self
     }
 
-    /// `GET url` with extra request headers.
+    /// The client's settings.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// A request to `url`, sent by one of the builder's methods.
+    pub fn request(&self, method: Method, url: &str) -> RequestBuilder<'_> {
+        RequestBuilder {
+            client: self,
+            method,
+            url: url.to_string(),
+            headers: Vec::new(),
+            body: RequestBody::empty(),
+        }
+    }
+
+    /// `GET url` with extra request headers, body collected.
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response, HttpError> {
-        self.request("GET", url, headers).await
+        let mut req = self.request(Method::GET, url);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.fetch().await
     }
 
     /// `HEAD url`.
     pub async fn head(&self, url: &str) -> Result<Response, HttpError> {
-        self.request("HEAD", url, &[]).await
+        self.request(Method::HEAD, url).fetch().await
     }
 
-    async fn request(
+    /// Runs `work` under the client's timeout.
+    async fn timed<T>(
         &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<Response, HttpError> {
-        let url = HttpUrl::parse(url).map_err(HttpError::Url)?;
-        let timeout = self.options.timeout;
-        tokio::time::timeout(timeout, self.exchange(method, &url, headers))
+        work: impl std::future::Future<Output = Result<T, HttpError>>,
+    ) -> Result<T, HttpError> {
+        let after = self.options.timeout;
+        tokio::time::timeout(after, work)
             .await
-            .map_err(|_| HttpError::Timeout(timeout))?
+            .map_err(|_| HttpError::Timeout(after))?
+    }
+}
+
+/// One HTTP/1.1 exchange on a stream the caller opened (and secured) itself: `req` goes as
+/// it is (origin-form target; the caller sets `Host` and `Connection`), the response comes
+/// back with its body unread. For protocols that negotiate HTTP themselves (DNS over HTTPS
+/// after ALPN chose `http/1.1`).
+pub async fn send_http1(
+    stream: BoxStream,
+    req: http::Request<RequestBody>,
+) -> Result<StreamResponse, HttpError> {
+    let (parts, body) = req.into_parts();
+    let req = http::Request::from_parts(parts, body.0);
+    let (resp, guard) = exchange::send_h1(stream, req).await?;
+    let (head, body) = exchange::split(resp, guard);
+    Ok(StreamResponse { head, body })
+}
+
+/// A request being put together.
+pub struct RequestBuilder<'a> {
+    client: &'a HttpClient,
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: RequestBody,
+}
+
+impl<'a> RequestBuilder<'a> {
+    /// Adds a header (a later one of the same name replaces it).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
     }
 
-    async fn exchange(
-        &self,
-        method: &str,
-        url: &HttpUrl,
-        headers: &[(&str, &str)],
-    ) -> Result<Response, HttpError> {
-        let dest = Destination::from_host(&url.host, url.port);
-        let flow = FlowContext::internal(self.purpose.clone(), Network::Tcp, dest.clone());
-        let stream = self.outbound.connect_tcp(&flow, &dest).await?;
-        let stream: BoxStream = if url.tls {
-            let name = ServerName::try_from(url.host.clone())
-                .map_err(|_| HttpError::Url(format!("bad TLS server name {:?}", url.host)))?;
-            let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-                .connect(name, stream)
-                .await?;
-            crate::stream::Forward::boxed(tls)
-        } else {
-            stream
-        };
-        let mut stream = BufReader::new(stream);
-        let mut req = format!(
-            "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: sb/{}\r\nAccept: */*\r\nConnection: close\r\n",
-            url.target,
-            url.host_header(),
-            crate::VERSION
-        );
-        for (k, v) in headers {
-            if [k, v].iter().any(|s| s.contains(['\r', '\n'])) {
-                return Err(HttpError::Url(format!("bad request header {k:?}")));
-            }
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        stream.get_mut().write_all(req.as_bytes()).await?;
-        stream.get_mut().flush().await?;
-        let head = loop {
-            let bytes = response::read_head(&mut stream).await?;
-            let head = response::parse_head(&bytes).map_err(HttpError::Protocol)?;
-            // Interim answers (100 Continue and the like) come before the real one.
-            if !(100..200).contains(&head.status) || head.status == 101 {
-                break head;
-            }
-        };
-        let framing = response::framing(method, &head)?;
-        let body = response::read_body(&mut stream, framing, self.options.max_body).await?;
-        Ok(Response { head, body })
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<RequestBody>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    fn outgoing(self) -> Result<(&'a HttpClient, exchange::Outgoing), HttpError> {
+        let url = HttpUrl::parse(&self.url).map_err(HttpError::Url)?;
+        Ok((
+            self.client,
+            exchange::Outgoing {
+                method: self.method,
+                url,
+                headers: self.headers,
+                body: self.body,
+            },
+        ))
+    }
+
+    /// Sends the request; the timeout runs to the response head, the body is the caller's
+    /// to read (and to time).
+    pub async fn send(self) -> Result<StreamResponse, HttpError> {
+        let (client, out) = self.outgoing()?;
+        let (resp, guard) = client.timed(exchange::send(client, out, false)).await?;
+        let (head, body) = exchange::split(resp, guard);
+        Ok(StreamResponse { head, body })
+    }
+
+    /// Sends the request and collects the body under the client's `max_body`, all within
+    /// the timeout.
+    pub async fn fetch(self) -> Result<Response, HttpError> {
+        let (client, out) = self.outgoing()?;
+        client
+            .timed(async {
+                let (resp, guard) = exchange::send(client, out, false).await?;
+                let (head, body) = exchange::split(resp, guard);
+                let body = body.read_limited(client.options.max_body).await?;
+                Ok(Response { head, body })
+            })
+            .await
+    }
+
+    /// Sends the request over HTTP/1.1 asking for an upgrade (set `Upgrade`; `Connection:
+    /// upgrade` is added when missing) and returns the `101` head and the upgraded stream.
+    /// Any other answer is [`HttpError::NotUpgraded`].
+    pub async fn upgrade(self) -> Result<(Head, Upgraded), HttpError> {
+        let (client, out) = self.outgoing()?;
+        client
+            .timed(async {
+                // The guard stops the connection task once the upgrade has taken its socket.
+                let (mut resp, _guard) = exchange::send(client, out, true).await?;
+                let head = Head::of(&resp);
+                if head.status != 101 {
+                    return Err(HttpError::NotUpgraded(head.status, head.reason));
+                }
+                let upgraded = hyper::upgrade::on(&mut resp)
+                    .await
+                    .map_err(HttpError::from_hyper)?;
+                Ok((head, Upgraded(hyper_util::rt::TokioIo::new(upgraded))))
+            })
+            .await
+    }
+}
+
+/// The stream an HTTP upgrade handed over (bytes the server sent after its `101` first).
+pub struct Upgraded(hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>);
+
+impl tokio::io::AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncStream for Upgraded {
+    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
+        Err(self)
     }
 }

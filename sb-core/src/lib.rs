@@ -26,6 +26,7 @@ pub mod sniff;
 #[cfg(target_os = "linux")]
 mod splice;
 pub mod stream;
+pub mod tls_stream;
 pub mod tracker;
 pub mod udp;
 

@@ -5,10 +5,12 @@
 //! - `local` sets are read when the instance is built (an unreadable or invalid file stops
 //!   the start, naming the set and the file) and re-read when the file changes
 //!   ([`local`]); a bad new version is logged and the old rules stay;
-//! - `remote` sets are downloaded when the instance starts, through the `download_detour`
-//!   outbound or the default one ([`remote`]); with no copy yet, a failed first download
-//!   stops the start, as in Go. They are refreshed every `update_interval` (1 day), keeping
-//!   the old rules when a refresh fails.
+//! - `remote` sets are downloaded when the instance starts with the HTTP client the registry
+//!   resolved for each when the instance was built ([`ClientLookup`]: the set's
+//!   `http_client`, its `download_detour`, `route.default_http_client`, the first of
+//!   `http_clients`, else the default outbound, in Go's order) ([`remote`]); with no copy
+//!   yet, a failed first download stops the start, as in Go. They are refreshed every
+//!   `update_interval` (1 day), keeping the old rules when a refresh fails.
 //!
 //! The router holds each set as an `Arc<RuleSetMatcher>` whose rules are swapped atomically,
 //! so a reload never blocks the flows being routed.
@@ -17,8 +19,11 @@ pub mod local;
 pub mod remote;
 
 use crate::adapter::Outbound;
+use crate::http_client::{ClientOptions, HttpClient};
 use crate::router::rule::{RuleSetMatcher, RuleSets as Matchers};
-use sb_config::model::rule_set::{HeadlessRule, RuleSet, RuleSetFormat, RuleSetKind};
+use sb_config::model::rule_set::{
+    HeadlessRule, RemoteRuleSet, RuleSet, RuleSetFormat, RuleSetKind,
+};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +33,20 @@ use tokio::task::JoinHandle;
 /// outbound. The router does not know outbounds; the registry, which builds both, provides
 /// this after the outbounds exist.
 pub type OutboundLookup = Arc<dyn Fn(&str) -> Option<Arc<dyn Outbound>> + Send + Sync>;
+
+/// The HTTP client a remote set downloads with, or why there is none.
+pub type ClientLookup<'a> = &'a dyn Fn(&RemoteRuleSet) -> Result<HttpClient, String>;
+
+/// The client of a set that names no `http_client`: through its `download_detour`, else the
+/// default outbound (`""`), with default options.
+pub fn client_through(
+    outbounds: &OutboundLookup,
+    set: &RemoteRuleSet,
+) -> Result<HttpClient, String> {
+    let outbound = outbounds(&set.download_detour)
+        .ok_or_else(|| format!("download detour not found: {}", set.download_detour))?;
+    HttpClient::new(outbound, ClientOptions::default()).map_err(|e| e.to_string())
+}
 
 /// An error loading a rule set, naming it as the config does.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +70,7 @@ pub const DEFAULT_UPDATE_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 enum Source {
     Inline,
     Local(local::LocalFile),
-    Remote(remote::RemoteSet),
+    Remote(remote::RemoteSet, HttpClient),
 }
 
 struct Entry {
@@ -63,7 +82,6 @@ struct Entry {
 /// Every rule set of an instance, and the tasks that keep them current.
 pub struct RuleSets {
     entries: Vec<Entry>,
-    outbounds: OutboundLookup,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -83,10 +101,26 @@ fn format_of(format: Option<RuleSetFormat>, path: &str) -> RuleSetFormat {
 }
 
 impl RuleSets {
-    /// Builds every set: inline ones compiled, local files read and compiled, remote ones
-    /// empty until [`RuleSets::start`]. Relative local paths resolve against the working
-    /// directory, as in Go (sb run's `-D` changes it first).
+    /// [`RuleSets::build_with`] where remote sets download through their `download_detour`
+    /// or the default outbound (`outbounds("")`); a set naming an `http_client` is refused
+    /// (only the registry builds those).
     pub fn build(sets: &[RuleSet], outbounds: OutboundLookup) -> Result<RuleSets, RuleSetError> {
+        Self::build_with(sets, &|r: &RemoteRuleSet| {
+            if r.http_client.is_some() {
+                return Err("`http_client` needs the HTTP clients the registry builds".into());
+            }
+            client_through(&outbounds, r)
+        })
+    }
+
+    /// Builds every set: inline ones compiled, local files read and compiled, remote ones
+    /// given their HTTP client by `clients` and left empty until [`RuleSets::start`].
+    /// Relative local paths resolve against the working directory, as in Go (sb run's `-D`
+    /// changes it first).
+    pub fn build_with(
+        sets: &[RuleSet],
+        clients: ClientLookup<'_>,
+    ) -> Result<RuleSets, RuleSetError> {
         let mut entries = Vec::with_capacity(sets.len());
         for (index, rs) in sets.iter().enumerate() {
             let err = |message: String| RuleSetError {
@@ -108,12 +142,6 @@ impl RuleSets {
                     (rules, Source::Local(file))
                 }
                 RuleSetKind::Remote(r) => {
-                    if r.http_client.is_some() {
-                        return Err(err(
-                            "`http_client` is not implemented by sb yet (use `download_detour`)"
-                                .into(),
-                        ));
-                    }
                     if !r.initial_path.is_empty() {
                         return Err(err("`initial_path` is not implemented by sb yet".into()));
                     }
@@ -125,10 +153,13 @@ impl RuleSets {
                     let set = remote::RemoteSet {
                         url: r.url.clone(),
                         format: format_of(r.format, &r.url),
-                        detour: r.download_detour.clone(),
                         interval,
                     };
-                    (Vec::new(), Source::Remote(set))
+                    // Its downloads are flows labelled by the set (`rule-set:<tag>`).
+                    let client = clients(r)
+                        .map_err(err)?
+                        .with_purpose(format!("rule-set:{}", rs.tag));
+                    (Vec::new(), Source::Remote(set, client))
                 }
             };
             entries.push(Entry {
@@ -139,7 +170,6 @@ impl RuleSets {
         }
         Ok(RuleSets {
             entries,
-            outbounds,
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -171,15 +201,14 @@ impl RuleSets {
                         WATCH_INTERVAL,
                     )));
                 }
-                Source::Remote(set) => {
-                    let client = set.client(e.matcher.tag(), &self.outbounds).map_err(err)?;
+                Source::Remote(set, client) => {
                     let etag = set
-                        .fetch(&client, &e.matcher, None)
+                        .fetch(client, &e.matcher, None)
                         .await
                         .map_err(|m| err(format!("initial rule-set: {m}")))?;
                     tasks.push(tokio::spawn(remote::update_loop(
                         set.clone(),
-                        client,
+                        client.clone(),
                         e.matcher.clone(),
                         etag,
                     )));

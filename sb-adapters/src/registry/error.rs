@@ -91,6 +91,16 @@ pub enum BuildError {
     /// The router could not be built.
     #[error(transparent)]
     Router(#[from] sb_core::router::RouterError),
+    /// An `http_clients` entry asks for what sb cannot do.
+    #[error("http_clients[{index}] (tag {tag:?}): {message}")]
+    HttpClient {
+        /// Index in `http_clients`.
+        index: usize,
+        /// Its tag.
+        tag: String,
+        /// The field refused and why.
+        message: String,
+    },
     /// A rule set could not be loaded.
     #[error(transparent)]
     RuleSet(#[from] sb_core::ruleset::RuleSetError),

@@ -2,13 +2,11 @@
 
 use crate::cli::Generate;
 use anyhow::{Context, Result};
-use base64::Engine;
 use rand::RngCore;
 use std::io::Write;
 
 /// Runs one `generate` subcommand.
 pub fn run(what: Generate) -> Result<()> {
-    let b64 = base64::engine::general_purpose::STANDARD;
     match what {
         Generate::Uuid => println!("{}", uuid::Uuid::new_v4()),
         Generate::Rand {
@@ -19,7 +17,7 @@ pub fn run(what: Generate) -> Result<()> {
             let mut buf = vec![0u8; length];
             rand::rngs::OsRng.fill_bytes(&mut buf);
             if base64 {
-                println!("{}", b64.encode(&buf));
+                println!("{}", sb_config::base64::encode(&buf));
             } else if hex {
                 let s: String = buf.iter().map(|b| format!("{b:02x}")).collect();
                 println!("{s}");
@@ -32,8 +30,14 @@ pub fn run(what: Generate) -> Result<()> {
         Generate::WgKeypair => {
             let secret = x25519_dalek::StaticSecret::random_from_rng(rand::rngs::OsRng);
             let public = x25519_dalek::PublicKey::from(&secret);
-            println!("PrivateKey: {}", b64.encode(secret.to_bytes()));
-            println!("PublicKey: {}", b64.encode(public.as_bytes()));
+            println!(
+                "PrivateKey: {}",
+                sb_config::base64::encode(secret.to_bytes())
+            );
+            println!(
+                "PublicKey: {}",
+                sb_config::base64::encode(public.as_bytes())
+            );
         }
     }
     Ok(())

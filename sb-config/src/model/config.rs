@@ -3,6 +3,7 @@
 use super::dns::{self, Dns};
 use super::endpoint::{self, Endpoint};
 use super::experimental::{Experimental, CLASH_REMOVED, CLASH_REMOVED_MESSAGE};
+use super::http_client::{self, HttpClient};
 use super::inbound::{self, Inbound};
 use super::log::Log;
 use super::outbound::{self, Outbound};
@@ -29,6 +30,8 @@ pub struct Config {
     pub ntp: Option<Ntp>,
     /// `certificate` (trust store options).
     pub certificate: Option<Certificate>,
+    /// `http_clients` (1.14): named HTTP clients for remote rule sets.
+    pub http_clients: Vec<HttpClient>,
     /// `endpoints`.
     pub endpoints: Vec<Endpoint>,
     /// `inbounds`.
@@ -41,11 +44,7 @@ pub struct Config {
     pub experimental: Option<Experimental>,
 }
 
-const TOP_LEVEL_NOT_IMPLEMENTED: &[&str] = &[
-    "certificate_providers",
-    "http_clients",
-    "network_namespaces",
-];
+const TOP_LEVEL_NOT_IMPLEMENTED: &[&str] = &["certificate_providers", "network_namespaces"];
 
 /// Decodes the document root. Only a root that is not an object fails the call: every other
 /// error is recorded in [`Ctx::errors`] and decoding goes on with the next element or section,
@@ -78,6 +77,12 @@ pub fn decode(node: &Node, ctx: &mut Ctx) -> Result<Config, DecodeError> {
             }
         }
     }
+    let http_clients = array(&mut o, "http_clients", ctx, |n, p, i, ctx| {
+        let c = http_client::decode(n, p, ctx)?;
+        ctx.define(RefKind::HttpClient, &c.tag, i, n, p);
+        Ok(c)
+    });
+    c.http_clients = ctx.keep(http_clients).unwrap_or_default();
     if let Some((n, p)) = o.take_node("services") {
         if let Err(e) = decode_services(n, &p) {
             ctx.fail(e);
@@ -244,6 +249,15 @@ impl Config {
                 serde_json::to_value(c).unwrap_or(Value::Null),
             );
         }
+        m.insert(
+            "http_clients".into(),
+            Value::Array(
+                self.http_clients
+                    .iter()
+                    .map(|c| Value::Object(c.to_json()))
+                    .collect(),
+            ),
+        );
         m.insert(
             "endpoints".into(),
             Value::Array(

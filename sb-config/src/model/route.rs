@@ -79,6 +79,7 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<Route, DecodeEr
         Ok(r)
     })?;
     o.reference(&mut ctx.refs, "final", RefKind::Outbound);
+    o.reference(&mut ctx.refs, "default_http_client", RefKind::HttpClient);
     domain_resolver_ref(&o, "default_domain_resolver", ctx)?;
     for key in ["geoip", "geosite"] {
         if let Some(m) = o.peek(key) {

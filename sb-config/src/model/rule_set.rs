@@ -1,6 +1,7 @@
 //! `route.rule_set[]`: named rule lists (inline, local file, remote URL) and their headless
 //! rules.
 
+use super::http_client::{self, HttpClientRef};
 use super::rule_match::{
     check_core, logical_mode, logical_rules, rule_type, LogicalMode, MatchCore, RuleType,
 };
@@ -55,8 +56,9 @@ pub struct RemoteRuleSet {
     pub url: String,
     /// Deprecated in 1.14 (use `http_client`); still honoured.
     pub download_detour: String,
-    /// HTTP client tag or options (1.14).
-    pub http_client: Option<serde_json::Value>,
+    /// HTTP client tag or options (1.14); decoded on its own, before the other fields.
+    #[serde(skip)]
+    pub http_client: Option<HttpClientRef>,
     /// File used before the first download (1.14).
     pub initial_path: String,
     /// Refresh interval; 1d when zero.
@@ -193,7 +195,12 @@ pub fn decode(node: &Node, path: &Path, ctx: &mut Ctx) -> Result<RuleSet, Decode
             }
             "remote" => {
                 o.reference(&mut ctx.refs, "download_detour", RefKind::Outbound);
-                let r: RemoteRuleSet = o.group()?;
+                let client = match o.take_node("http_client") {
+                    Some((n, p)) => http_client::decode_ref(n, &p, ctx)?,
+                    None => None,
+                };
+                let mut r: RemoteRuleSet = o.group()?;
+                r.http_client = client;
                 if r.format.is_none() && infer_format(&r.url).is_none() {
                     return Err(o.error("missing format"));
                 }
@@ -288,6 +295,9 @@ impl RuleSet {
             }
             RuleSetKind::Remote(r) => {
                 extend_json(&mut m, r);
+                if let Some(c) = &r.http_client {
+                    m.insert("http_client".into(), c.to_json());
+                }
                 drop_inferred_format(&mut m, r.format, &r.url);
             }
         }

@@ -70,38 +70,8 @@ pub enum ServerError {
     Tls(#[from] TlsError),
 }
 
-/// Why a DNS server's `tls` block cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    /// `server_name` (or the server address standing for it) is not a DNS name or an IP.
-    #[error("tls.server_name {name:?}: {error}")]
-    ServerName {
-        /// The name.
-        name: String,
-        /// Why rustls refuses it.
-        error: rustls::pki_types::InvalidDnsNameError,
-    },
-    /// rustls could not set up the client (protocol versions of the crypto provider).
-    #[error("{0}")]
-    Setup(rustls::Error),
-    /// `certificate_path` cannot be read.
-    #[error("tls.certificate_path {path}: {error}")]
-    CertificateFile {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: std::io::Error,
-    },
-    /// A PEM block of `certificate`/`certificate_path` does not parse.
-    #[error("tls.certificate: {0}")]
-    Pem(rustls::pki_types::pem::Error),
-    /// A certificate is not usable as a trust anchor.
-    #[error("tls.certificate: {0}")]
-    Certificate(rustls::Error),
-    /// `certificate`/`certificate_path` hold no certificate.
-    #[error("tls.certificate: no certificate found")]
-    NoCertificate,
-}
+/// Why a `tls` block cannot be used (shared with the HTTP client: [`crate::tls_stream`]).
+pub use crate::tls_stream::TlsError;
 
 /// Why one `dns.rules` entry cannot be used.
 #[derive(Debug, thiserror::Error)]

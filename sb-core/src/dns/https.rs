@@ -12,13 +12,11 @@ use super::DnsError;
 use crate::adapter::{BoxFuture, BoxStream};
 use crate::dialer::Dialer;
 use crate::flow::{Destination, Network};
-use crate::http_client::response::{framing, parse_head, read_body, read_head};
-use base64::Engine as _;
+use crate::http_client::{send_http1, HttpError, RequestBody};
 use bytes::Bytes;
 use hickory_proto::op::Message;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
 /// Largest answer accepted.
@@ -103,7 +101,7 @@ impl HttpsTransport {
         } else {
             '?'
         };
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(wire);
+        let b64 = sb_config::base64::encode_url_no_pad(wire);
         format!("{}{sep}dns={b64}", self.options.path)
     }
 
@@ -204,42 +202,37 @@ impl HttpsTransport {
 
     async fn h1(&self, stream: BoxStream, wire: &[u8]) -> Result<Vec<u8>, DnsError> {
         let method = if self.options.get { "GET" } else { "POST" };
-        let mut head = format!(
-            "{method} {} HTTP/1.1\r\nHost: {}\r\nAccept: application/dns-message\r\nConnection: close\r\n",
-            self.target(wire),
-            self.options.host
-        );
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(self.target(wire))
+            .header("host", &self.options.host)
+            .header("accept", "application/dns-message")
+            .header("connection", "close");
         if !self.options.get {
-            head.push_str(&format!(
-                "Content-Type: application/dns-message\r\nContent-Length: {}\r\n",
-                wire.len()
-            ));
+            req = req
+                .header("content-type", "application/dns-message")
+                .header("content-length", wire.len());
         }
         for (k, v) in &self.options.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
+            req = req.header(k.as_str(), v.as_str());
         }
-        head.push_str("\r\n");
-        let mut stream = stream;
-        stream
-            .write_all(head.as_bytes())
-            .await
-            .map_err(|e| self.io(e))?;
-        if !self.options.get {
-            stream.write_all(wire).await.map_err(|e| self.io(e))?;
+        let body = if self.options.get {
+            RequestBody::empty()
+        } else {
+            RequestBody::from(wire.to_vec())
+        };
+        let req = req
+            .body(body)
+            .map_err(|e| self.bad(format!("request: {e}")))?;
+        let http_err = |e: HttpError| match e {
+            HttpError::Io(e) => self.io(e),
+            e => self.bad(e.to_string()),
+        };
+        let resp = send_http1(stream, req).await.map_err(http_err)?;
+        if resp.head.status != 200 {
+            return Err(self.bad(format!("unexpected status: {}", resp.head.status)));
         }
-        stream.flush().await.map_err(|e| self.io(e))?;
-        let mut reader = BufReader::new(stream);
-        let raw = read_head(&mut reader)
-            .await
-            .map_err(|e| self.bad(e.to_string()))?;
-        let head = parse_head(&raw).map_err(|e| self.bad(e))?;
-        if head.status != 200 {
-            return Err(self.bad(format!("unexpected status: {}", head.status)));
-        }
-        let framing = framing(method, &head).map_err(|e| self.bad(e.to_string()))?;
-        read_body(&mut reader, framing, MAX_ANSWER)
-            .await
-            .map_err(|e| self.bad(e.to_string()))
+        resp.body.read_limited(MAX_ANSWER).await.map_err(http_err)
     }
 }
 

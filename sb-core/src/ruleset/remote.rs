@@ -1,9 +1,8 @@
-//! `remote` rule sets: downloaded with sb's HTTP client through an outbound, then refreshed
-//! every `update_interval`. As in Go, the last `ETag` is sent as `If-None-Match`, and a
+//! `remote` rule sets: downloaded with sb's HTTP client (the one the registry resolved for
+//! the set), then refreshed every `update_interval`. As in Go, the last `ETag` is sent as `If-None-Match`, and a
 //! `304 Not Modified` keeps the rules. A failed refresh is logged and the old rules stay.
 
-use super::OutboundLookup;
-use crate::http_client::{ClientOptions, HttpClient};
+use crate::http_client::HttpClient;
 use crate::router::rule::RuleSetMatcher;
 use sb_config::model::rule_set::RuleSetFormat;
 use std::sync::Arc;
@@ -17,22 +16,11 @@ pub struct RemoteSet {
     pub url: String,
     /// Source or binary.
     pub format: RuleSetFormat,
-    /// The outbound to download through (`""`: the default outbound).
-    pub detour: String,
     /// How often to refresh.
     pub interval: Duration,
 }
 
 impl RemoteSet {
-    /// The HTTP client through the set's outbound, its flows labelled `rule-set:<tag>`.
-    pub fn client(&self, tag: &str, outbounds: &OutboundLookup) -> Result<HttpClient, String> {
-        let outbound = outbounds(&self.detour)
-            .ok_or_else(|| format!("download detour not found: {}", self.detour))?;
-        HttpClient::new(outbound, ClientOptions::default())
-            .map(|c| c.with_purpose(format!("rule-set:{tag}")))
-            .map_err(|e| e.to_string())
-    }
-
     /// Downloads and swaps in the rules. Returns the response's `ETag` (or `etag` again
     /// when the server answered 304).
     pub async fn fetch(

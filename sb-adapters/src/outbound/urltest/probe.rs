@@ -5,7 +5,7 @@
 //! paused time measure the delays they simulate.
 
 use sb_core::adapter::Outbound;
-use sb_core::http_client::{ClientOptions, HttpClient, HttpError};
+use sb_core::http_client::{ClientOptions, HttpClient, HttpError, HttpVersion};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,7 +20,10 @@ pub async fn probe(group: &str, member: Arc<dyn Outbound>, url: &str) -> Result<
         timeout: TIMEOUT,
         // A HEAD answer has no body; a misbehaving server is cut off early.
         max_body: 64 * 1024,
-        extra_roots: Vec::new(),
+        // One round trip on HTTP/1.1, whatever the server offers: the delay stays comparable
+        // across members and servers.
+        version: HttpVersion::Http1,
+        ..ClientOptions::default()
     };
     // Built before the clock starts: loading the trusted roots is not the member's delay.
     let client = HttpClient::new(member, options)?.with_purpose(format!("urltest:{group}"));
