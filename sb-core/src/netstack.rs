@@ -30,7 +30,7 @@ pub use flows::FlowSource;
 pub use netstack_smoltcp::{PacketPool, MAX_PENDING_HANDSHAKES};
 pub use pump::{Reflect, SEND_BATCH};
 pub use tcp::StackStream;
-pub use udp::StackUdpSocket;
+pub use udp::{StackUdpSocket, MAX_UDP_FLOWS};
 
 use futures::StreamExt;
 use icmp::Pings;
@@ -56,6 +56,8 @@ pub struct Options {
     /// Who accepted flows belong to; `None`: connections and datagrams from the device
     /// that no socket of the stack's owner waits for are dropped.
     pub accept: Option<FlowSource>,
+    /// Accepted UDP flows at once, at most ([`MAX_UDP_FLOWS`] unless a test wants fewer).
+    pub max_udp_flows: usize,
 }
 
 /// A running stack over one device. Dropping it stops its tasks (and so releases the
@@ -81,6 +83,7 @@ impl NetStack {
             batch,
             reflect,
             accept,
+            max_udp_flows,
         } = options;
         let (stack, runner, udp_socket, tcp) = netstack_smoltcp::StackBuilder::default()
             .enable_tcp(true)
@@ -138,6 +141,7 @@ impl NetStack {
             from_stack.fuse(),
             udp.clone(),
             accept,
+            max_udp_flows,
         )));
         Ok(NetStack {
             connector,

@@ -120,6 +120,7 @@ fn options(accept: Option<FlowSource>) -> Options {
         batch: RxBatch::new(1, usize::from(MTU), 0),
         reflect: None,
         accept,
+        max_udp_flows: sb_core::netstack::MAX_UDP_FLOWS,
     }
 }
 
@@ -269,4 +270,34 @@ async fn dialing_into_a_silent_device_times_out() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+}
+
+/// Hardening finding 7: the NAT of accepted UDP flows is bounded: past the bound, datagrams
+/// of new (source, destination) pairs are dropped until flows end.
+#[tokio::test]
+async fn accepted_udp_flows_are_bounded() {
+    let (a, b) = link();
+    let (flows_tx, mut flows) = mpsc::unbounded_channel();
+    let source = FlowSource {
+        tag: "peer".into(),
+        kind: "test",
+        label: "endpoint/test[peer]".into(),
+        handler: Arc::new(Server { flows: flows_tx }),
+        udp_timeout: None,
+    };
+    let dialer = NetStack::start(Arc::new(a), options(None)).unwrap();
+    let mut bounded = options(Some(source));
+    bounded.max_udp_flows = 3;
+    let _acceptor = NetStack::start(Arc::new(b), bounded).unwrap();
+    let sock = dialer.bind_udp(addr("10.0.0.1:0")).unwrap();
+    for port in 1..=5u16 {
+        sock.send_to(b"x", SocketAddr::new("10.0.0.2".parse().unwrap(), port))
+            .await
+            .unwrap();
+    }
+    let mut seen = 0;
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), flows.recv()).await {
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
 }

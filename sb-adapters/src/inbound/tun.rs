@@ -85,6 +85,7 @@ pub fn serve<D: PacketDevice>(
             batch,
             reflect,
             accept: Some(source),
+            max_udp_flows: sb_core::netstack::MAX_UDP_FLOWS,
         },
     )
 }

@@ -27,6 +27,12 @@ const FLOW_QUEUE: usize = 256;
 /// Datagrams queued for the stack across all flows and sockets.
 const REPLY_QUEUE: usize = 1024;
 
+/// Accepted UDP flows at once, at most: each is a (source, destination) pair a TUN client
+/// chooses freely, so without a bound one program could make the table, the flows and their
+/// upstream sockets grow without end. Past it, datagrams of new pairs are dropped (the first
+/// drop warned about) until flows end.
+pub const MAX_UDP_FLOWS: usize = 16384;
+
 /// A UDP datagram between the stack and a flow: payload, source, destination.
 pub(super) type Datagram = (Vec<u8>, SocketAddr, SocketAddr);
 
@@ -109,11 +115,16 @@ impl Udp {
 
 /// Serves the stack's UDP until it ends: datagrams for bound sockets go to them, the rest
 /// become flows of `src` (when the stack accepts flows) or are dropped.
-pub(super) async fn serve<R>(mut from_stack: R, udp: Arc<Udp>, src: Option<FlowSource>)
-where
+pub(super) async fn serve<R>(
+    mut from_stack: R,
+    udp: Arc<Udp>,
+    src: Option<FlowSource>,
+    max_flows: usize,
+) where
     R: Stream<Item = Datagram> + Unpin,
 {
     let nat: Nat = Arc::default();
+    let mut refused: u64 = 0;
     while let Some((payload, client, dest)) = from_stack.next().await {
         let Err(payload) = udp.deliver(payload, client, dest) else {
             continue;
@@ -131,11 +142,25 @@ where
             }
             continue;
         }
+        let Ok(mut table) = nat.lock() else {
+            udp.pool.give(payload);
+            continue;
+        };
+        if table.len() >= max_flows {
+            drop(table);
+            udp.pool.give(payload);
+            refused += 1;
+            if refused == 1 {
+                tracing::warn!(target: "inbound", tag = %src.label, "udp: {max_flows} flows; datagrams of new ones are dropped until some end (further drops are logged at debug)");
+            } else {
+                tracing::debug!(target: "inbound", tag = %src.label, "udp: table full, datagram {client} -> {dest} dropped ({refused} so far)");
+            }
+            continue;
+        }
         let (tx, rx) = mpsc::channel(FLOW_QUEUE);
         let _ = tx.try_send(payload);
-        if let Ok(mut n) = nat.lock() {
-            n.insert(key, tx);
-        }
+        table.insert(key, tx);
+        drop(table);
         let conn: BoxPacketConn = Arc::new(UdpFlow {
             client,
             dest,
