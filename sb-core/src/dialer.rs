@@ -100,6 +100,33 @@ pub enum Dialer {
 }
 
 impl Dialer {
+    /// How long a proxy protocol's handshake over a connection from this dialer may take
+    /// (a SOCKS reply, an HTTP CONNECT answer): the dial fields' `connect_timeout`, Go's 5 s
+    /// default otherwise (and through a detour, whose own dial has its own bound).
+    pub fn handshake_timeout(&self) -> Duration {
+        match self {
+            Dialer::Direct(opts) => opts.connect_timeout,
+            Dialer::Detour(_) => DialOptions::default().connect_timeout,
+        }
+    }
+
+    /// Runs `handshake` within [`Dialer::handshake_timeout`]; past it, a `TimedOut` error
+    /// naming `what` (a tarpit server must not hold a flow forever).
+    pub async fn bounded<T>(
+        &self,
+        what: &str,
+        handshake: impl std::future::Future<Output = io::Result<T>>,
+    ) -> io::Result<T> {
+        let limit = self.handshake_timeout();
+        match tokio::time::timeout(limit, handshake).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what}: no answer within {limit:?}"),
+            )),
+        }
+    }
+
     /// Opens a TCP connection to `dest`.
     pub async fn connect_tcp(
         &self,

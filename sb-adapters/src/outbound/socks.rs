@@ -138,10 +138,15 @@ impl Socks {
     /// A UDP ASSOCIATE: the control connection stays open for the association's life.
     async fn associate(&self, flow: &FlowContext, dest: &Destination) -> io::Result<BoxPacketConn> {
         let mut control = self.dialer.connect_tcp(flow, &self.server).await?;
-        self.negotiate5(&mut control).await?;
         let any = Destination::from_host("0.0.0.0", 0);
+        let request = socks::udp_associate_request(&any)?;
+        let handshake = async {
+            self.negotiate5(&mut control).await?;
+            self.request5(&mut control, &request).await
+        };
         let mut relay = self
-            .request5(&mut control, &socks::udp_associate_request(&any)?)
+            .dialer
+            .bounded("socks UDP associate", handshake)
             .await?;
         // A server bound to the wildcard address means "my address": the one we dialed.
         if relay.ip().is_some_and(|ip| ip.is_unspecified()) {
@@ -230,10 +235,13 @@ impl Outbound for Socks {
     ) -> BoxFuture<'a, io::Result<BoxStream>> {
         Box::pin(async move {
             let mut s = self.dialer.connect_tcp(flow, &self.server).await?;
-            match self.version {
-                Version::V5 => self.handshake5(&mut s, dest).await?,
-                Version::V4 | Version::V4a => self.handshake4(&mut s, dest).await?,
-            }
+            let handshake = async {
+                match self.version {
+                    Version::V5 => self.handshake5(&mut s, dest).await,
+                    Version::V4 | Version::V4a => self.handshake4(&mut s, dest).await,
+                }
+            };
+            self.dialer.bounded("socks handshake", handshake).await?;
             Ok(s)
         })
     }
@@ -265,5 +273,55 @@ impl Outbound for Socks {
                 )),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hardening finding 6: a server that accepts the connection and then says nothing must
+    //! not hold the flow forever.
+
+    // Test code: a failed unwrap is a failed test, with the reason in the panic message.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use sb_core::dialer::DialOptions;
+    use std::time::Duration;
+
+    /// A server that accepts and never answers; returns its address.
+    pub(crate) async fn tarpit() -> Destination {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        Destination::from_socket(addr)
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_times_out_within_connect_timeout() {
+        let opts = DialOptions {
+            connect_timeout: Duration::from_millis(300),
+            ..DialOptions::default()
+        };
+        let socks = Socks::new(
+            "s",
+            tarpit().await,
+            Version::V5,
+            None,
+            Dialer::Direct(opts),
+            &[Network::Tcp],
+            None,
+        );
+        let flow =
+            FlowContext::internal("test", Network::Tcp, Destination::from_host("a.test", 80));
+        let dest = Destination::from_host("a.test", 80);
+        let r = tokio::time::timeout(Duration::from_secs(5), socks.connect_tcp(&flow, &dest))
+            .await
+            .expect("the handshake must end by itself");
+        assert_eq!(r.err().map(|e| e.kind()), Some(io::ErrorKind::TimedOut));
     }
 }
