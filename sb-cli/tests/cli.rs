@@ -348,6 +348,33 @@ fn sighup_reloads_with_live_udp_flows_on_the_same_port() {
     assert_eq!(sb.child.wait().unwrap().code(), Some(0));
 }
 
+/// Hardening finding 12: an inbound reachable beyond this machine without users is an open
+/// proxy for anyone who can reach it; sb says so at start (Go starts it silently).
+#[test]
+fn run_warns_about_an_open_proxy() {
+    let dir = scratch("run-open-proxy");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"log": {"level": "warn"}, "inbounds": [{"type": "mixed", "tag": "open", "listen": "0.0.0.0", "listen_port": 0},
+            {"type": "mixed", "tag": "closed", "listen": "0.0.0.0", "listen_port": 0, "users": [{"username": "u", "password": "p"}]},
+            {"type": "mixed", "tag": "local", "listen_port": 0}]}"#,
+    )
+    .unwrap();
+    let mut sb = Running::start(&dir, &["run", "--disable-color"]);
+    let line = sb.wait_for("without users");
+    assert!(
+        line.starts_with("WARN[0000] inbound/mixed[open]: listening on 0.0.0.0:"),
+        "{line}"
+    );
+    sb.signal("-TERM");
+    assert_eq!(sb.child.wait().unwrap().code(), Some(0));
+    let rest: Vec<String> = sb.lines.try_iter().collect();
+    assert!(
+        !rest.iter().any(|l| l.contains("without users")),
+        "only the open one is warned about: {rest:?}"
+    );
+}
+
 #[test]
 fn sighup_with_a_bad_config_keeps_the_old_one_running() {
     let dir = scratch("run-hup");

@@ -465,3 +465,38 @@ fn names_with_control_characters_are_refused_and_never_reach_an_upstream() {
     assert!(!head.to_ascii_lowercase().contains("x-injected"), "{head}");
     assert!(seen.try_recv().is_err(), "the upstream saw another request");
 }
+
+/// Hardening finding 12: one connection cannot try passwords without end. After a few
+/// refused attempts on a keep-alive connection, sb closes it.
+#[test]
+fn failed_logins_on_one_connection_are_limited() {
+    let sb = mixed(r#", "users": [{"username": "u", "password": "right"}]"#, "");
+    let mut c = TcpStream::connect(sb.addr(0)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answered = 0;
+    for i in 0..20 {
+        // `dTp3cm9uZw==` is `u:wrong`.
+        let req = format!(
+            "GET http://a.test/{i} HTTP/1.1\r\nHost: a.test\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic dTp3cm9uZw==\r\n\r\n"
+        );
+        if c.write_all(req.as_bytes()).is_err() {
+            break;
+        }
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match c.read(&mut b) {
+                Ok(1) => head.push(b[0]),
+                _ => break,
+            }
+        }
+        if !head.starts_with(b"HTTP/1.1 407") {
+            break;
+        }
+        answered += 1;
+    }
+    assert!(
+        (1..=5).contains(&answered),
+        "{answered} refused attempts answered on one connection"
+    );
+}

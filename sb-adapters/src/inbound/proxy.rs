@@ -98,6 +98,11 @@ impl Inbound for ProxyInbound {
             let addr = listener.local_addr()?;
             self.serving.set_local(addr);
             info!(target: "inbound", tag = %format!("inbound/{}[{}]", self.kind, self.tag), "tcp server started at {addr}");
+            // Reachable from beyond this machine with no users: anyone who reaches the
+            // port can use the proxy. Allowed (a LAN proxy may want it), but said.
+            if self.users.is_empty() && !addr.ip().is_loopback() {
+                tracing::warn!(target: "inbound", tag = %format!("inbound/{}[{}]", self.kind, self.tag), "listening on {addr} without users: anyone who can reach it can use this proxy");
+            }
             let me = self.clone();
             let task = tokio::spawn(listener::serve(listener, move |stream, peer| {
                 let me = me.clone();
@@ -289,10 +294,15 @@ impl ProxyInbound {
         }
     }
 
+    /// Whether `user`/`pass` is a configured user. Every user is compared, each in constant
+    /// time over its bytes, so how long a refusal takes says nothing about how much of a
+    /// name or password was right.
     fn check_user(&self, user: &str, pass: &str) -> bool {
-        self.users
-            .iter()
-            .any(|u| u.username == user && u.password == pass)
+        self.users.iter().fold(false, |found, u| {
+            let name = constant_time_eq(u.username.as_bytes(), user.as_bytes());
+            let word = constant_time_eq(u.password.as_bytes(), pass.as_bytes());
+            found | (name & word)
+        })
     }
 
     async fn socks5(&self, s: &mut TcpStream, mut buf: Vec<u8>) -> io::Result<Option<Handshake>> {
@@ -492,6 +502,19 @@ async fn parse_loop<T, E: std::fmt::Display>(
             Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         }
     }
+}
+
+/// Refused logins one connection may make before it is closed: a client that mistyped can
+/// retry, a password guesser must reconnect for every few guesses.
+pub(super) const MAX_FAILED_LOGINS: u32 = 3;
+
+/// Equal bytes, compared without an early exit (only the lengths may differ in time).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// `Proxy-Authorization: Basic base64(user:pass)`.

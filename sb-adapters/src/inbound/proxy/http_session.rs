@@ -7,6 +7,7 @@
 
 use super::{
     basic_credentials, failure_status, parse_loop, Accepted, ProxyInbound, HANDSHAKE_TIMEOUT,
+    MAX_FAILED_LOGINS,
 };
 use crate::proto::http::{self, Head};
 use crate::proto::http_forward::{self as fwd, Body};
@@ -17,6 +18,13 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tracing::{debug, error};
+
+/// The client connection the requests come on: who, its flow id, and its refused logins.
+struct Client {
+    peer: SocketAddr,
+    id: u32,
+    failed_logins: u32,
+}
 
 /// What one request leaves the connection to do.
 enum Step {
@@ -39,6 +47,11 @@ impl ProxyInbound {
         id: u32,
         handler: &Arc<dyn FlowHandler>,
     ) -> Option<(TcpStream, Accepted)> {
+        let mut client = Client {
+            peer,
+            id,
+            failed_logins: 0,
+        };
         loop {
             // A client gets the handshake timeout for each head, idle time included.
             let read = tokio::time::timeout(
@@ -61,7 +74,7 @@ impl ProxyInbound {
                 }
             };
             match self
-                .request(&mut s, &mut buf, head, peer, id, handler)
+                .request(&mut s, &mut buf, head, &mut client, handler)
                 .await
             {
                 Ok(Step::Next) => continue,
@@ -81,8 +94,7 @@ impl ProxyInbound {
         s: &mut TcpStream,
         buf: &mut Vec<u8>,
         head: Head,
-        peer: SocketAddr,
-        id: u32,
+        client: &mut Client,
         handler: &Arc<dyn FlowHandler>,
     ) -> io::Result<Step> {
         let keep_alive = fwd::keep_alive(&head);
@@ -95,8 +107,11 @@ impl ProxyInbound {
                 Some((u, p)) if self.check_user(&u, &p) => user = Some(u),
                 other => {
                     // As Go: a client that may retry on this connection (keep-alive, no
-                    // body) keeps it; anyone else is told and closed.
-                    let retry = keep_alive && fwd::request_body(&head) == Ok(Body::Empty);
+                    // body) keeps it, a few times; anyone else is told and closed.
+                    client.failed_logins += 1;
+                    let retry = keep_alive
+                        && fwd::request_body(&head) == Ok(Body::Empty)
+                        && client.failed_logins < MAX_FAILED_LOGINS;
                     s.write_all(fwd::proxy_auth_required(retry)).await?;
                     if retry {
                         return Ok(Step::Next);
@@ -145,8 +160,8 @@ impl ProxyInbound {
         };
         let exchange = super::http_exchange::Exchange {
             inbound: self,
-            peer,
-            id,
+            peer: client.peer,
+            id: client.id,
             user,
             method: &head.method,
             keep_alive,
