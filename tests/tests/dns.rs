@@ -326,3 +326,37 @@ fn udp_answers_fit_the_clients_buffer_or_are_truncated() {
     let (status, all) = dig(sb.addr(0), "many.test", "A", true);
     assert_eq!((status.as_str(), all.len()), ("NOERROR", 60));
 }
+
+/// Hardening finding 7: one hijacked UDP flow cannot make sb work on any number of queries
+/// at once (each was a task waiting on the upstream). Past the bound, new queries of that
+/// flow are dropped (the client retries) until answers come back.
+#[test]
+fn queries_in_progress_per_hijacked_flow_are_bounded() {
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    upstream
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let sb = Instance::start(&hijack_config(
+        &format!(
+            r#", {{"type": "udp", "tag": "silent", "server": "127.0.0.1", "server_port": {}}}"#,
+            upstream.local_addr().unwrap().port()
+        ),
+        r#"{"domain_suffix": ["slow.test"], "server": "silent"}"#,
+        "",
+        "",
+    ));
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..400 {
+        client
+            .send_to(&raw_query(&format!("n{i}.slow.test"), None), sb.addr(0))
+            .unwrap();
+    }
+    let mut seen = 0;
+    let mut buf = [0u8; 512];
+    // The upstream never answers: count what reaches it until it has been quiet a while.
+    while seen < 1000 && upstream.recv_from(&mut buf).is_ok() {
+        seen += 1;
+    }
+    assert!(seen > 0, "no query reached the upstream");
+    assert!(seen <= 256, "{seen} queries in progress for one flow");
+}

@@ -48,6 +48,11 @@ pub const MIN_CAPACITY: usize = 1024;
 /// name that does not exist).
 const NEGATIVE_TTL: u32 = 10;
 
+/// The longest an answer stays cached, whatever its TTL (unbound's `cache-max-ttl`
+/// default): a forged or careless answer cannot pin a name for years. The TTLs the client
+/// sees are the answer's own, counted down.
+pub const MAX_TTL: u32 = 86_400;
+
 /// What [`Cache::join`] tells the caller to do.
 pub enum Join {
     /// Ask the server, then call [`Cache::finish`].
@@ -94,6 +99,7 @@ impl Cache {
         if ttl == 0 {
             return;
         }
+        let ttl = ttl.min(MAX_TTL);
         let Ok(mut guard) = self.entries.lock() else {
             return;
         };
@@ -246,5 +252,24 @@ mod tests {
         tokio::time::advance(Duration::from_secs(3600)).await;
         let kept = c.get(&key("a.test")).expect("never expires");
         assert_eq!(min_ttl(&kept), Some(60));
+    }
+
+    /// Hardening finding 2: an answer (a forged one among them) cannot pin itself in the
+    /// cache for years with a huge TTL: entries live at most `MAX_TTL`.
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_ttl_is_kept_at_most_a_day() {
+        let c = Cache::new(0, false);
+        let q = new_query("a.test", RecordType::A).unwrap();
+        let a = reply_with_ips(
+            &q,
+            question(&q).unwrap(),
+            &["10.0.0.1".parse().unwrap()],
+            i32::MAX as u32,
+        );
+        c.put(key("a.test"), &a);
+        tokio::time::advance(Duration::from_secs(u64::from(MAX_TTL) - 1)).await;
+        assert!(c.get(&key("a.test")).is_some());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(c.get(&key("a.test")).is_none(), "gone after a day");
     }
 }

@@ -76,6 +76,11 @@ fn truncate(mut m: Message, limit: usize) -> Option<Vec<u8>> {
     encode(&m).ok().filter(|b| b.len() <= limit)
 }
 
+/// Queries of one UDP flow worked on at once, at most: each waits on an upstream, so a
+/// client flooding queries at a slow server would otherwise hold a task per query. Past it,
+/// new queries are dropped (DNS clients retry) until answers come back.
+pub const MAX_QUERIES_PER_FLOW: usize = 256;
+
 /// Answers the queries of a UDP flow until it has been idle for `idle`.
 pub async fn serve_udp(dns: Arc<Dns>, flow: FlowContext, conn: BoxPacketConn, idle: Duration) {
     let mut buf = vec![0u8; 65_535];
@@ -90,6 +95,12 @@ pub async fn serve_udp(dns: Arc<Dns>, flow: FlowContext, conn: BoxPacketConn, id
             }
             Err(_) => break,
         };
+        // Reap finished answers first, so the bound counts only queries still in progress.
+        while tasks.try_join_next().is_some() {}
+        if tasks.len() >= MAX_QUERIES_PER_FLOW {
+            debug!(target: "dns", "{} queries in progress for {}: one dropped", tasks.len(), flow.source);
+            continue;
+        }
         let Some(raw) = buf.get(..n).map(<[u8]>::to_vec) else {
             continue;
         };
