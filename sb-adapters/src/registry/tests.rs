@@ -92,9 +92,12 @@ fn tun_in_the_build_is_runnable() {
     assert!(check(&config(TUN)).is_empty());
 }
 
+/// (Needs a build with the `tun` inbound.)
+///
 /// Hardening finding 16: with `auto_route` and nothing that keeps sb's own connections out
 /// of its TUN (`route.auto_detect_interface`, `default_interface` or `default_mark`), every
 /// connection sb makes enters the TUN again and loops. sb warns at start, naming the fix.
+#[cfg(feature = "tun")]
 #[test]
 fn auto_route_without_a_way_out_is_warned_about_with_the_fix() {
     let looping = config(
