@@ -31,6 +31,36 @@ pub enum HttpError {
     Malformed(&'static str),
 }
 
+/// Finds where a request head ends across reads, looking at each byte once: every call
+/// scans only what arrived since the previous one (and the three bytes before it, where a
+/// terminator may have started). Rescanning the whole buffer after every read would let a
+/// client that sends one byte at a time cost quadratic time before it is even authenticated.
+#[derive(Debug, Default)]
+pub struct HeadEnd {
+    scanned: usize,
+    /// Bytes looked at so far (for the tests).
+    examined: usize,
+}
+
+impl HeadEnd {
+    /// The head's length (its blank line included) once `b` holds all of it.
+    pub fn find(&mut self, b: &[u8]) -> Option<usize> {
+        let from = self.scanned.saturating_sub(3);
+        let window = b.get(from..)?;
+        self.examined += window.len();
+        self.scanned = b.len();
+        window
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| from + i + 4)
+    }
+
+    /// Bytes looked at so far.
+    pub fn examined(&self) -> usize {
+        self.examined
+    }
+}
+
 /// Parses the head if `b` holds all of it: `Ok(Some((head, head_len)))`.
 pub fn parse_head(b: &[u8]) -> Result<Option<(Head, usize)>, HttpError> {
     let Some(end) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -166,6 +196,31 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(h.header("x-a"), Some("spaced value"));
+    }
+
+    /// Hardening finding 11: a head dripped one byte at a time is scanned in linear time.
+    #[test]
+    fn a_dripped_head_is_scanned_once() {
+        let head = format!(
+            "GET http://a/ HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+            "p".repeat(8000)
+        );
+        let bytes = head.as_bytes();
+        let mut end = HeadEnd::default();
+        let mut found = None;
+        for n in 1..=bytes.len() {
+            found = end.find(&bytes[..n]);
+            if found.is_some() {
+                break;
+            }
+        }
+        assert_eq!(found, Some(bytes.len()));
+        assert!(
+            end.examined() <= 4 * bytes.len(),
+            "{} bytes looked at for a {}-byte head",
+            end.examined(),
+            bytes.len()
+        );
     }
 
     #[test]

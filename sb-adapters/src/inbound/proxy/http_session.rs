@@ -6,8 +6,7 @@
 //! loop.
 
 use super::{
-    basic_credentials, failure_status, parse_loop, Accepted, ProxyInbound, HANDSHAKE_TIMEOUT,
-    MAX_FAILED_LOGINS,
+    basic_credentials, failure_status, Accepted, ProxyInbound, HANDSHAKE_TIMEOUT, MAX_FAILED_LOGINS,
 };
 use crate::proto::http::{self, Head};
 use crate::proto::http_forward::{self as fwd, Body};
@@ -54,11 +53,7 @@ impl ProxyInbound {
         };
         loop {
             // A client gets the handshake timeout for each head, idle time included.
-            let read = tokio::time::timeout(
-                HANDSHAKE_TIMEOUT,
-                parse_loop(&mut s, &mut buf, http::parse_head),
-            )
-            .await;
+            let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut s, &mut buf)).await;
             let head = match read {
                 Ok(Ok((head, n))) => {
                     buf.drain(..n);
@@ -171,6 +166,26 @@ impl ProxyInbound {
         } else {
             Step::Close
         })
+    }
+}
+
+/// Reads until `buf` holds a whole request head (looking at each byte once, see
+/// [`http::HeadEnd`]) and parses it.
+async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<(Head, usize)> {
+    let mut end = http::HeadEnd::default();
+    loop {
+        if end.find(buf).is_some() {
+            return http::parse_head(buf)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "request head"));
+        }
+        if buf.len() > http::MAX_HEAD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head too large",
+            ));
+        }
+        super::read_more(s, buf).await?;
     }
 }
 
