@@ -40,7 +40,10 @@ pub async fn relay_udp(
             let mut buf = vec![0u8; MAX_DATAGRAM];
             loop {
                 let (n, dest) = client.recv_from(&mut buf).await?;
-                upstream.send_to(&buf[..n], &dest).await?;
+                if let Err(e) = upstream.send_to(&buf[..n], &dest).await {
+                    dropped_or_fatal(e, &dest)?;
+                    continue;
+                }
                 counters.up.fetch_add(n as u64, Ordering::Relaxed);
                 activity.notify_one();
             }
@@ -55,7 +58,10 @@ pub async fn relay_udp(
             let mut buf = vec![0u8; MAX_DATAGRAM];
             loop {
                 let (n, from) = upstream.recv_from(&mut buf).await?;
-                client.send_to(&buf[..n], &from).await?;
+                if let Err(e) = client.send_to(&buf[..n], &from).await {
+                    dropped_or_fatal(e, &from)?;
+                    continue;
+                }
                 counters.down.fetch_add(n as u64, Ordering::Relaxed);
                 activity.notify_one();
             }
@@ -84,6 +90,43 @@ pub async fn relay_udp(
             counters.down.load(Ordering::Relaxed),
         )
     })
+}
+
+/// A failed send: `Ok` when only that datagram is lost (its name has no address, it is too
+/// large, the peer's port answered ICMP unreachable, a family the socket cannot reach) and
+/// the association goes on, as a network drops a packet; `Err` when the side itself is gone.
+fn dropped_or_fatal(e: io::Error, to: &Destination) -> io::Result<()> {
+    use io::ErrorKind as K;
+    let per_packet = matches!(
+        e.kind(),
+        K::NotFound
+            | K::InvalidInput
+            | K::ConnectionRefused
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::AddrNotAvailable
+            | K::PermissionDenied
+            | K::WouldBlock
+            | K::TimedOut
+    ) || e.raw_os_error().is_some_and(transient_os_error);
+    if per_packet {
+        tracing::debug!(target: "connection", "udp: datagram to {to} dropped: {e}");
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+/// `EMSGSIZE` (a datagram larger than the path takes) and `ENOBUFS` (the socket's queue is
+/// full for a moment): that datagram only.
+#[cfg(target_os = "linux")]
+fn transient_os_error(code: i32) -> bool {
+    code == nix::libc::EMSGSIZE || code == nix::libc::ENOBUFS
+}
+
+#[cfg(not(target_os = "linux"))]
+fn transient_os_error(_code: i32) -> bool {
+    false
 }
 
 /// A client side whose first datagrams were already read (by a UDP sniff): they are handed
@@ -225,3 +268,6 @@ impl PacketConn for DirectUdp {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! The UDP relay with in-memory sides (hardening finding 15): a datagram the upstream cannot
+//! send (no address for its name, too large) is dropped, and the association goes on.
+
+// Test code: a failed unwrap is a failed test, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::relay_udp;
+use crate::adapter::{BoxFuture, BoxPacketConn, PacketConn};
+use crate::flow::Destination;
+use crate::relay::Counters;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A client that sends the queued datagrams, then waits (until the relay ends it).
+struct Client(tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, Destination)>>);
+
+impl PacketConn for Client {
+    fn send_to<'a>(&'a self, _b: &'a [u8], _d: &'a Destination) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn recv_from<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> BoxFuture<'a, io::Result<(usize, Destination)>> {
+        Box::pin(async move {
+            let (d, dest) = self
+                .0
+                .lock()
+                .await
+                .recv()
+                .await
+                .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "done"))?;
+            buf[..d.len()].copy_from_slice(&d);
+            Ok((d.len(), dest))
+        })
+    }
+}
+
+/// An upstream that cannot send to names ending in `.bad` (as a failed resolution) and
+/// records what it sent; it never receives.
+struct Upstream(Mutex<Vec<String>>);
+
+impl PacketConn for Upstream {
+    fn send_to<'a>(&'a self, _b: &'a [u8], dest: &'a Destination) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            if dest.to_string().contains(".bad:") {
+                return Err(io::Error::new(io::ErrorKind::NotFound, "no address"));
+            }
+            self.0.lock().unwrap().push(dest.to_string());
+            Ok(())
+        })
+    }
+    fn recv_from<'a>(
+        &'a self,
+        _buf: &'a mut [u8],
+    ) -> BoxFuture<'a, io::Result<(usize, Destination)>> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_datagram_that_cannot_be_sent_is_dropped_and_the_flow_goes_on() {
+    let (tx, rx) = mpsc::channel(8);
+    for dest in ["first.bad", "second.ok", "third.bad", "fourth.ok"] {
+        tx.send((b"x".to_vec(), Destination::from_host(dest, 53)))
+            .await
+            .unwrap();
+    }
+    let client: BoxPacketConn = Arc::new(Client(tokio::sync::Mutex::new(rx)));
+    let upstream = Arc::new(Upstream(Mutex::default()));
+    let relay = tokio::spawn(relay_udp(
+        client,
+        upstream.clone(),
+        Arc::new(Counters::default()),
+        Duration::from_secs(60),
+    ));
+    // Idle for the timeout once the queue is drained: the relay ends on its own.
+    let result = relay.await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(
+        *upstream.0.lock().unwrap(),
+        ["second.ok:53".to_string(), "fourth.ok:53".to_string()]
+    );
+}
