@@ -375,6 +375,90 @@ fn run_warns_about_an_open_proxy() {
     );
 }
 
+/// One request on a keep-alive connection to the HTTP proxy; the status line, or `None`
+/// when the proxy closed the connection.
+fn proxied_get(
+    c: &mut std::net::TcpStream,
+    origin: std::net::SocketAddr,
+    auth: &str,
+) -> Option<String> {
+    use std::io::{Read, Write};
+    let req = format!(
+        "GET http://{origin}/x HTTP/1.1\r\nHost: {origin}\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
+    );
+    c.write_all(req.as_bytes()).ok()?;
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match c.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => return None,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    // Read the body so the next response starts clean.
+    let len = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).ok()?;
+    text.lines().next().map(str::to_string)
+}
+
+/// Hardening finding 8: a keep-alive connection accepted before a reload kept the old users
+/// and rules for every later request. After the reload, the old connection takes no new
+/// request (the client reconnects, to the new config); users removed by the reload are out.
+#[test]
+fn after_sighup_an_old_keep_alive_connection_takes_no_new_request() {
+    let origin = sb_tests::hello_origin();
+    let dir = scratch("run-hup-users");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = |user: &str| {
+        format!(
+            r#"{{"log": {{"level": "info"}}, "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": {port},
+                "users": [{{"username": "{user}", "password": "p"}}]}}]}}"#
+        )
+    };
+    std::fs::write(dir.join("config.json"), config("old")).unwrap();
+    let mut sb = Running::start(&dir, &["run", "--disable-color"]);
+    sb.wait_for("sb started");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    // b2xkOnA= is base64("old:p").
+    let first = proxied_get(&mut c, origin, "b2xkOnA=");
+    assert!(
+        first.as_deref().is_some_and(|l| l.contains(" 200 ")),
+        "{first:?}"
+    );
+    std::fs::write(dir.join("config.json"), config("new")).unwrap();
+    sb.signal("-HUP");
+    sb.wait_for("sb reloaded");
+    assert_eq!(
+        proxied_get(&mut c, origin, "b2xkOnA="),
+        None,
+        "the old connection served a request after the reload"
+    );
+    let mut fresh = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    fresh
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(
+        proxied_get(&mut fresh, origin, "b2xkOnA=")
+            .as_deref()
+            .map(|l| &l[..12]),
+        Some("HTTP/1.1 407")
+    );
+    sb.signal("-TERM");
+    assert_eq!(sb.child.wait().unwrap().code(), Some(0));
+}
+
 #[test]
 fn sighup_with_a_bad_config_keeps_the_old_one_running() {
     let dir = scratch("run-hup");

@@ -80,13 +80,26 @@ where
 
 /// What a listening inbound keeps to report its address and to stop: the address it bound
 /// and the tasks that own its sockets.
-#[derive(Default)]
 pub struct Serving {
     local: Mutex<Option<SocketAddr>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// UDP sockets the tasks own; a reply being sent can hold one for a moment after the
     /// task stopped, so `close` waits for them to go.
     udp: Mutex<Vec<std::sync::Weak<tokio::net::UdpSocket>>>,
+    /// Set by `close`: connections accepted before take no new request (a reload's new
+    /// users and rules must apply to it).
+    closed: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Serving {
+    fn default() -> Serving {
+        Serving {
+            local: Mutex::default(),
+            tasks: Mutex::default(),
+            udp: Mutex::default(),
+            closed: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 impl Serving {
@@ -109,6 +122,14 @@ impl Serving {
         }
     }
 
+    /// Completes once `close` was called (at once if it was already).
+    pub fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.closed.subscribe();
+        async move {
+            let _ = rx.wait_for(|c| *c).await;
+        }
+    }
+
     /// Remembers a UDP socket a task owns, for `close` to wait on.
     pub fn add_udp(&self, socket: &std::sync::Arc<tokio::net::UdpSocket>) {
         if let Ok(mut u) = self.udp.lock() {
@@ -120,6 +141,7 @@ impl Serving {
     /// bound again (SIGHUP reload). Accepted TCP flows run on their own tasks and are not
     /// cut; UDP flows end with the socket they answer through.
     pub async fn close(&self) {
+        self.closed.send_replace(true);
         let tasks: Vec<_> = self
             .tasks
             .lock()

@@ -53,7 +53,16 @@ impl ProxyInbound {
         };
         loop {
             // A client gets the handshake timeout for each head, idle time included.
-            let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut s, &mut buf)).await;
+            // After a reload (the inbound closed), this connection takes no new request: the
+            // client reconnects to the new instance, whose users and rules then apply.
+            let closed = self.serving.closed();
+            let read = tokio::select! {
+                r = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut s, &mut buf)) => r,
+                () = closed => {
+                    debug!(target: "inbound", tag = %self.label(), "connection closed: the inbound was closed (reload)");
+                    return None;
+                }
+            };
             let head = match read {
                 Ok(Ok((head, n))) => {
                     buf.drain(..n);
