@@ -50,7 +50,7 @@ pub async fn peek_stream<R: AsyncRead + Unpin>(
 }
 
 /// Reads the client's first datagrams until a sniffer decides, `timeout` passes, or
-/// [`MAX_PACKETS`]; returns them with their destinations (to be replayed) and what was found.
+/// `MAX_PACKETS`; returns them with their destinations (to be replayed) and what was found.
 pub async fn peek_packets(
     client: &dyn PacketConn,
     timeout: Duration,
