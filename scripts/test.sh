@@ -27,6 +27,9 @@ phase "without default features: the adapters behind cargo features stay optiona
 cargo clippy -p sb-adapters --no-default-features --all-targets --locked -- -D warnings
 cargo check -p sb-cli --no-default-features --bins --locked
 cargo test -p sb-adapters --no-default-features --lib --locked registry
+phase "vendored crates' own tests (third_party/netstack-smoltcp)"
+# Not workspace members (their style is upstream's), so cargo test --workspace skips them.
+cargo test --locked --manifest-path third_party/netstack-smoltcp/Cargo.toml --target-dir target
 phase "cargo test (workspace)"
 # Tests that cannot run here (a missing peer, not root) say why in this file; under CI a
 # skip is a failure instead. Listed at the end, where a developer sees them.
