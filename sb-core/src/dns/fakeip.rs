@@ -16,6 +16,12 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Names mapped at once per family, at most. An IPv6 range has room for more names than any
+/// memory (fc00::/18 has 2^110 addresses): past this the oldest mapping's address is handed
+/// out again, as in a full IPv4 range. It covers the default IPv4 range (198.18.0.0/15)
+/// whole, so IPv4 behaves as before.
+pub const MAX_LIVE: usize = 131_072;
 use std::sync::{Arc, Mutex};
 
 /// The saved form of a pool: the domain of every handed-out address, oldest first.
@@ -86,13 +92,14 @@ impl FakeIp {
         if usable == 0 {
             return None;
         }
+        let live = usable.min(MAX_LIVE as u128);
         let ip = {
             let State {
                 by_ip, v4, v6: f6, ..
             } = &mut *st;
             let fam = if v6 { f6 } else { v4 };
             let mut fresh = None;
-            if (fam.order.len() as u128) < usable {
+            if (fam.order.len() as u128) < live {
                 // Offsets restored from a saved mapping may be taken: skip them (bounded).
                 for _ in 0..usable.min(4096) {
                     let offset = 1 + fam.next % usable;
@@ -232,6 +239,24 @@ impl Transport for FakeIpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hardening finding 7: an IPv6 range has room for more names than memory; the live
+    /// mapping is bounded, the oldest address handed back first, as in a full IPv4 range.
+    #[test]
+    fn an_ipv6_range_keeps_a_bounded_mapping() {
+        let pool = FakeIp::new("f", None, "fc00::/18".parse().ok());
+        let first = pool.address("n0.test", true).unwrap();
+        for i in 1..(MAX_LIVE + 10) {
+            pool.address(&format!("n{i}.test"), true).unwrap();
+        }
+        let live = pool.state.lock().unwrap().by_ip.len();
+        assert_eq!(live, MAX_LIVE);
+        assert_ne!(
+            pool.domain(first).as_deref(),
+            Some("n0.test"),
+            "the oldest mapping went first (its address serves a newer name)"
+        );
+    }
 
     #[test]
     fn allocates_maps_back_reuses_and_restores() {
