@@ -334,3 +334,32 @@ fn hex_bytes(h: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// Hardening finding 7: a UDP ASSOCIATE whose client never sends a datagram held its relay
+/// socket and control connection forever. It ends after the inbound's `udp_timeout`, as an
+/// idle association does.
+#[test]
+fn an_association_that_never_carries_a_datagram_ends() {
+    let sb = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0, "udp_timeout": "1s"}],
+            "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
+    );
+    let mut control = TcpStream::connect(sb.addr(0)).unwrap();
+    control
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    control.write_all(&[5, 1, 0]).unwrap();
+    let mut m = [0u8; 2];
+    control.read_exact(&mut m).unwrap();
+    control.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+    let mut reply = [0u8; 10];
+    control.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[1], 0, "UDP ASSOCIATE refused: {reply:?}");
+    // Nothing is sent: sb closes the control connection once the association idled out.
+    let mut b = [0u8; 1];
+    let n = control
+        .read(&mut b)
+        .expect("the association must end within 10 s, not hold on");
+    assert_eq!(n, 0);
+}

@@ -261,11 +261,18 @@ impl ProxyInbound {
             }
         };
         let mut probe = [0u8; 1];
+        // No datagram within the UDP timeout: idle from the start, the association ends as
+        // an idle one does later (it holds a relay socket and a control connection).
+        let idle = super::udp_timeout(&self.listen).unwrap_or(sb_core::udp::UDP_TIMEOUT);
         let (client, dest, payload) = tokio::select! {
-            r = first => match r {
-                Ok(v) => v,
-                Err(e) => {
+            r = tokio::time::timeout(idle, first) => match r {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => {
                     debug!(target: "inbound", tag = %self.label(), "udp association: {e}");
+                    return;
+                }
+                Err(_) => {
+                    debug!(target: "inbound", tag = %self.label(), "udp association: no datagram within {idle:?}");
                     return;
                 }
             },
