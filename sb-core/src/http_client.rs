@@ -30,7 +30,7 @@ pub use connector::Connector;
 pub use http::Method;
 pub use url::HttpUrl;
 
-use crate::adapter::{AsyncStream, BoxStream, Outbound};
+use crate::adapter::{BoxStream, Outbound};
 use rustls::pki_types::CertificateDer;
 use sb_config::model::shared::OutboundTls;
 use std::sync::Arc;
@@ -382,49 +382,14 @@ impl<'a> RequestBuilder<'a> {
                 let upgraded = hyper::upgrade::on(&mut resp)
                     .await
                     .map_err(HttpError::from_hyper)?;
-                Ok((head, Upgraded(hyper_util::rt::TokioIo::new(upgraded))))
+                Ok((
+                    head,
+                    crate::stream::Forward(hyper_util::rt::TokioIo::new(upgraded)),
+                ))
             })
             .await
     }
 }
 
 /// The stream an HTTP upgrade handed over (bytes the server sent after its `101` first).
-pub struct Upgraded(hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>);
-
-impl tokio::io::AsyncRead for Upgraded {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Upgraded {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl AsyncStream for Upgraded {
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
-        Err(self)
-    }
-}
+pub type Upgraded = crate::stream::Forward<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;

@@ -21,12 +21,14 @@
 mod device;
 mod flows;
 mod icmp;
+mod memory;
 mod pump;
 mod tcp;
 mod udp;
 
 pub use device::{PacketDevice, RxBatch};
 pub use flows::FlowSource;
+pub use memory::MemoryDevice;
 pub use netstack_smoltcp::{PacketPool, MAX_PENDING_HANDSHAKES};
 pub use pump::{Reflect, SEND_BATCH};
 pub use tcp::StackStream;

@@ -9,66 +9,15 @@
 
 use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, FlowHandler, Responder};
 use sb_core::flow::FlowContext;
-use sb_core::netstack::{FlowSource, NetStack, Options, PacketDevice, PacketPool, RxBatch};
+use sb_core::netstack::{FlowSource, MemoryDevice, NetStack, Options, PacketPool, RxBatch};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::mpsc;
 
 const MTU: u16 = 1500;
-
-/// One end of a point-to-point link: what one end sends, the other receives.
-struct LinkEnd {
-    incoming: Mutex<mpsc::Receiver<Vec<u8>>>,
-    outgoing: Option<mpsc::Sender<Vec<u8>>>,
-}
-
-/// Two joined ends (queues deep enough that a busy link drops nothing in these tests).
-fn link() -> (LinkEnd, LinkEnd) {
-    let (a_tx, a_rx) = mpsc::channel(4096);
-    let (b_tx, b_rx) = mpsc::channel(4096);
-    (
-        LinkEnd {
-            incoming: Mutex::new(a_rx),
-            outgoing: Some(b_tx),
-        },
-        LinkEnd {
-            incoming: Mutex::new(b_rx),
-            outgoing: Some(a_tx),
-        },
-    )
-}
-
-impl PacketDevice for LinkEnd {
-    async fn recv(&self, batch: &mut RxBatch) -> io::Result<()> {
-        let pkt = self
-            .incoming
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "link closed"))?;
-        let (_, bufs, sizes) = batch.slots();
-        let n = pkt.len().min(bufs[0].len());
-        bufs[0][..n].copy_from_slice(&pkt[..n]);
-        sizes[0] = n;
-        batch.set_count(1);
-        Ok(())
-    }
-    async fn send(&self, packets: &[Vec<u8>]) -> io::Result<()> {
-        // A link without a far end (the silent device) drops what it is given.
-        if let Some(out) = &self.outgoing {
-            for p in packets {
-                if out.send(p.clone()).await.is_err() {
-                    return Err(io::Error::new(io::ErrorKind::BrokenPipe, "link closed"));
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 /// The accepting side's flows: TCP answers the SHA-256 of everything read, UDP echoes.
 struct Server {
@@ -126,7 +75,7 @@ fn options(accept: Option<FlowSource>) -> Options {
 
 /// A dialing stack and an accepting one, joined; the accepting side's flows are reported.
 fn pair() -> (NetStack, NetStack, mpsc::UnboundedReceiver<FlowContext>) {
-    let (a, b) = link();
+    let (a, b) = MemoryDevice::pair();
     let (flows_tx, flows) = mpsc::unbounded_channel();
     let source = FlowSource {
         tag: "peer".into(),
@@ -245,11 +194,8 @@ async fn pings_are_answered_by_the_other_stack() {
 
 #[tokio::test]
 async fn dialing_into_a_silent_device_times_out() {
-    let (a, _b) = link();
-    let silent = LinkEnd {
-        incoming: a.incoming,
-        outgoing: None,
-    };
+    let (_far, incoming) = mpsc::unbounded_channel();
+    let silent = MemoryDevice::new(incoming, None);
     let stack = NetStack::start(Arc::new(silent), options(None)).unwrap();
     let e = stack
         .connect_tcp(
@@ -276,7 +222,7 @@ async fn dialing_into_a_silent_device_times_out() {
 /// of new (source, destination) pairs are dropped until flows end.
 #[tokio::test]
 async fn accepted_udp_flows_are_bounded() {
-    let (a, b) = link();
+    let (a, b) = MemoryDevice::pair();
     let (flows_tx, mut flows) = mpsc::unbounded_channel();
     let source = FlowSource {
         tag: "peer".into(),

@@ -4,7 +4,7 @@
 //! API). The URL only names the server for the first two; a unix socket ignores its host,
 //! which then only fills the `Host` header.
 
-use crate::adapter::{AsyncStream, BoxStream, Outbound};
+use crate::adapter::{BoxStream, Outbound};
 use crate::dialer::Dialer;
 use crate::flow::{Destination, FlowContext, Network};
 use std::path::PathBuf;
@@ -52,9 +52,10 @@ impl Connector {
 
 #[cfg(unix)]
 async fn unix_connect(path: &std::path::Path) -> std::io::Result<BoxStream> {
-    Ok(Box::new(UnixStream(
+    // A unix socket as one of sb's streams: never a TCP socket for the relay's splice.
+    Ok(crate::stream::Forward::boxed(
         tokio::net::UnixStream::connect(path).await?,
-    )))
+    ))
 }
 
 #[cfg(not(unix))]
@@ -63,49 +64,4 @@ async fn unix_connect(path: &std::path::Path) -> std::io::Result<BoxStream> {
         std::io::ErrorKind::Unsupported,
         format!("unix sockets are not available here: {}", path.display()),
     ))
-}
-
-/// A unix socket as one of sb's streams (never a TCP socket for the relay's splice).
-#[cfg(unix)]
-struct UnixStream(tokio::net::UnixStream);
-
-#[cfg(unix)]
-impl tokio::io::AsyncRead for UnixStream {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-#[cfg(unix)]
-impl tokio::io::AsyncWrite for UnixStream {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-#[cfg(unix)]
-impl AsyncStream for UnixStream {
-    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, BoxStream> {
-        Err(self)
-    }
 }

@@ -5,44 +5,12 @@
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, FlowHandler, Responder};
 use sb_core::flow::{FlowContext, Network};
-use sb_core::netstack::{FlowSource, NetStack, PacketDevice, PacketPool, RxBatch};
-use std::io;
+use sb_core::netstack::{FlowSource, MemoryDevice, NetStack, PacketPool, RxBatch};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, Mutex};
-
-/// An in-memory device: the test writes packets "from the kernel" into `inject`, and reads
-/// what sb sends "to the kernel" from `sent`.
-struct MockDevice {
-    incoming: Mutex<mpsc::Receiver<Vec<u8>>>,
-    outgoing: mpsc::UnboundedSender<Vec<u8>>,
-}
-
-impl PacketDevice for MockDevice {
-    async fn recv(&self, batch: &mut RxBatch) -> io::Result<()> {
-        let pkt = self
-            .incoming
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "mock device closed"))?;
-        let (_, bufs, sizes) = batch.slots();
-        let n = pkt.len().min(bufs[0].len());
-        bufs[0][..n].copy_from_slice(&pkt[..n]);
-        sizes[0] = n;
-        batch.set_count(1);
-        Ok(())
-    }
-    async fn send(&self, packets: &[Vec<u8>]) -> io::Result<()> {
-        for p in packets {
-            let _ = self.outgoing.send(p.clone());
-        }
-        Ok(())
-    }
-}
+use tokio::sync::mpsc;
 
 /// A handler that echoes every flow back and reports it.
 struct Echo {
@@ -86,7 +54,7 @@ impl FlowHandler for Echo {
 
 struct Harness {
     pool: PacketPool,
-    inject: mpsc::Sender<Vec<u8>>,
+    inject: mpsc::UnboundedSender<Vec<u8>>,
     sent: mpsc::UnboundedReceiver<Vec<u8>>,
     flows: mpsc::UnboundedReceiver<FlowContext>,
     /// Stops the stack's tasks when the harness is dropped.
@@ -98,13 +66,10 @@ fn start() -> Harness {
 }
 
 fn start_with(loopback: super::loopback::Loopback) -> Harness {
-    let (inject, incoming) = mpsc::channel(64);
+    let (inject, incoming) = mpsc::unbounded_channel();
     let (outgoing, sent) = mpsc::unbounded_channel();
     let (flows_tx, flows) = mpsc::unbounded_channel();
-    let device = Arc::new(MockDevice {
-        incoming: Mutex::new(incoming),
-        outgoing,
-    });
+    let device = Arc::new(MemoryDevice::new(incoming, Some(outgoing)));
     let source = FlowSource {
         tag: "tun-in".into(),
         kind: "tun",
@@ -133,7 +98,7 @@ fn start_with(loopback: super::loopback::Loopback) -> Harness {
 
 impl Harness {
     async fn send(&self, pkt: Vec<u8>) {
-        self.inject.send(pkt).await.unwrap();
+        self.inject.send(pkt).unwrap();
     }
     /// The next packet sb writes to the device (bounded wait).
     async fn next_sent(&mut self) -> Vec<u8> {
