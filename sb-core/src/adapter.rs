@@ -11,6 +11,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+mod route_error;
+pub use route_error::RouteError;
+
 /// A boxed future, so the adapter traits stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -154,7 +157,7 @@ pub enum ConnectFailure {
     /// A rule rejected the flow.
     Rejected,
     /// No route (unknown outbound, unsupported network, unknown FakeIP address...).
-    NoRoute(crate::dispatch::RouteError),
+    NoRoute(RouteError),
     /// The outbound failed to connect.
     Dial(io::Error),
 }

@@ -8,18 +8,18 @@
 //!   and carry;
 //! - `decide.rs`: the rules walked into a [`Decision`] (route-options, `route.final`), the
 //!   FakeIP/reverse mapping and the `resolve` lookup; `reject.rs`: Go's 50-in-30s limiter
-//!   that turns a `reject` into a drop; `error.rs`: why a flow has no route ([`RouteError`]);
+//!   that turns a `reject` into a drop; why a flow has no route is [`RouteError`], part of the
+//!   adapter contract;
 //! - `tcp.rs`, `udp.rs`: the client side of each network: answering the client through the
 //!   inbound's [`Responder`], peeking for a sniff, dialing the outbound and relaying.
 
 mod decide;
-mod error;
 mod reject;
 mod tcp;
 mod udp;
 
+pub use crate::adapter::RouteError;
 pub use decide::Decision;
-pub use error::RouteError;
 
 use crate::adapter::{
     BoxFuture, BoxPacketConn, BoxStream, ConnectFailure, FlowHandler, Outbound, Responder,

@@ -1,6 +1,8 @@
-//! Why the dispatcher could not route a flow: the reason a [`super::Decision::Fail`] carries,
-//! that the dispatcher logs and hands the inbound in [`crate::adapter::ConnectFailure`]. The
-//! texts are Go's where Go has one, since they appear in logs users compare.
+//! Why the dispatcher could not route a flow: the reason a
+//! [`crate::dispatch::Decision::Fail`] carries, that the dispatcher logs and hands the inbound
+//! in [`super::ConnectFailure`]. Part of the adapter contract (an inbound's responder reads
+//! it), so it lives here rather than in the dispatcher, which only produces it. The texts
+//! are Go's where Go has one, since they appear in logs users compare.
 
 use crate::flow::Network;
 use std::net::IpAddr;
