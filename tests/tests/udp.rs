@@ -35,16 +35,10 @@ fn socks_udp_header(dest: SocketAddr) -> Vec<u8> {
     h
 }
 
-#[test]
-fn socks5_udp_associate_echo() {
-    let a = echo("A:");
-    let b = echo("B:");
-    let sb = Instance::start(
-        r#"{"log": {"disabled": true},
-            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}],
-            "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
-    );
-    let mut control = TcpStream::connect(sb.addr(0)).unwrap();
+/// A SOCKS5 UDP ASSOCIATE through `proxy`, by hand: the control connection (read timeout
+/// 10 s) and the relay address the proxy answered.
+fn associate(proxy: SocketAddr) -> (TcpStream, SocketAddr) {
+    let mut control = TcpStream::connect(proxy).unwrap();
     control
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -59,6 +53,19 @@ fn socks5_udp_associate_echo() {
         [reply[4], reply[5], reply[6], reply[7]],
         u16::from_be_bytes([reply[8], reply[9]]),
     ));
+    (control, relay)
+}
+
+#[test]
+fn socks5_udp_associate_echo() {
+    let a = echo("A:");
+    let b = echo("B:");
+    let sb = Instance::start(
+        r#"{"log": {"disabled": true},
+            "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}],
+            "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
+    );
+    let (_control, relay) = associate(sb.addr(0));
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -345,17 +352,7 @@ fn an_association_that_never_carries_a_datagram_ends() {
             "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0, "udp_timeout": "1s"}],
             "outbounds": [{"type": "direct", "tag": "direct"}]}"#,
     );
-    let mut control = TcpStream::connect(sb.addr(0)).unwrap();
-    control
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    control.write_all(&[5, 1, 0]).unwrap();
-    let mut m = [0u8; 2];
-    control.read_exact(&mut m).unwrap();
-    control.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
-    let mut reply = [0u8; 10];
-    control.read_exact(&mut reply).unwrap();
-    assert_eq!(reply[1], 0, "UDP ASSOCIATE refused: {reply:?}");
+    let (mut control, _relay) = associate(sb.addr(0));
     // Nothing is sent: sb closes the control connection once the association idled out.
     let mut b = [0u8; 1];
     let n = control

@@ -186,13 +186,7 @@ mod tests {
     #[test]
     fn keeps_for_ttl_and_caps_capacity() {
         let c = Cache::new(0, false);
-        let q = new_query("a.test", RecordType::A).unwrap();
-        let a = reply_with_ips(
-            &q,
-            question(&q).unwrap(),
-            &["10.0.0.1".parse().unwrap()],
-            60,
-        );
+        let a = answer_a(60);
         c.put(key("a.test"), &a);
         assert_eq!(c.get(&key("a.test")).unwrap().answers.len(), 1);
         assert!(c.get(&key("b.test")).is_none());
@@ -216,16 +210,21 @@ mod tests {
         assert!(matches!(c.join(&key("x")), Join::Lead));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_cached_answer_expires_after_its_ttl_and_not_before() {
-        let c = Cache::new(0, false);
+    /// An answer for `a.test` A (10.0.0.1) with `ttl`.
+    fn answer_a(ttl: u32) -> Message {
         let q = new_query("a.test", RecordType::A).unwrap();
-        let a = reply_with_ips(
+        reply_with_ips(
             &q,
             question(&q).unwrap(),
             &["10.0.0.1".parse().unwrap()],
-            60,
-        );
+            ttl,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_answer_expires_after_its_ttl_and_not_before() {
+        let c = Cache::new(0, false);
+        let a = answer_a(60);
         c.put(key("a.test"), &a);
         tokio::time::advance(Duration::from_secs(59)).await;
         let aged = c.get(&key("a.test")).expect("kept until its TTL is over");
@@ -241,13 +240,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn with_disable_expire_an_answer_outlives_its_ttl_unchanged() {
         let c = Cache::new(0, true);
-        let q = new_query("a.test", RecordType::A).unwrap();
-        let a = reply_with_ips(
-            &q,
-            question(&q).unwrap(),
-            &["10.0.0.1".parse().unwrap()],
-            60,
-        );
+        let a = answer_a(60);
         c.put(key("a.test"), &a);
         tokio::time::advance(Duration::from_secs(3600)).await;
         let kept = c.get(&key("a.test")).expect("never expires");
@@ -259,13 +252,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_huge_ttl_is_kept_at_most_a_day() {
         let c = Cache::new(0, false);
-        let q = new_query("a.test", RecordType::A).unwrap();
-        let a = reply_with_ips(
-            &q,
-            question(&q).unwrap(),
-            &["10.0.0.1".parse().unwrap()],
-            i32::MAX as u32,
-        );
+        let a = answer_a(i32::MAX as u32);
         c.put(key("a.test"), &a);
         tokio::time::advance(Duration::from_secs(u64::from(MAX_TTL) - 1)).await;
         assert!(c.get(&key("a.test")).is_some());
