@@ -312,6 +312,40 @@ impl Drop for GoSingBox {
     }
 }
 
+/// A loopback address where a TCP connect hangs, as it does towards a firewalled or
+/// overloaded server: a listener with a backlog of 0 whose accept queue holds one connection
+/// that is never accepted, so the kernel drops every later SYN and the connecting side
+/// retransmits until its own timeout gives up. Dropping it frees the port.
+pub struct SynTarpit {
+    /// Where to connect.
+    pub addr: std::net::SocketAddr,
+    _listener: socket2::Socket,
+    _filler: std::net::TcpStream,
+}
+
+impl SynTarpit {
+    /// Binds a port picked by the OS and fills its accept queue.
+    pub fn start() -> SynTarpit {
+        use socket2::{Domain, Socket, Type};
+        let listener =
+            Socket::new(Domain::IPV4, Type::STREAM, None).unwrap_or_else(|e| panic!("{e}"));
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"));
+        listener.bind(&any.into()).unwrap_or_else(|e| panic!("{e}"));
+        listener.listen(0).unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .unwrap_or_else(|| panic!("tarpit: no local address"));
+        let filler = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
+        SynTarpit {
+            addr,
+            _listener: listener,
+            _filler: filler,
+        }
+    }
+}
+
 /// Size of the `/big` body of [`hello_origin`].
 pub const BIG: usize = 100 * 1024 * 1024;
 

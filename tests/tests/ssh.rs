@@ -553,3 +553,29 @@ fn the_system_sshd_refuses_the_test_account() {
         );
     }
 }
+
+/// Hardening finding 6: sshd answers a `direct-tcpip` open only once its own connect is
+/// done, so a destination that drops SYNs holds the channel open; the flow must give up
+/// within the outbound's `connect_timeout`, and the session stays up for other flows.
+#[test]
+fn a_channel_open_that_never_completes_times_out() {
+    let Some(s) = sshd() else { return };
+    let o = hello_origin();
+    let key = s.authorize("client", &["-t", "ed25519", "-N", ""]);
+    let sb = sb_via_ssh(
+        &s,
+        &format!(
+            r#", "private_key_path": "{}", "connect_timeout": "1s""#,
+            key.private.display()
+        ),
+    );
+    assert_eq!(get(sb.addr(0), o, "first").0, 0);
+    let tarpit = sb_tests::SynTarpit::start();
+    let started = Instant::now();
+    let e = dial_error(&sb, tarpit.addr);
+    let took = started.elapsed();
+    assert!(e.contains("no answer within 1s"), "{e}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(get(sb.addr(0), o, "after").0, 0);
+    assert_eq!(s.sessions(), 1);
+}

@@ -88,15 +88,22 @@ impl Outbound for Ssh {
                 Host::Domain(d) => d.clone(),
             };
             // The originator is the flow's client, as OpenSSH's own forwarding reports it.
-            let channel = session
-                .channel_open_direct_tcpip(
-                    host,
-                    u32::from(dest.port),
-                    flow.source.ip().to_string(),
-                    u32::from(flow.source.port()),
-                )
-                .await
-                .map_err(|e| channel_error(e, dest))?;
+            // sshd confirms the channel only once its own connect is done, so a destination
+            // that drops SYNs would hold the flow for sshd's TCP timeout (minutes): the open
+            // is bounded like any upstream handshake, by the dial fields' `connect_timeout`.
+            let open = async {
+                session
+                    .channel_open_direct_tcpip(
+                        host,
+                        u32::from(dest.port),
+                        flow.source.ip().to_string(),
+                        u32::from(flow.source.port()),
+                    )
+                    .await
+                    .map_err(|e| channel_error(e, dest))
+            };
+            let what = format!("ssh: open channel to {dest}");
+            let channel = self.sessions.dialer().bounded(&what, open).await?;
             // One flow's channel as its byte stream.
             Ok(Forward::boxed(channel.into_stream()))
         })

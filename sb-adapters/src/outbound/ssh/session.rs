@@ -118,6 +118,12 @@ impl Sessions {
         }
     }
 
+    /// The dialer the session is made with; its `connect_timeout` also bounds each channel
+    /// open on the session.
+    pub fn dialer(&self) -> &Dialer {
+        &self.dialer
+    }
+
     /// The live session, connecting (or reconnecting) first when there is none.
     pub async fn get(&self, flow: &FlowContext) -> io::Result<Session> {
         let mut st = self.state.lock().await;
