@@ -11,9 +11,11 @@
 //!   that turns a `reject` into a drop; why a flow has no route is [`RouteError`], part of the
 //!   adapter contract;
 //! - `tcp.rs`, `udp.rs`: the client side of each network: answering the client through the
-//!   inbound's [`Responder`], peeking for a sniff, dialing the outbound and relaying.
+//!   inbound's [`Responder`], peeking for a sniff, dialing the outbound (`hangup.rs`: a
+//!   client that hangs up meanwhile cancels the dial) and relaying.
 
 mod decide;
+mod hangup;
 mod reject;
 mod tcp;
 mod udp;

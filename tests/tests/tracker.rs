@@ -152,3 +152,24 @@ fn udp_flows_are_tracked_with_their_bytes() {
         })
     });
 }
+
+/// Hardening finding 6: a client that hangs up while its flow is still dialing cancels the
+/// dial, instead of leaving it (and its tracker entry, socket and task) until
+/// `connect_timeout` gives up.
+#[test]
+fn a_client_that_hangs_up_while_dialing_cancels_the_dial() {
+    let tarpit = sb_tests::SynTarpit::start();
+    let sb = Instance::start(&format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "direct", "tag": "d", "listen_port": 0,
+                           "override_address": "127.0.0.1", "override_port": {}}}],
+            "outbounds": [{{"type": "direct", "tag": "out", "connect_timeout": "1m"}}]}}"#,
+        tarpit.addr.port()
+    ));
+    let c = TcpStream::connect(sb.addr(0)).unwrap();
+    eventually("the flow to be dialing", || sb.tracker.len() == 1);
+    let hung_up = Instant::now();
+    drop(c);
+    eventually("the dial to be cancelled", || sb.tracker.is_empty());
+    assert!(hung_up.elapsed() < Duration::from_secs(5));
+}

@@ -1,7 +1,9 @@
 //! The client side of a TCP flow for the dispatcher's loop: answering the client through the
 //! inbound's [`Responder`], peeking at its first bytes for a sniff, and carrying the flow
-//! (dial the outbound, answer, relay).
+//! (dial the outbound, cancelled if the client hangs up meanwhile (`hangup.rs`), answer,
+//! relay).
 
+use super::hangup::dial_unless_hung_up;
 use super::{outbound_label, Client};
 use crate::adapter::{BoxStream, ConnectFailure, Outbound, Responder};
 use crate::dns::Dns;
@@ -77,9 +79,21 @@ impl Client for TcpClient {
         let label = outbound_label(outbound.as_ref());
         info!(target: "outbound", tag = %label, "outbound connection to {}", flow.destination);
         let dest = flow.destination.clone();
-        let upstream = match outbound.connect_tcp(&flow, &dest).await {
-            Ok(u) => u,
-            Err(e) => {
+        let mut early = Vec::new();
+        let dialed = dial_unless_hung_up(
+            &mut self.stream,
+            &mut early,
+            outbound.connect_tcp(&flow, &dest),
+        )
+        .await;
+        self.stream = Prefixed::wrap_boxed(early, self.stream);
+        let upstream = match dialed {
+            None => {
+                debug!(target: "connection", "client closed the connection while {dest} was dialed: dial cancelled");
+                return;
+            }
+            Some(Ok(u)) => u,
+            Some(Err(e)) => {
                 error!(target: "connection", "open connection to {dest} using {label}: {e}");
                 self.refuse(ConnectFailure::Dial(e)).await;
                 return;
