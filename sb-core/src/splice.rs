@@ -1,12 +1,13 @@
 //! Linux `splice(2)` between two TCP sockets: bytes move socket -> pipe -> socket inside the
 //! kernel, never copied to user space. Pipes come from a small pool and go back once drained,
 //! so descriptors are used only while data is in flight (an idle flow holds none; a held flow
-//! costs no more descriptors than its two sockets).
+//! costs no more descriptors than its two sockets). At most `LARGE_PIPES_MAX` pipes are
+//! enlarged to `PIPE_SIZE`; a flow whose receiver stalls holds at most one pipe per direction.
 
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -18,8 +19,16 @@ use tokio::net::TcpStream;
 const PIPE_SIZE: usize = 1 << 20;
 /// Idle pipes kept for reuse.
 const POOL_MAX: usize = 64;
+/// The kernel's default pipe capacity.
+const DEFAULT_PIPE: usize = 64 * 1024;
+/// Enlarged pipes alive at once. A flow whose receiver stopped reading keeps its pipe full;
+/// without a bound, many stalled flows would pin `PIPE_SIZE` of kernel memory each (root is
+/// not held by `pipe-user-pages-soft`). Past it, new pipes keep the default capacity.
+const LARGE_PIPES_MAX: usize = 64;
 
 static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+/// Enlarged pipes alive now, pooled or in use.
+static LARGE_PIPES: AtomicUsize = AtomicUsize::new(0);
 
 /// A pipe and its capacity.
 struct Pipe {
@@ -28,16 +37,36 @@ struct Pipe {
     capacity: usize,
 }
 
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        if self.capacity > DEFAULT_PIPE {
+            LARGE_PIPES.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn take_pipe() -> io::Result<Pipe> {
     if let Some(p) = POOL.lock().ok().and_then(|mut v| v.pop()) {
         return Ok(p);
     }
     let (read, write) =
         nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-    let capacity = fcntl(write.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32))
-        .ok()
-        .and_then(|c| usize::try_from(c).ok())
-        .unwrap_or(64 * 1024);
+    let mut capacity = DEFAULT_PIPE;
+    // Claim one of the enlarged slots first; give it back if the kernel refuses.
+    let claimed = LARGE_PIPES
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < LARGE_PIPES_MAX).then_some(n + 1)
+        })
+        .is_ok();
+    if claimed {
+        capacity = fcntl(write.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE as i32))
+            .ok()
+            .and_then(|c| usize::try_from(c).ok())
+            .unwrap_or(DEFAULT_PIPE);
+        if capacity <= DEFAULT_PIPE {
+            LARGE_PIPES.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
     Ok(Pipe {
         read,
         write,
@@ -135,5 +164,26 @@ pub async fn pipe(
             let _ = socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
             return Ok(total);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hardening finding 7: pipes of flows whose receiver stopped reading stay full, so
+    //! enlarged pipes are bounded in number, whatever the number of flows.
+
+    // Test code: a failed unwrap is a failed test, with the reason in the panic message.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn enlarged_pipes_are_bounded() {
+        let held: Vec<Pipe> = (0..LARGE_PIPES_MAX + 8)
+            .map(|_| take_pipe().unwrap())
+            .collect();
+        let large = held.iter().filter(|p| p.capacity > DEFAULT_PIPE).count();
+        assert!(large <= LARGE_PIPES_MAX, "{large} enlarged pipes");
+        assert!(held.iter().all(|p| p.capacity >= DEFAULT_PIPE));
     }
 }
