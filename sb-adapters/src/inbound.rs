@@ -1,5 +1,6 @@
 //! Inbounds: where flows enter sb.
 
+pub mod conn_limit;
 pub mod direct;
 pub mod listener;
 pub mod proxy;

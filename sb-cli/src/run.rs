@@ -9,7 +9,7 @@ use sb_core::lifecycle::Instance;
 use sb_core::log::{GoLogLayer, Output};
 use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{debug, error, info, warn};
 
 /// Sets up logging from the `log` section (once per process).
 fn init_logging(config: &sb_config::Config, disable_color: bool) -> Result<()> {
@@ -55,6 +55,13 @@ async fn start(config: &sb_config::Config) -> Result<Instance> {
 pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
     let started = Instant::now();
     init_logging(&loaded.config, g.disable_color)?;
+    // As Go's runtime does: the soft open-file limit up to the hard one, since every flow
+    // holds sockets (the inbounds budget their connections by the result).
+    match sb_adapters::inbound::conn_limit::raise_open_file_limit() {
+        Ok(Some((from, to))) => debug!(target: "sb", "open-file limit raised from {from} to {to}"),
+        Ok(None) => {}
+        Err(e) => warn!(target: "sb", "raise the open-file limit: {e}"),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -21,9 +21,14 @@ struct Running {
 
 impl Running {
     fn start(dir: &Path, args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sb"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sb"));
+        cmd.args(args);
+        Running::spawn(dir, cmd)
+    }
+
+    fn spawn(dir: &Path, mut cmd: Command) -> Running {
+        let mut child = cmd
             .current_dir(dir)
-            .args(args)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -301,9 +306,11 @@ fn run_fails_fast_when_a_port_is_taken() {
     .unwrap();
     let out = sb(&dir, &["run", "--disable-color"]);
     assert_eq!(out.status.code(), Some(1));
+    // No `log` section: Go's default level, trace, so debug lines may come first.
     let err = text(&out.stderr);
     assert!(
-        err.starts_with("FATAL[0000] start service: start inbound/socks[s]: "),
+        err.lines()
+            .any(|l| l.starts_with("FATAL[0000] start service: start inbound/socks[s]: ")),
         "{err}"
     );
 }
@@ -326,4 +333,90 @@ fn run_says_which_parts_it_ignores() {
     );
     sb.signal("-TERM");
     assert_eq!(sb.child.wait().unwrap().code(), Some(0));
+}
+
+/// A TCP echo server on loopback, one thread per connection.
+fn echo_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `b"ping"` on `c` and reads it back; false when nothing comes within `wait`.
+fn echoes(c: &mut std::net::TcpStream, wait: std::time::Duration) -> bool {
+    use std::io::{Read, Write};
+    c.set_read_timeout(Some(wait)).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    c.read_exact(&mut back).is_ok() && &back == b"ping"
+}
+
+/// Hardening finding 7: the TCP inbounds hold at most as many connections as the open-file
+/// limit allows (sb says the number at start); past it, new connections wait in the listen
+/// backlog with a warning instead of failing accept in a loop, and are taken as soon as
+/// one ends.
+#[test]
+fn connections_past_the_open_file_budget_wait_for_one_to_end() {
+    let dir = scratch("run-conn-limit");
+    let echo = echo_server();
+    std::fs::write(
+        dir.join("config.json"),
+        format!(
+            r#"{{"log": {{"level": "debug"}}, "inbounds": [{{"type": "direct", "tag": "d", "listen_port": 0,
+                "override_address": "127.0.0.1", "override_port": {}}}], "outbounds": [{{"type": "direct", "tag": "out"}}]}}"#,
+            echo.port()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("prlimit");
+    cmd.args([
+        "--nofile=200:200",
+        "--",
+        env!("CARGO_BIN_EXE_sb"),
+        "run",
+        "--disable-color",
+    ]);
+    let sb = Running::spawn(&dir, cmd);
+    let line = sb.wait_for("connections at once");
+    // "... at most N connections at once (open-file limit 200)"
+    let limit: usize = line
+        .split("at most ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no limit in {line:?}"));
+    assert!((8..100).contains(&limit), "{line}");
+    let started = sb.wait_for("tcp server started at");
+    let addr: std::net::SocketAddr = started.rsplit(' ').next().unwrap().parse().unwrap();
+    let wait = std::time::Duration::from_secs(10);
+    let mut held: Vec<_> = (0..limit)
+        .map(|_| {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            assert!(echoes(&mut c, wait));
+            c
+        })
+        .collect();
+    let mut extra = std::net::TcpStream::connect(addr).unwrap();
+    sb.wait_for("new connections wait");
+    assert!(!echoes(&mut extra, std::time::Duration::from_millis(300)));
+    held.pop();
+    let mut rest = [0u8; 4];
+    extra.set_read_timeout(Some(wait)).unwrap();
+    use std::io::Read;
+    extra.read_exact(&mut rest).unwrap();
+    assert_eq!(&rest, b"ping");
 }

@@ -14,6 +14,7 @@ pub const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Binds a listener as the listen fields say.
 pub fn bind(l: &ListenFields) -> io::Result<TcpListener> {
+    super::conn_limit::init();
     let ip = l.listen.map_or(DEFAULT_LISTEN, |i| i.0);
     let addr = SocketAddr::new(ip, l.listen_port);
     let socket = if addr.is_ipv4() {
@@ -57,17 +58,24 @@ pub fn configure(l: &ListenFields, s: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
-/// Accepts forever, handing each connection to `handle` on its own task. Stopped by
-/// aborting its task ([`Serving::close`]), which drops the listener.
+/// Accepts forever, handing each connection to `handle` on its own task, within the
+/// process's connection budget ([`super::conn_limit`]). Stopped by aborting its task
+/// ([`Serving::close`]), which drops the listener.
 pub async fn serve<F, Fut>(listener: TcpListener, handle: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     loop {
+        // Room for the connection first: at the budget, new ones wait in the backlog.
+        let permit = super::conn_limit::admit().await;
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(handle(stream, peer));
+                let connection = handle(stream, peer);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    connection.await
+                });
             }
             Err(e) => {
                 // EMFILE and friends: back off a little instead of spinning.
