@@ -1,6 +1,5 @@
 //! Inbounds: where flows enter sb.
 
-pub mod conn_limit;
 pub mod direct;
 pub mod listener;
 pub mod proxy;

@@ -57,7 +57,7 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
     init_logging(&loaded.config, g.disable_color)?;
     // As Go's runtime does: the soft open-file limit up to the hard one, since every flow
     // holds sockets (the inbounds budget their connections by the result).
-    match sb_adapters::inbound::conn_limit::raise_open_file_limit() {
+    match sb_core::conn_limit::raise_open_file_limit() {
         Ok(Some((from, to))) => debug!(target: "sb", "open-file limit raised from {from} to {to}"),
         Ok(None) => {}
         Err(e) => warn!(target: "sb", "raise the open-file limit: {e}"),

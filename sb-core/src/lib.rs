@@ -8,6 +8,7 @@
 //! of [`adapter`]; sb-core never names a protocol.
 
 pub mod adapter;
+pub mod conn_limit;
 pub mod dialer;
 pub mod dispatch;
 pub mod dns;

@@ -34,6 +34,7 @@ pub use pump::{Reflect, SEND_BATCH};
 pub use tcp::StackStream;
 pub use udp::{StackUdpSocket, MAX_UDP_FLOWS};
 
+use crate::conn_limit::ConnBudget;
 use futures::StreamExt;
 use icmp::Pings;
 use netstack_smoltcp::TcpConnector;
@@ -60,6 +61,9 @@ pub struct Options {
     pub accept: Option<FlowSource>,
     /// Accepted UDP flows at once, at most ([`MAX_UDP_FLOWS`] unless a test wants fewer).
     pub max_udp_flows: usize,
+    /// The budget accepted TCP connections count against ([`ConnBudget::process`] unless a
+    /// test wants a smaller one); past it, a new connection is closed at once.
+    pub connections: Arc<ConnBudget>,
 }
 
 /// A running stack over one device. Dropping it stops its tasks (and so releases the
@@ -86,6 +90,7 @@ impl NetStack {
             reflect,
             accept,
             max_udp_flows,
+            connections,
         } = options;
         let (stack, runner, udp_socket, tcp) = netstack_smoltcp::StackBuilder::default()
             .enable_tcp(true)
@@ -134,7 +139,7 @@ impl NetStack {
             }
         }));
         if let Some(src) = &accept {
-            tasks.push(tokio::spawn(tcp::accept(tcp, src.clone())));
+            tasks.push(tokio::spawn(tcp::accept(tcp, src.clone(), connections)));
         }
         let (from_stack, to_stack) = udp_socket.split();
         let (udp, writer) = udp::Udp::new(to_stack, pool);

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use sb_core::adapter::{BoxFuture, BoxPacketConn, BoxStream, FlowHandler, Responder};
+use sb_core::conn_limit::ConnBudget;
 use sb_core::flow::FlowContext;
 use sb_core::netstack::{FlowSource, MemoryDevice, NetStack, Options, PacketPool, RxBatch};
 use std::io;
@@ -70,6 +71,7 @@ fn options(accept: Option<FlowSource>) -> Options {
         reflect: None,
         accept,
         max_udp_flows: sb_core::netstack::MAX_UDP_FLOWS,
+        connections: ConnBudget::process(),
     }
 }
 
@@ -246,4 +248,68 @@ async fn accepted_udp_flows_are_bounded() {
         seen += 1;
     }
     assert_eq!(seen, 3);
+}
+
+/// Hardening finding 7: connections the stack accepts count against the connection budget;
+/// past it, a new one is closed at once and the open ones go on; once one ends, new ones
+/// are taken again.
+#[tokio::test]
+async fn accepted_tcp_connections_are_bounded_by_the_budget() {
+    let (a, b) = MemoryDevice::pair();
+    let (flows_tx, mut flows) = mpsc::unbounded_channel();
+    let source = FlowSource {
+        tag: "peer".into(),
+        kind: "test",
+        label: "endpoint/test[peer]".into(),
+        handler: Arc::new(Server { flows: flows_tx }),
+        udp_timeout: None,
+    };
+    let dialer = NetStack::start(Arc::new(a), options(None)).unwrap();
+    let mut bounded = options(Some(source));
+    bounded.connections = ConnBudget::new(2);
+    let _acceptor = NetStack::start(Arc::new(b), bounded).unwrap();
+    let dial = |port: u16| {
+        dialer.connect_tcp(
+            addr("10.0.0.1:0"),
+            SocketAddr::new("10.0.0.2".parse().unwrap(), port),
+            WAIT,
+        )
+    };
+    let mut first = dial(1).await.unwrap();
+    let _second = dial(2).await.unwrap();
+    for _ in 0..2 {
+        tokio::time::timeout(WAIT, flows.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // The third completes its handshake and is closed: it reads an end (or a reset).
+    let mut third = dial(3).await.unwrap();
+    let mut b = [0u8; 32];
+    let r = tokio::time::timeout(WAIT, third.read(&mut b))
+        .await
+        .unwrap();
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    // One ends (the server answers its hash and closes); a new one is taken.
+    first.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, first.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.len(), 32);
+    drop(first);
+    let mut fourth = dial(4).await.unwrap();
+    let flow = tokio::time::timeout(WAIT, flows.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(flow.destination.socket_addr().map(|a| a.port()), Some(4));
+    fourth.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, fourth.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.len(), 32);
 }

@@ -2,6 +2,7 @@
 //! fields, accepts, and runs each connection's handler on its own task until `close`.
 
 use sb_config::model::shared::ListenFields;
+use sb_core::conn_limit::ConnBudget;
 use socket2::SockRef;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,7 +15,8 @@ pub const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Binds a listener as the listen fields say.
 pub fn bind(l: &ListenFields) -> io::Result<TcpListener> {
-    super::conn_limit::init();
+    // The budget is fixed (and logged) before the first listener says it started.
+    ConnBudget::process();
     let ip = l.listen.map_or(DEFAULT_LISTEN, |i| i.0);
     let addr = SocketAddr::new(ip, l.listen_port);
     let socket = if addr.is_ipv4() {
@@ -59,16 +61,17 @@ pub fn configure(l: &ListenFields, s: &TcpStream) -> io::Result<()> {
 }
 
 /// Accepts forever, handing each connection to `handle` on its own task, within the
-/// process's connection budget ([`super::conn_limit`]). Stopped by aborting its task
+/// process's connection budget ([`ConnBudget`]). Stopped by aborting its task
 /// ([`Serving::close`]), which drops the listener.
 pub async fn serve<F, Fut>(listener: TcpListener, handle: F)
 where
     F: Fn(TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let budget = ConnBudget::process();
     loop {
         // Room for the connection first: at the budget, new ones wait in the backlog.
-        let permit = super::conn_limit::admit().await;
+        let permit = budget.admit().await;
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let connection = handle(stream, peer);

@@ -86,6 +86,7 @@ pub fn serve<D: PacketDevice>(
             reflect,
             accept: Some(source),
             max_udp_flows: sb_core::netstack::MAX_UDP_FLOWS,
+            connections: sb_core::conn_limit::ConnBudget::process(),
         },
     )
 }

@@ -4,27 +4,36 @@
 
 use super::flows::FlowSource;
 use crate::adapter::{AsyncStream, NoReply};
+use crate::conn_limit::ConnBudget;
 use crate::flow::Network;
 use futures::{Stream, StreamExt};
 use netstack_smoltcp::TcpStream;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::{info, Instrument};
 
-/// Accepts the stack's TCP connections until the stack ends.
-pub(super) async fn accept<L>(mut listener: L, src: FlowSource)
+/// Accepts the stack's TCP connections until the stack ends, each within `budget`: past
+/// it, a connection is closed at once (the stack holds a socket's buffers for every
+/// connection it keeps, so it cannot leave them waiting as a kernel backlog does).
+pub(super) async fn accept<L>(mut listener: L, src: FlowSource, budget: Arc<ConnBudget>)
 where
     L: Stream<Item = (TcpStream, SocketAddr, SocketAddr)> + Unpin,
 {
     while let Some((stream, client, dest)) = listener.next().await {
+        let Some(permit) = budget.try_admit() else {
+            drop(stream);
+            continue;
+        };
         let flow = src.flow(Network::Tcp, client, dest);
         let (handler, label) = (src.handler.clone(), src.label.clone());
         let span = tracing::info_span!("flow", id = flow.id);
         tokio::spawn(
             async move {
+                let _permit = permit;
                 info!(target: "inbound", tag = %label, "inbound connection from {client}");
                 info!(target: "inbound", tag = %label, "inbound connection to {dest}");
                 handler
