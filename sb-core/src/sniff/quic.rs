@@ -20,6 +20,10 @@ const MAX_CID: usize = 20;
 /// Different Destination Connection IDs whose keys are tried in one flow (the original one,
 /// and the ones a client may switch to after a Retry).
 const MAX_KEYS: usize = 4;
+/// Initial packets the sniffer tries to open for one verdict. A datagram may coalesce
+/// hundreds of small packets, and the sniffer reads a flow's datagrams again at each new
+/// one; a real client's ClientHello takes one to three Initial packets.
+const MAX_OPENED: usize = 16;
 
 /// QUIC: the first datagrams of a UDP flow, in order. `Yes("quic", sni)` once a whole
 /// ClientHello is in, `NeedMore` while it is incomplete, `No` when the first datagram does
@@ -49,6 +53,8 @@ struct Flow {
     /// Keys by version and Destination Connection ID, the first Initial's first.
     keys: Vec<(Version, Vec<u8>, InitialKeys)>,
     stream: CryptoStream,
+    /// Initial packets tried so far, at most [`MAX_OPENED`].
+    opened: usize,
 }
 
 impl Flow {
@@ -58,6 +64,12 @@ impl Flow {
         let mut rest = datagram;
         let mut first_ok = None;
         while let Some(packet) = LongHeader::parse(rest) {
+            if packet.initial {
+                if self.opened == MAX_OPENED {
+                    break;
+                }
+                self.opened += 1;
+            }
             let ok = packet.initial && self.open(&packet, &rest[..packet.end]).is_some();
             first_ok.get_or_insert(ok);
             rest = &rest[packet.end..];

@@ -290,3 +290,36 @@ fn other_datagrams_are_not_quic() {
         Sniffed::No
     );
 }
+
+/// Hardening finding 11: a datagram may hold hundreds of coalesced Initial packets, and the
+/// sniffer opens the flow's datagrams again at each new one, so the packets it tries to open
+/// are bounded (a real ClientHello takes one to three); past the bound it has seen no
+/// ClientHello.
+#[test]
+fn initial_packets_opened_per_flow_are_bounded() {
+    let hello = curl_hello();
+    let dcid = b"\x01\x02\x03\x04\x05\x06\x07\x08";
+    let pieces = MAX_OPENED + 4;
+    let step = hello.len().div_ceil(pieces);
+    let datagram: Vec<u8> = hello
+        .chunks(step)
+        .enumerate()
+        .flat_map(|(i, piece)| {
+            let mut frames = crypto_frame(i * step, piece);
+            frames.resize(frames.len().max(40), 0);
+            seal(Version::V1, dcid, dcid, i as u32, &frames)
+        })
+        .collect();
+    assert_eq!(quic(&[&datagram]), Sniffed::NeedMore);
+    // The same hello in few packets is found.
+    let few: Vec<u8> = hello
+        .chunks(hello.len().div_ceil(3))
+        .enumerate()
+        .flat_map(|(i, piece)| {
+            let mut frames = crypto_frame(i * hello.len().div_ceil(3), piece);
+            frames.resize(frames.len().max(40), 0);
+            seal(Version::V1, dcid, dcid, i as u32, &frames)
+        })
+        .collect();
+    assert_eq!(quic(&[&few]), www_example_com());
+}
