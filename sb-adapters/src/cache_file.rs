@@ -218,6 +218,12 @@ impl Background for CacheFile {
         });
     }
 
+    fn flush(&self) {
+        if let Err(e) = self.save() {
+            tracing::error!(target: "cache-file", "{e}");
+        }
+    }
+
     fn close(&self) {
         self.stopped.store(true, Ordering::Release);
         self.stop.notify_waiters();

@@ -52,6 +52,8 @@ use std::sync::Arc;
 pub struct Built {
     /// Inbounds, in config order.
     pub inbounds: Vec<Arc<dyn RunInbound>>,
+    /// Their configs, in the same order (a reload keeps the inbounds whose config is the same).
+    pub inbound_configs: Vec<sb_config::model::inbound::Inbound>,
     /// Endpoints, in config order (also in the dispatcher's outbounds).
     pub endpoints: Vec<Arc<dyn RunEndpoint>>,
     /// The dispatcher (router + outbounds).
@@ -77,6 +79,7 @@ impl Built {
     pub fn parts(&self) -> Parts {
         Parts {
             inbounds: self.inbounds.clone(),
+            inbound_configs: self.inbound_configs.clone(),
             endpoints: self.endpoints.clone(),
             dispatcher: self.dispatcher.clone(),
             rule_sets: self.rule_sets.clone(),
@@ -290,6 +293,7 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
     )?;
     Ok(Built {
         inbounds,
+        inbound_configs: config.inbounds.clone(),
         endpoints,
         cache_file,
         dns,

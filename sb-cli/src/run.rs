@@ -75,38 +75,93 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
         let mut current = loaded.config;
         info!(target: "sb", "sb started ({:.2}s)", started.elapsed().as_secs_f64());
         loop {
-            tokio::select! {
-                _ = int.recv() => break,
-                _ = term.recv() => break,
+            let event = tokio::select! {
+                _ = int.recv() => Event::Stop,
+                _ = term.recv() => Event::Stop,
                 // An inbound stopped serving on its own (a TUN whose device died): stop
                 // cleanly, then exit with the error rather than run without it.
-                e = instance.failed() => {
+                e = instance.failed() => Event::Failed(e),
+                _ = hup.recv() => Event::Reload,
+            };
+            match event {
+                Event::Stop => break,
+                Event::Failed(e) => {
                     instance.close().await;
                     return Err(anyhow::Error::new(e).context("run service"));
                 }
-                _ = hup.recv() => match prepare(g) {
-                    // The new config is bad: the running instance keeps serving.
-                    Err(e) => error!(target: "sb", "reload service: {e:#}"),
-                    Ok(config) => {
-                        instance.close().await;
-                        match start(&config).await {
-                            Ok(next) => {
-                                instance = next;
-                                current = config;
-                                info!(target: "sb", "sb reloaded");
-                            }
-                            Err(e) => {
-                                error!(target: "sb", "reload service: {e:#}");
-                                instance = start(&current).await?;
+                Event::Reload => {
+                    let config = match prepare(g) {
+                        Ok(config) => config,
+                        // The new config is bad: the running instance keeps serving.
+                        Err(e) => {
+                            error!(target: "sb", "reload service: {e:#}");
+                            continue;
+                        }
+                    };
+                    instance = match reload(instance, &config).await {
+                        Ok(next) => {
+                            current = config;
+                            info!(target: "sb", "sb reloaded");
+                            next
+                        }
+                        Err((e, remains)) => {
+                            error!(target: "sb", "reload service: {e:#}");
+                            // Back to the running config; what it kept is still serving.
+                            match reload(remains, &current).await {
+                                Ok(back) => back,
+                                Err((e, remains)) => {
+                                    remains.close().await;
+                                    return Err(e);
+                                }
                             }
                         }
                     }
-                },
+                }
             }
         }
         instance.close().await;
         Ok(())
     })
+}
+
+/// What woke the run loop.
+enum Event {
+    Stop,
+    Failed(sb_core::lifecycle::StartError),
+    Reload,
+}
+
+/// Replaces `old` by an instance of `config`, keeping what did not change (unchanged
+/// inbounds keep their sockets, unchanged remote rule sets their rules). On failure, returns
+/// what of `old` still runs, for the caller to reload the previous config into.
+async fn reload(
+    old: Instance,
+    config: &sb_config::Config,
+) -> std::result::Result<Instance, (anyhow::Error, Instance)> {
+    // The cache file as it is now, for the new instance to restore.
+    old.flush_background();
+    let built = match sb_adapters::registry::build(config).context("initialize") {
+        Ok(b) => b,
+        Err(e) => return Err((e, old)),
+    };
+    for part in &built.ignored {
+        tracing::warn!(target: "sb", "{part}");
+    }
+    match old.reload(built.parts()).await {
+        Ok(mut next) => {
+            if let Some(cache_file) = built.cache_file {
+                next.attach(cache_file);
+            }
+            Ok(next)
+        }
+        Err(failed) => {
+            let failed = *failed;
+            Err((
+                anyhow::Error::new(failed.error).context("start service"),
+                failed.remains,
+            ))
+        }
+    }
 }
 
 /// What `sb check` does after the config checks, the same steps `sb run` takes before it
@@ -131,6 +186,5 @@ pub fn verify(config: &sb_config::Config) -> Result<()> {
 fn prepare(g: &Global) -> Result<sb_config::Config> {
     let sources = input::read_all(g)?;
     let loaded = sb_config::load(&sources, &input::cwd()?)?;
-    sb_adapters::registry::build(&loaded.config).context("initialize")?;
     Ok(loaded.config)
 }

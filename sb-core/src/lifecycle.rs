@@ -6,12 +6,22 @@
 //! listens, the endpoints' post-start work runs (it may need DNS through outbounds), then
 //! each outbound's `start` (Go's post-start stage: a `urltest` group begins testing its
 //! members in the background); `close` stops all of it again.
+//!
+//! A reload (`reload.rs`) builds the next instance before the running one stops: inbounds
+//! whose config did not change keep running (their flows are switched to the new
+//! dispatcher, `switch.rs`), remote rule sets that did not change keep their rules.
+
+mod reload;
+mod switch;
+
+pub use reload::ReloadFailed;
 
 use crate::adapter::{Endpoint, Inbound};
 use crate::dispatch::Dispatcher;
 use crate::ruleset::{RuleSetError, RuleSets};
 use std::io;
 use std::sync::Arc;
+use switch::Switch;
 
 /// An error starting an instance, naming the adapter or rule set.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +69,23 @@ pub trait Background: Send + Sync + 'static {
     fn start(self: Arc<Self>);
     /// Stops them and finishes its work (a last save).
     fn close(&self);
+    /// Finishes the work pending now (a save) and goes on: a reload reads what it wrote.
+    fn flush(&self) {}
 }
+
+/// An inbound's whole config (type, tag, listen fields, users, TUN settings): what decides
+/// whether a reload keeps it running.
+pub type InboundConfig = sb_config::model::inbound::Inbound;
 
 /// What a built config starts from (the registry makes it).
 pub struct Parts {
     /// Inbounds, in config order.
     pub inbounds: Vec<Arc<dyn Inbound>>,
+    /// Each inbound's config, in the same order, when known. An inbound whose config is the
+    /// same in the next config keeps running across a reload (its listening sockets, TUN
+    /// device and routes stay; its next flows go to the new config). Left empty, every
+    /// inbound is rebuilt.
+    pub inbound_configs: Vec<InboundConfig>,
     /// Endpoints, in config order (they are in the dispatcher's outbounds too).
     pub endpoints: Vec<Arc<dyn Endpoint>>,
     /// The dispatcher (router and outbounds).
@@ -73,9 +94,22 @@ pub struct Parts {
     pub rule_sets: Arc<RuleSets>,
 }
 
+/// A started inbound, with the config it was built from and the switch its flows go through.
+struct Running {
+    inbound: Arc<dyn Inbound>,
+    config: Option<InboundConfig>,
+    handler: Arc<Switch>,
+}
+
+/// An inbound to bring up: a new one to start, or one a reload keeps running.
+enum Bring {
+    Start(Arc<dyn Inbound>, Option<InboundConfig>),
+    Keep(Running),
+}
+
 /// A running instance.
 pub struct Instance {
-    inbounds: Vec<Arc<dyn Inbound>>,
+    inbounds: Vec<Running>,
     endpoints: Vec<Arc<dyn Endpoint>>,
     dispatcher: Arc<Dispatcher>,
     rule_sets: Arc<RuleSets>,
@@ -88,68 +122,125 @@ impl Instance {
     pub async fn start(parts: Parts) -> Result<Instance, StartError> {
         let Parts {
             inbounds,
+            inbound_configs,
             endpoints,
             dispatcher,
             rule_sets,
         } = parts;
-        rule_sets.start().await?;
-        let handler: Arc<dyn crate::adapter::FlowHandler> = dispatcher.clone();
-        let mut instance = Instance {
-            inbounds: Vec::with_capacity(inbounds.len()),
-            endpoints: Vec::with_capacity(endpoints.len()),
-            dispatcher,
-            rule_sets,
-            background: Vec::new(),
-        };
-        for endpoint in endpoints {
-            if let Err(error) = endpoint.clone().start_endpoint(handler.clone()).await {
-                instance.close_started().await;
-                return Err(StartError::Endpoint {
-                    kind: endpoint.kind(),
-                    tag: endpoint.tag().to_string(),
-                    error,
-                });
-            }
-            instance.endpoints.push(endpoint);
-        }
-        for inbound in inbounds {
-            if let Err(error) = inbound.clone().start(handler.clone()).await {
-                instance.close_started().await;
-                return Err(StartError::Inbound {
-                    kind: inbound.kind(),
-                    tag: inbound.tag().to_string(),
-                    error,
-                });
-            }
-            instance.inbounds.push(inbound);
-        }
-        for i in 0..instance.endpoints.len() {
-            let endpoint = instance.endpoints[i].clone();
-            if let Err(error) = endpoint.post_start().await {
-                instance.close_started().await;
-                return Err(StartError::Endpoint {
-                    kind: endpoint.kind(),
-                    tag: endpoint.tag().to_string(),
-                    error,
-                });
-            }
-        }
-        for outbound in instance.dispatcher.outbounds() {
-            outbound.start();
+        rule_sets.start_after(None).await?;
+        let mut configs = inbound_configs.into_iter();
+        let bring = inbounds
+            .into_iter()
+            .map(|i| Bring::Start(i, configs.next()))
+            .collect();
+        let mut instance = Instance::empty(dispatcher, rule_sets);
+        if let Err((error, _)) = instance.bring_up(endpoints, bring).await {
+            instance.rule_sets.close();
+            return Err(error);
         }
         Ok(instance)
     }
 
-    /// Undoes a start that failed part way: closes what was started (no outbound `start`
-    /// ran yet, so their `close` is not called).
-    async fn close_started(&self) {
-        for i in &self.inbounds {
-            i.close().await;
+    fn empty(dispatcher: Arc<Dispatcher>, rule_sets: Arc<RuleSets>) -> Instance {
+        Instance {
+            inbounds: Vec::new(),
+            endpoints: Vec::new(),
+            dispatcher,
+            rule_sets,
+            background: Vec::new(),
         }
-        for e in &self.endpoints {
-            e.close_endpoint().await;
+    }
+
+    /// Endpoints, then inbounds (kept ones as they are), then the endpoints' post-start work
+    /// and the outbounds' `start`. On failure, what was started is closed again and the kept
+    /// inbounds are handed back, still running.
+    async fn bring_up(
+        &mut self,
+        endpoints: Vec<Arc<dyn Endpoint>>,
+        inbounds: Vec<Bring>,
+    ) -> Result<(), (StartError, Vec<Running>)> {
+        let handler = self.dispatcher.clone();
+        let mut kept = Vec::new();
+        let mut failure = None;
+        for endpoint in endpoints {
+            if let Err(error) = endpoint.clone().start_endpoint(handler.clone()).await {
+                failure = Some(StartError::Endpoint {
+                    kind: endpoint.kind(),
+                    tag: endpoint.tag().to_string(),
+                    error,
+                });
+                break;
+            }
+            self.endpoints.push(endpoint);
         }
-        self.rule_sets.close();
+        let mut inbounds = inbounds.into_iter();
+        if failure.is_none() {
+            for bring in inbounds.by_ref() {
+                let (inbound, config) = match bring {
+                    Bring::Keep(running) => {
+                        kept.push(self.inbounds.len());
+                        self.inbounds.push(running);
+                        continue;
+                    }
+                    Bring::Start(inbound, config) => (inbound, config),
+                };
+                let switch = Switch::new(handler.clone());
+                if let Err(error) = inbound.clone().start(switch.clone()).await {
+                    failure = Some(StartError::Inbound {
+                        kind: inbound.kind(),
+                        tag: inbound.tag().to_string(),
+                        error,
+                    });
+                    break;
+                }
+                self.inbounds.push(Running {
+                    inbound,
+                    config,
+                    handler: switch,
+                });
+            }
+        }
+        if failure.is_none() {
+            for i in 0..self.endpoints.len() {
+                let endpoint = self.endpoints[i].clone();
+                if let Err(error) = endpoint.post_start().await {
+                    failure = Some(StartError::Endpoint {
+                        kind: endpoint.kind(),
+                        tag: endpoint.tag().to_string(),
+                        error,
+                    });
+                    break;
+                }
+            }
+        }
+        if let Some(error) = failure {
+            // Kept inbounds not reached yet go back too.
+            let mut handed_back: Vec<Running> = inbounds
+                .filter_map(|b| match b {
+                    Bring::Keep(r) => Some(r),
+                    Bring::Start(..) => None,
+                })
+                .collect();
+            for (i, running) in std::mem::take(&mut self.inbounds).into_iter().enumerate() {
+                if kept.contains(&i) {
+                    handed_back.push(running);
+                } else {
+                    running.inbound.close().await;
+                }
+            }
+            for e in std::mem::take(&mut self.endpoints) {
+                e.close_endpoint().await;
+            }
+            return Err((error, handed_back));
+        }
+        // Every part is up: the kept inbounds' next flows go to this instance.
+        for i in kept {
+            self.inbounds[i].handler.point_at(handler.clone());
+        }
+        for outbound in self.dispatcher.outbounds() {
+            outbound.start();
+        }
+        Ok(())
     }
 
     /// Completes when an inbound stops serving on its own (its device failed), naming it;
@@ -158,9 +249,9 @@ impl Instance {
         if self.inbounds.is_empty() {
             return std::future::pending().await;
         }
-        let waits = self.inbounds.iter().map(|i| {
-            let (kind, tag) = (i.kind(), i.tag().to_string());
-            let failed = i.failed();
+        let waits = self.inbounds.iter().map(|r| {
+            let (kind, tag) = (r.inbound.kind(), r.inbound.tag().to_string());
+            let failed = r.inbound.failed();
             Box::pin(async move {
                 let error = failed.await;
                 StartError::Stopped { kind, tag, error }
@@ -175,17 +266,29 @@ impl Instance {
         self.background.push(b);
     }
 
+    /// Flushes the background work (the cache file is saved now).
+    pub fn flush_background(&self) {
+        for b in &self.background {
+            b.flush();
+        }
+    }
+
     /// The inbounds, for tests and the API (listening addresses).
-    pub fn inbounds(&self) -> &[Arc<dyn Inbound>] {
-        &self.inbounds
+    pub fn inbounds(&self) -> Vec<Arc<dyn Inbound>> {
+        self.inbounds.iter().map(|r| r.inbound.clone()).collect()
     }
 
     /// Stops accepting on every inbound, stops refreshing rule sets and the outbounds' own
     /// work; returns when the inbounds' sockets are released.
     pub async fn close(&self) {
-        for i in &self.inbounds {
-            i.close().await;
+        for r in &self.inbounds {
+            r.inbound.close().await;
         }
+        self.close_rest().await;
+    }
+
+    /// Everything but the inbounds.
+    async fn close_rest(&self) {
         for e in &self.endpoints {
             e.close_endpoint().await;
         }

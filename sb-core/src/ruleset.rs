@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
+use tracing::info;
 
 /// Finds the outbound a remote set downloads through: a tag, or `""` for the default
 /// outbound. The router does not know outbounds; the registry, which builds both, provides
@@ -70,7 +71,7 @@ pub const DEFAULT_UPDATE_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 enum Source {
     Inline,
     Local(local::LocalFile),
-    Remote(remote::RemoteSet, HttpClient),
+    Remote(remote::RemoteSet, HttpClient, Arc<remote::Fetched>),
 }
 
 struct Entry {
@@ -159,7 +160,7 @@ impl RuleSets {
                     let client = clients(r)
                         .map_err(err)?
                         .with_purpose(format!("rule-set:{}", rs.tag));
-                    (Vec::new(), Source::Remote(set, client))
+                    (Vec::new(), Source::Remote(set, client, Arc::default()))
                 }
             };
             entries.push(Entry {
@@ -183,8 +184,11 @@ impl RuleSets {
     }
 
     /// Downloads the remote sets, then starts watching local files and refreshing remote
-    /// sets. A failed first download is an error naming the set.
-    pub async fn start(&self) -> Result<(), RuleSetError> {
+    /// sets. A failed first download is an error naming the set. A remote set that
+    /// `previous` (the instance a reload replaces) has with the same tag, URL and format and
+    /// has downloaded takes its rules and `ETag` instead, and is refreshed when the previous
+    /// one would have been.
+    pub async fn start_after(&self, previous: Option<&RuleSets>) -> Result<(), RuleSetError> {
         let mut tasks = Vec::new();
         for e in &self.entries {
             let err = |message: String| RuleSetError {
@@ -201,16 +205,30 @@ impl RuleSets {
                         WATCH_INTERVAL,
                     )));
                 }
-                Source::Remote(set, client) => {
-                    let etag = set
-                        .fetch(client, &e.matcher, None)
-                        .await
-                        .map_err(|m| err(format!("initial rule-set: {m}")))?;
+                Source::Remote(set, client, fetched) => {
+                    let last = match previous.and_then(|p| p.downloaded(e.matcher.tag(), set)) {
+                        Some((old, etag, at)) => {
+                            e.matcher.share_rules(old);
+                            fetched.set(etag, at);
+                            info!(target: "router", "rule-set {} unchanged: kept its rules", e.matcher.tag());
+                            at
+                        }
+                        None => {
+                            let etag = set
+                                .fetch(client, &e.matcher, None)
+                                .await
+                                .map_err(|m| err(format!("initial rule-set: {m}")))?;
+                            let now = tokio::time::Instant::now();
+                            fetched.set(etag, now);
+                            now
+                        }
+                    };
                     tasks.push(tokio::spawn(remote::update_loop(
                         set.clone(),
                         client.clone(),
                         e.matcher.clone(),
-                        etag,
+                        fetched.clone(),
+                        last,
                     )));
                 }
             }
@@ -219,6 +237,24 @@ impl RuleSets {
             t.extend(tasks);
         }
         Ok(())
+    }
+
+    /// The downloaded remote set `tag` with the same URL and format as `like`: its matcher,
+    /// `ETag` and download time.
+    fn downloaded(
+        &self,
+        tag: &str,
+        like: &remote::RemoteSet,
+    ) -> Option<(&RuleSetMatcher, Option<String>, tokio::time::Instant)> {
+        self.entries.iter().find_map(|e| match &e.source {
+            Source::Remote(set, _, fetched)
+                if e.matcher.tag() == tag && set.url == like.url && set.format == like.format =>
+            {
+                let (etag, at) = fetched.get()?;
+                Some((e.matcher.as_ref(), etag, at))
+            }
+            _ => None,
+        })
     }
 
     /// Stops watching and refreshing (the matchers keep their last rules).

@@ -190,6 +190,7 @@ fn parts(route_text: &str) -> (Arc<TestEndpoint>, Parts, Log) {
     .unwrap_or_else(|e| panic!("{e}"));
     let parts = Parts {
         inbounds: vec![Arc::new(QuietInbound(log.clone()))],
+        inbound_configs: Vec::new(),
         endpoints: vec![ep.clone()],
         dispatcher: Arc::new(Dispatcher::new(router, outbounds, a)),
         rule_sets: Arc::new(sets),

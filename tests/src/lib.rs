@@ -139,7 +139,8 @@ pub fn corpus(dir: &str) -> Vec<PathBuf> {
 pub struct Instance {
     /// The runtime the instance's tasks run on (dropped last).
     pub rt: tokio::runtime::Runtime,
-    instance: sb_core::lifecycle::Instance,
+    /// `None` only while a reload has it.
+    instance: Option<sb_core::lifecycle::Instance>,
     /// Selectors by tag.
     pub selectors: std::collections::HashMap<
         String,
@@ -152,6 +153,8 @@ pub struct Instance {
     pub tracker: std::sync::Arc<sb_core::tracker::Tracker>,
     /// The dispatcher (outbounds by tag, routing decisions).
     pub dispatcher: std::sync::Arc<sb_core::dispatch::Dispatcher>,
+    /// The config text it runs.
+    config: String,
 }
 
 impl Instance {
@@ -179,25 +182,74 @@ impl Instance {
         }
         Instance {
             rt,
-            instance,
+            instance: Some(instance),
             selectors,
             url_tests,
             tracker,
             dispatcher,
+            config: config.to_string(),
         }
     }
 
     /// Where inbound `i` listens.
     pub fn addr(&self, i: usize) -> std::net::SocketAddr {
-        self.instance.inbounds()[i]
-            .local_addr()
+        self.instance
+            .as_ref()
+            .and_then(|inst| inst.inbounds().get(i).and_then(|ib| ib.local_addr()))
             .unwrap_or_else(|| panic!("inbound {i} has no address"))
+    }
+
+    /// Reloads `config` (JSON text) as `sb run` does on SIGHUP. On failure, the previous
+    /// config is reloaded into what still runs (as `sb run` does) and the error returned.
+    pub fn reload(&mut self, config: &str) -> Result<(), String> {
+        let previous = self.config.clone();
+        match self.reload_into(config) {
+            Ok(()) => {
+                self.config = config.to_string();
+                Ok(())
+            }
+            Err(e) => {
+                self.reload_into(&previous)
+                    .unwrap_or_else(|back| panic!("the previous config did not come back: {back}"));
+                Err(e)
+            }
+        }
+    }
+
+    fn reload_into(&mut self, config: &str) -> Result<(), String> {
+        let loaded = sb_config::load_text("test.json", config).map_err(|e| e.to_string())?;
+        let built = sb_adapters::registry::build(&loaded.config).map_err(|e| e.to_string())?;
+        let old = self
+            .instance
+            .take()
+            .unwrap_or_else(|| panic!("no instance to reload"));
+        match self.rt.block_on(old.reload(built.parts())) {
+            Ok(mut next) => {
+                if let Some(c) = built.cache_file {
+                    let _guard = self.rt.enter();
+                    next.attach(c);
+                }
+                self.instance = Some(next);
+                self.selectors = built.selectors;
+                self.url_tests = built.url_tests;
+                self.tracker = built.dispatcher.tracker().clone();
+                self.dispatcher = built.dispatcher.clone();
+                Ok(())
+            }
+            Err(failed) => {
+                let failed = *failed;
+                self.instance = Some(failed.remains);
+                Err(failed.error.to_string())
+            }
+        }
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        self.rt.block_on(self.instance.close());
+        if let Some(instance) = &self.instance {
+            self.rt.block_on(instance.close());
+        }
     }
 }
 

@@ -243,11 +243,15 @@ impl Proxy {
     }
 }
 
+/// A reload request to an in-process instance: the config and where to answer.
+type Reload = (String, mpsc::Sender<Result<(), String>>);
+
 /// A started proxy. Dropping it stops it: in process, a graceful close; a process is
 /// killed (SIGKILL) and waited for, unless [`Running::terminate`] ended it already.
 pub struct Running {
     tracker: Option<Arc<sb_core::tracker::Tracker>>,
-    stop: Option<mpsc::Sender<()>>,
+    /// In process: reload requests (config, answer); closing it stops the instance.
+    stop: Option<mpsc::Sender<Reload>>,
     thread: Option<std::thread::JoinHandle<()>>,
     child: Option<Child>,
     dir: Option<PathBuf>,
@@ -256,11 +260,14 @@ pub struct Running {
 impl Running {
     fn in_process(ns: &Netns, config: String) -> Running {
         let (ready_tx, ready_rx) = mpsc::channel();
-        let (stop, stopped) = mpsc::channel::<()>();
+        let (stop, requests) = mpsc::channel::<Reload>();
         let thread = ns.spawn(move || {
             let instance = crate::Instance::start(&config);
             let _ = ready_tx.send(instance.tracker.clone());
-            let _ = stopped.recv();
+            let mut instance = instance;
+            while let Ok((config, answer)) = requests.recv() {
+                let _ = answer.send(instance.reload(&config));
+            }
             drop(instance);
         });
         let tracker = ready_rx
@@ -349,6 +356,20 @@ impl Running {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Reloads `config` as SIGHUP does (in process only); the error of a failed reload,
+    /// after which the previous config runs again.
+    pub fn reload(&self, config: &str) -> Result<(), String> {
+        let Some(stop) = &self.stop else {
+            panic!("reload runs in process only")
+        };
+        let (answer, answered) = mpsc::channel();
+        stop.send((config.to_string(), answer))
+            .unwrap_or_else(|e| panic!("sb's thread is gone: {e}"));
+        answered
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("no answer to the reload: {e}"))
     }
 
     /// sb's tracker (in process only).

@@ -443,3 +443,37 @@ fn remote_rule_set_through_a_socks_proxy() {
     assert!(reaches(sb.addr(0), "localhost", o));
     assert!(!reaches(sb.addr(0), "127.0.0.1", o));
 }
+
+/// Hardening finding 1: a reload keeps a remote set whose tag, URL and format did not change
+/// (its rules, without a second download); a set whose URL changed is downloaded again.
+#[test]
+fn a_reload_keeps_an_unchanged_remote_rule_set() {
+    let o = hello_origin().port();
+    let server = rule_set_server(BY_IP);
+    let config = |path: &str, extra: &str| {
+        format!(
+            r#"{{"log": {{"disabled": true}},
+                "inbounds": [{{"type": "mixed", "tag": "m", "listen_port": 0}}],
+                "outbounds": [{{"type": "direct", "tag": "direct"}}, {{"type": "block", "tag": "block"}} {extra}],
+                "route": {{"rule_set": [{{"type": "remote", "tag": "rs", "format": "source",
+                                          "url": "http://{}/{path}", "download_detour": "direct"}}],
+                           "rules": [{{"rule_set": "rs", "outbound": "direct"}}],
+                           "final": "block"}}}}"#,
+            server.addr
+        )
+    };
+    let mut sb = Instance::start(&config("rs", ""));
+    assert!(reaches(sb.addr(0), "127.0.0.1", o));
+    assert_eq!(server.peers.lock().unwrap().len(), 1);
+
+    // Something else changed: the set is kept, with its rules.
+    sb.reload(&config("rs", r#", {"type": "direct", "tag": "other"}"#))
+        .unwrap();
+    assert!(reaches(sb.addr(0), "127.0.0.1", o));
+    assert_eq!(server.peers.lock().unwrap().len(), 1, "downloaded again");
+
+    // Its URL changed: downloaded again.
+    sb.reload(&config("rs2", "")).unwrap();
+    assert_eq!(server.peers.lock().unwrap().len(), 2);
+    assert!(reaches(sb.addr(0), "127.0.0.1", o));
+}

@@ -473,3 +473,41 @@ fn go_sing_box_installs_the_same_rules_and_routes() {
     assert_eq!(sb_state.1, go_state.1, "ip -6 rule");
     assert_eq!(sb_state.2, go_state.2, "table 2022");
 }
+
+/// Hardening finding 1: a reload that leaves the TUN's settings as they were keeps the
+/// device, its rules and its routes in place (nothing is removed and installed again, so
+/// no packet leaves outside the tunnel meanwhile), and the next flows follow the new rules.
+#[test]
+fn a_reload_keeps_an_unchanged_tun_with_its_rules_and_routes() {
+    let Some(net) = net() else { return };
+    let sb = start_sb(&net.client, config(""));
+    let index = || {
+        out(
+            &net.client,
+            &["cat", &format!("/sys/class/net/{TUN}/ifindex")],
+        )
+    };
+    let (before_index, before_state) = (index(), state(&net.client));
+    assert_eq!(curl(&net.client, "http://198.18.7.1:8080/a").0, 0);
+
+    // The new config blocks 198.18.7.1; the TUN's own settings are unchanged.
+    let blocking = config("").replace(
+        r#""198.18.7.3/32", "198.18.7.4/32""#,
+        r#""198.18.7.1/32", "198.18.7.3/32", "198.18.7.4/32""#,
+    );
+    assert_ne!(blocking, config(""));
+    sb.reload(&blocking).unwrap();
+    assert_eq!(index(), before_index, "the TUN device was made again");
+    assert_eq!(state(&net.client), before_state);
+    assert_ne!(curl(&net.client, "http://198.18.7.1:8080/b").0, 0);
+
+    // A changed TUN setting rebuilds it, with the same layout.
+    sb.reload(&config(r#", "mtu": 1500"#)).unwrap();
+    assert_eq!(state(&net.client), before_state);
+    assert_eq!(curl(&net.client, "http://198.18.7.1:8080/c").0, 0);
+    drop(sb);
+    assert_eq!(
+        state(&net.client),
+        (BASE_RULES4.into(), BASE_RULES6.into(), "---\n".into())
+    );
+}

@@ -118,6 +118,11 @@ impl RuleSetMatcher {
         self.rules.store(Arc::new(rules));
     }
 
+    /// Takes `other`'s current rules (shared, not copied): a reload keeping a set.
+    pub fn share_rules(&self, other: &RuleSetMatcher) {
+        self.rules.store(other.rules.load_full());
+    }
+
     /// The tag.
     pub fn tag(&self) -> &str {
         &self.tag

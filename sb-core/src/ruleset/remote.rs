@@ -5,8 +5,9 @@
 use crate::http_client::HttpClient;
 use crate::router::rule::RuleSetMatcher;
 use sb_config::model::rule_set::RuleSetFormat;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::time::Instant;
 use tracing::{debug, error, info};
 
 /// A remote set's download settings.
@@ -60,21 +61,44 @@ impl RemoteSet {
     }
 }
 
-/// Refreshes `matcher` every `set.interval`, keeping the old rules on failure.
+/// What a remote set's last download left: its `ETag` and when it was made. A reload that
+/// keeps the set takes both (and the rules) instead of downloading again.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    state: Mutex<Option<(Option<String>, Instant)>>,
+}
+
+impl Fetched {
+    /// The `ETag` and the time of the last download, if there was one.
+    pub fn get(&self) -> Option<(Option<String>, Instant)> {
+        self.state.lock().ok().and_then(|s| s.clone())
+    }
+
+    /// Records a download (or a `304`) made now.
+    pub fn set(&self, etag: Option<String>, at: Instant) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = Some((etag, at));
+        }
+    }
+}
+
+/// Refreshes `matcher` every `set.interval` after `last` (the time of the download it has),
+/// keeping the old rules on failure.
 pub async fn update_loop(
     set: RemoteSet,
     client: HttpClient,
     matcher: Arc<RuleSetMatcher>,
-    mut etag: Option<String>,
+    fetched: Arc<Fetched>,
+    last: Instant,
 ) {
-    let mut tick = tokio::time::interval(set.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
+    let mut next = last + set.interval;
     loop {
-        tick.tick().await;
-        match set.fetch(&client, &matcher, etag.clone()).await {
-            Ok(e) => etag = e,
+        tokio::time::sleep_until(next).await;
+        let etag = fetched.get().and_then(|(e, _)| e);
+        match set.fetch(&client, &matcher, etag).await {
+            Ok(e) => fetched.set(e, Instant::now()),
             Err(e) => error!(target: "router", "fetch rule-set {}: {e}", matcher.tag()),
         }
+        next = Instant::now() + set.interval;
     }
 }
