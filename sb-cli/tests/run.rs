@@ -420,3 +420,75 @@ fn connections_past_the_open_file_budget_wait_for_one_to_end() {
     extra.read_exact(&mut rest).unwrap();
     assert_eq!(&rest, b"ping");
 }
+
+/// A UDP echo server on loopback at `port`, if it is free.
+fn udp_echo_server_at(port: u16) -> std::io::Result<std::net::SocketAddr> {
+    let s = std::net::UdpSocket::bind(("127.0.0.1", port))?;
+    let addr = s.local_addr()?;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(&buf[..n], from);
+        }
+    });
+    Ok(addr)
+}
+
+/// Hardening finding 1, the review's untested case: SIGHUP with live TCP and UDP flows
+/// through a UDP-and-TCP inbound whose config changed, on the same port. The changed
+/// inbound is closed (its sockets released) and bound again; the TCP flow from before
+/// goes on, and the UDP client is served by the new socket.
+#[test]
+fn sighup_rebinds_a_changed_inbound_with_live_tcp_and_udp_flows() {
+    let dir = scratch("run-hup-flows");
+    // TCP and UDP echo on one port number, so one override_port serves both.
+    let (tcp_echo, udp_echo) = (0..50)
+        .find_map(|_| {
+            let tcp = echo_server();
+            udp_echo_server_at(tcp.port()).ok().map(|udp| (tcp, udp))
+        })
+        .expect("no port free for both TCP and UDP in 50 tries");
+    assert_eq!(tcp_echo.port(), udp_echo.port());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = |timeout: &str| {
+        format!(
+            r#"{{"log": {{"level": "info"}},
+                "inbounds": [{{"type": "direct", "tag": "d", "listen": "127.0.0.1", "listen_port": {port},
+                               "udp_timeout": "{timeout}", "override_address": "127.0.0.1", "override_port": {}}}],
+                "outbounds": [{{"type": "direct", "tag": "out"}}]}}"#,
+            tcp_echo.port()
+        )
+    };
+    std::fs::write(dir.join("config.json"), config("1m")).unwrap();
+    let mut sb = Running::start(&dir, &["run", "--disable-color"]);
+    sb.wait_for("sb started");
+    let wait = std::time::Duration::from_secs(10);
+    let at: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut tcp = std::net::TcpStream::connect(at).unwrap();
+    assert!(echoes(&mut tcp, wait));
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(wait)).unwrap();
+    let udp_echoes = || {
+        udp.send_to(b"ping", at).unwrap();
+        let mut b = [0u8; 16];
+        matches!(udp.recv_from(&mut b), Ok((4, _))) && &b[..4] == b"ping"
+    };
+    assert!(udp_echoes());
+
+    std::fs::write(dir.join("config.json"), config("2m")).unwrap();
+    sb.signal("-HUP");
+    let line = sb.wait_for("reload");
+    assert!(line.contains("sb reloaded"), "{line}");
+    assert!(
+        echoes(&mut tcp, wait),
+        "the TCP flow from before the reload"
+    );
+    assert!(udp_echoes(), "the UDP client after the reload");
+    assert!(echoes(&mut std::net::TcpStream::connect(at).unwrap(), wait));
+    sb.signal("-TERM");
+    assert_eq!(sb.child.wait().unwrap().code(), Some(0));
+}
