@@ -8,6 +8,7 @@ pub mod dns;
 pub mod netns;
 pub mod sshd;
 pub mod tun_lab;
+pub mod wireguard;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -209,8 +210,9 @@ impl Instance {
                 Ok(())
             }
             Err(e) => {
-                self.reload_into(&previous)
-                    .unwrap_or_else(|back| panic!("the previous config did not come back: {back}"));
+                self.reload_into(&previous).unwrap_or_else(|back| {
+                    panic!("the previous config did not come back: {back} (the reload failed with: {e})")
+                });
                 Err(e)
             }
         }

@@ -91,6 +91,28 @@ pub fn serve<D: PacketDevice>(
     )
 }
 
+/// How long a device name may stay busy after the previous device of that name closed.
+const BUSY_FOR_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the device. A reload that changed the TUN's settings closes the old device just
+/// before: the kernel lets the name go only once every reference to the old device's file
+/// is gone, and a child process that another thread is starting holds one until it execs.
+/// So "busy" is retried for a moment (bounded) before it is an error.
+async fn open_device(s: &settings::Settings) -> io::Result<TunDevice> {
+    let deadline = tokio::time::Instant::now() + BUSY_FOR_AT_MOST;
+    loop {
+        match TunDevice::open(s) {
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::EBUSY)
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Inbound for TunIn {
     fn tag(&self) -> &str {
         &self.tag
@@ -102,7 +124,8 @@ impl Inbound for TunIn {
         Box::pin(async move {
             let label: Arc<str> = format!("inbound/tun[{}]", self.tag).into();
             let s = &self.settings;
-            let device = TunDevice::open(s)
+            let device = open_device(s)
+                .await
                 .map_err(|e| io::Error::new(e.kind(), format!("configure tun interface: {e}")))?;
             // Until sb has a kernel ("system") stack, every stack value runs the userspace
             // one; say so, so nobody believes otherwise.
