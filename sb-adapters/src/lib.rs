@@ -8,6 +8,7 @@
 //! [`registry::build`] with an error naming the adapter, never run as a stub.
 
 pub mod cache_file;
+pub mod endpoint;
 pub mod inbound;
 pub mod netlink;
 pub mod outbound;

@@ -251,7 +251,6 @@ fn check_reports_every_adapter_it_cannot_run() {
         text(&out.stderr),
         concat!(
             "FATAL[0000] initialize: outbounds[0] (tag \"t\"): type \"tor\" is not implemented by sb\n",
-            "ERROR[0000] also: initialize: endpoints[0] (tag \"wg\"): type \"wireguard\" is not implemented by sb\n",
             "ERROR[0000] also: initialize: circular outbound dependency: s -> wg -> s\n",
         )
     );

@@ -100,6 +100,15 @@ pub enum Dialer {
 }
 
 impl Dialer {
+    /// The `domain_resolver` names are resolved with (`None`: the system's; a detour's
+    /// dialer resolves nothing itself).
+    pub fn resolver(&self) -> Option<&crate::resolve::DomainResolver> {
+        match self {
+            Dialer::Direct(opts) => opts.domain_resolver.as_ref(),
+            Dialer::Detour(_) => None,
+        }
+    }
+
     /// How long a proxy protocol's handshake over a connection from this dialer may take
     /// (a SOCKS reply, an HTTP CONNECT answer): the dial fields' `connect_timeout`, Go's 5 s
     /// default otherwise (and through a detour, whose own dial has its own bound).

@@ -181,6 +181,12 @@ pub struct DirectUdp {
 impl DirectUdp {
     /// Binds a dual-stack socket with the dial options (mark, interface).
     pub fn bind(opts: &DialOptions) -> io::Result<DirectUdp> {
+        Self::bind_port(opts, 0)
+    }
+
+    /// Like [`DirectUdp::bind`], on `port` (0: any), for a listener that peers reach (the
+    /// WireGuard endpoint's `listen_port`).
+    pub fn bind_port(opts: &DialOptions, port: u16) -> io::Result<DirectUdp> {
         let std_sock = socket2::Socket::new(
             socket2::Domain::IPV6,
             socket2::Type::DGRAM,
@@ -195,7 +201,7 @@ impl DirectUdp {
         if let Some(dev) = &opts.bind_interface {
             sock.bind_device(Some(dev.as_bytes()))?;
         }
-        std_sock.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)).into())?;
+        std_sock.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
         let socket = UdpSocket::from_std(std_sock.into())?;
         Ok(DirectUdp {
             socket,

@@ -28,6 +28,10 @@ pub enum AdapterError {
     #[cfg(feature = "tun")]
     #[error(transparent)]
     Tun(#[from] crate::inbound::tun::settings::TunError),
+    /// The `wireguard` endpoint refuses its options.
+    #[cfg(feature = "wireguard")]
+    #[error(transparent)]
+    WireGuard(#[from] crate::endpoint::wireguard::SettingsError),
 }
 
 impl From<crate::outbound::ssh::SshError> for AdapterError {

@@ -1,0 +1,351 @@
+//! The tunnel's one driver task: it owns every peer's boringtun `Tunn`, the outer UDP socket
+//! and the queues to and from the userspace stack, so no lock is taken per packet.
+//!
+//! - A datagram from the network is matched to its peer (a handshake initiation by the
+//!   sender's static key, anything else by the receiver index boringtun gave the peer),
+//!   decrypted, and its inner packet handed to the stack if its source is inside the peer's
+//!   `allowed_ips` (WireGuard's cryptokey routing; others are dropped). The sender's address
+//!   becomes the peer's endpoint (roaming), so a server-side peer without an `address`
+//!   works once it has sent a handshake.
+//! - A packet from the stack goes to the peer whose `allowed_ips` has the longest prefix
+//!   containing its destination, is encrypted and sent to that peer's endpoint.
+//! - Every `TICK`, each peer's timers run (handshake retries, rekeys, keepalives).
+//!
+//! `reserved` (Cloudflare WARP): bytes 1-3 of every message are set to the peer's value
+//! after boringtun wrote it and cleared before boringtun reads one (it rejects non-zero
+//! ones); a WireGuard message has zeros there, so clearing is always safe.
+
+use super::routes::Routes;
+use super::settings::{short_key, PeerSettings};
+use boringtun::noise::errors::WireGuardError;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use sb_core::adapter::BoxPacketConn;
+use sb_core::flow::Destination;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::{debug, info, trace, warn};
+
+/// How often peers' timers run (boringtun asks for 100-250 ms).
+const TICK: Duration = Duration::from_millis(250);
+/// Room for the largest datagram plus WireGuard's overhead.
+const BUF: usize = 65_535 + 32;
+
+/// What the endpoint tells a running driver.
+pub enum Command {
+    /// A peer's endpoint was resolved (a domain, after DNS came up).
+    SetEndpoint(usize, SocketAddr),
+}
+
+struct Peer {
+    tunn: Tunn,
+    settings: PeerSettings,
+    /// Where its messages go: configured, resolved, or learnt from its last message.
+    endpoint: Option<SocketAddr>,
+    /// Whether "no known endpoint" was said already.
+    warned: bool,
+    /// Time since the last handshake when last looked at, to log new ones.
+    last_handshake: Option<Duration>,
+    /// Whether a handshake that went unanswered was said already.
+    retrying: bool,
+}
+
+/// The driver's state.
+pub struct Driver {
+    label: Arc<str>,
+    outer: BoxPacketConn,
+    private: StaticSecret,
+    public: PublicKey,
+    peers: Vec<Peer>,
+    routes: Arc<Routes>,
+    to_stack: mpsc::Sender<Vec<u8>>,
+}
+
+/// What woke the driver.
+enum Event {
+    Network(std::io::Result<(usize, Destination)>),
+    Stack(Option<Vec<u8>>),
+    Command(Option<Command>),
+    Tick,
+}
+
+impl Driver {
+    /// A driver for `peers`, sending through `outer` and handing decrypted packets to
+    /// `to_stack`. Peers' endpoints given as addresses are known from the start.
+    pub fn new(
+        label: Arc<str>,
+        outer: BoxPacketConn,
+        private: StaticSecret,
+        peers: &[PeerSettings],
+        routes: Arc<Routes>,
+        to_stack: mpsc::Sender<Vec<u8>>,
+    ) -> Driver {
+        let public = PublicKey::from(&private);
+        let peers = peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Peer {
+                tunn: Tunn::new(
+                    private.clone(),
+                    p.public,
+                    p.psk,
+                    p.keepalive,
+                    u32::try_from(i).unwrap_or(u32::MAX),
+                    None,
+                ),
+                endpoint: p.endpoint.as_ref().and_then(|(host, port)| {
+                    host.parse::<IpAddr>()
+                        .ok()
+                        .map(|ip| SocketAddr::new(ip, *port))
+                }),
+                settings: p.clone(),
+                warned: false,
+                last_handshake: None,
+                retrying: false,
+            })
+            .collect();
+        Driver {
+            label,
+            outer,
+            private,
+            public,
+            peers,
+            routes,
+            to_stack,
+        }
+    }
+
+    /// Runs until the stack's queue or the command channel closes (the endpoint closed).
+    pub async fn run(
+        mut self,
+        mut from_stack: mpsc::Receiver<Vec<u8>>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let outer = self.outer.clone();
+        let mut rx = vec![0u8; BUF];
+        let mut out = vec![0u8; BUF];
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let event = tokio::select! {
+                r = outer.recv_from(&mut rx) => Event::Network(r),
+                p = from_stack.recv() => Event::Stack(p),
+                c = commands.recv() => Event::Command(c),
+                _ = tick.tick() => Event::Tick,
+            };
+            match event {
+                Event::Network(Ok((n, from))) => {
+                    if let (Some(src), Some(data)) = (from.socket_addr(), rx.get_mut(..n)) {
+                        self.on_datagram(data, src, &mut out).await;
+                    }
+                }
+                Event::Network(Err(e)) => {
+                    // A refused send surfaces here on some sockets (ICMP unreachable):
+                    // that one datagram is lost, the socket goes on.
+                    debug!(target: "endpoint", tag = %self.label, "receive: {e}");
+                }
+                Event::Stack(Some(pkt)) => self.on_packet(&pkt, &mut out).await,
+                Event::Command(Some(Command::SetEndpoint(i, addr))) => {
+                    if let Some(p) = self.peers.get_mut(i) {
+                        p.endpoint = Some(addr);
+                    }
+                }
+                Event::Stack(None) | Event::Command(None) => return,
+                Event::Tick => self.timers(&mut out).await,
+            }
+        }
+    }
+
+    /// Which peer a message from the network is for.
+    fn peer_of(&self, data: &[u8]) -> Option<usize> {
+        let index = match Tunn::parse_incoming_packet(data).ok()? {
+            Packet::HandshakeInit(init) => {
+                let half = parse_handshake_anon(&self.private, &self.public, &init).ok()?;
+                return self
+                    .peers
+                    .iter()
+                    .position(|p| p.settings.public.as_bytes() == &half.peer_static_public);
+            }
+            Packet::HandshakeResponse(r) => r.receiver_idx,
+            Packet::PacketCookieReply(c) => c.receiver_idx,
+            Packet::PacketData(d) => d.receiver_idx,
+        };
+        // boringtun gives peer i the indices i << 8 ..= (i << 8) + 255.
+        usize::try_from(index >> 8).ok()
+    }
+
+    async fn on_datagram(&mut self, data: &mut [u8], src: SocketAddr, out: &mut [u8]) {
+        if let Some(reserved) = data.get_mut(1..4) {
+            reserved.fill(0);
+        }
+        let Some(i) = self.peer_of(data) else {
+            trace!(target: "endpoint", tag = %self.label, "a datagram from {src} is for no peer");
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(i) else {
+            return;
+        };
+        let delivered = match peer.tunn.decapsulate(Some(src.ip()), data, out) {
+            TunnResult::Done => true,
+            TunnResult::Err(e) => {
+                debug!(target: "endpoint", tag = %self.label, "peer({}): from {src}: {e:?}", short_key(&peer.settings.public));
+                false
+            }
+            TunnResult::WriteToNetwork(msg) => {
+                send(&self.outer, msg, src, peer.settings.reserved).await;
+                // Handshake answers, then what waited for the session.
+                for _ in 0..boringtun_queue_bound() {
+                    match peer.tunn.decapsulate(None, &[], out) {
+                        TunnResult::WriteToNetwork(msg) => {
+                            send(&self.outer, msg, src, peer.settings.reserved).await
+                        }
+                        _ => break,
+                    }
+                }
+                true
+            }
+            TunnResult::WriteToTunnelV4(pkt, from) => {
+                deliver(
+                    &self.label,
+                    &self.to_stack,
+                    &self.routes,
+                    i,
+                    pkt,
+                    from.into(),
+                    &peer.settings,
+                );
+                true
+            }
+            TunnResult::WriteToTunnelV6(pkt, from) => {
+                deliver(
+                    &self.label,
+                    &self.to_stack,
+                    &self.routes,
+                    i,
+                    pkt,
+                    from.into(),
+                    &peer.settings,
+                );
+                true
+            }
+        };
+        if delivered {
+            if peer.endpoint != Some(src) {
+                debug!(target: "endpoint", tag = %self.label, "peer({}): endpoint is now {src}", short_key(&peer.settings.public));
+            }
+            peer.endpoint = Some(src);
+            peer.warned = false;
+            log_handshake(&self.label, peer);
+        }
+    }
+
+    async fn on_packet(&mut self, pkt: &[u8], out: &mut [u8]) {
+        let Some(dst) = Tunn::dst_address(pkt) else {
+            return;
+        };
+        let Some(peer) = self
+            .routes
+            .peer_for(dst)
+            .and_then(|i| self.peers.get_mut(i))
+        else {
+            trace!(target: "endpoint", tag = %self.label, "no peer has {dst} in its allowed_ips");
+            return;
+        };
+        match peer.tunn.encapsulate(pkt, out) {
+            TunnResult::WriteToNetwork(msg) => match peer.endpoint {
+                Some(to) => send(&self.outer, msg, to, peer.settings.reserved).await,
+                None => no_endpoint(&self.label, peer),
+            },
+            TunnResult::Err(e) => {
+                debug!(target: "endpoint", tag = %self.label, "peer({}): encapsulate: {e:?}", short_key(&peer.settings.public));
+            }
+            _ => {}
+        }
+    }
+
+    async fn timers(&mut self, out: &mut [u8]) {
+        for peer in &mut self.peers {
+            match peer.tunn.update_timers(out) {
+                TunnResult::WriteToNetwork(msg) => {
+                    // A handshake initiation from the timers is a retry: the last one had no
+                    // answer within 5 s.
+                    let retry = msg.first() == Some(&1);
+                    if retry && peer.last_handshake.is_none() && !peer.retrying {
+                        peer.retrying = true;
+                        warn!(target: "endpoint", tag = %self.label, "peer({}): handshake did not complete (no answer: a wrong key, or the peer is down); retrying", short_key(&peer.settings.public));
+                    }
+                    if let Some(to) = peer.endpoint {
+                        send(&self.outer, msg, to, peer.settings.reserved).await;
+                    }
+                }
+                TunnResult::Err(WireGuardError::ConnectionExpired)
+                    if peer.last_handshake.take().is_some() =>
+                {
+                    debug!(target: "endpoint", tag = %self.label, "peer({}): session expired", short_key(&peer.settings.public));
+                }
+                TunnResult::Err(WireGuardError::ConnectionExpired) => {}
+                TunnResult::Err(e) => {
+                    debug!(target: "endpoint", tag = %self.label, "peer({}): timers: {e:?}", short_key(&peer.settings.public));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Packets boringtun keeps for a peer without a session (its own bound).
+fn boringtun_queue_bound() -> usize {
+    256 + 8
+}
+
+/// Hands a decrypted packet to the stack if its source is the peer's to send from.
+fn deliver(
+    label: &str,
+    to_stack: &mpsc::Sender<Vec<u8>>,
+    routes: &Routes,
+    peer: usize,
+    pkt: &[u8],
+    from: IpAddr,
+    settings: &PeerSettings,
+) {
+    if routes.peer_for(from) != Some(peer) {
+        debug!(target: "endpoint", tag = %label, "peer({}): packet from {from}, not in its allowed_ips: dropped", short_key(&settings.public));
+        return;
+    }
+    // A full queue drops the packet, as a congested link would.
+    let _ = to_stack.try_send(pkt.to_vec());
+}
+
+fn log_handshake(label: &str, peer: &mut Peer) {
+    let now = peer.tunn.time_since_last_handshake();
+    let new = match (now, peer.last_handshake) {
+        (Some(n), Some(before)) => n < before,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if new {
+        peer.retrying = false;
+        info!(target: "endpoint", tag = %label, "peer({}): handshake completed", short_key(&peer.settings.public));
+    }
+    peer.last_handshake = now;
+}
+
+fn no_endpoint(label: &str, peer: &mut Peer) {
+    if !peer.warned {
+        peer.warned = true;
+        warn!(target: "endpoint", tag = %label, "peer({}): no known endpoint for peer: waiting for it to contact this one", short_key(&peer.settings.public));
+    }
+}
+
+/// Sends one message to `to`, with the peer's `reserved` bytes.
+async fn send(outer: &BoxPacketConn, msg: &mut [u8], to: SocketAddr, reserved: Option<[u8; 3]>) {
+    if let (Some(r), Some(bytes)) = (reserved, msg.get_mut(1..4)) {
+        bytes.copy_from_slice(&r);
+    }
+    if let Err(e) = outer.send_to(msg, &Destination::from_socket(to)).await {
+        debug!(target: "endpoint", "send to {to}: {e}");
+    }
+}
