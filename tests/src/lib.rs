@@ -271,23 +271,42 @@ impl GoSingBox {
     /// `info`) and waits, at most 20 s, until `inbounds` inbounds have logged their address.
     /// `None` when the Go binary is not installed (outside CI).
     pub fn start(config: &str, inbounds: usize) -> Option<GoSingBox> {
-        GoSingBox::launch(config, inbounds, false)
+        GoSingBox::launch(None, config, inbounds, false)
+    }
+
+    /// As [`GoSingBox::start`], inside network namespace `ns` (`ip netns exec` execs Go, so
+    /// the process killed on drop is Go itself).
+    pub fn start_in(ns: &netns::Netns, config: &str, inbounds: usize) -> Option<GoSingBox> {
+        GoSingBox::launch(Some(ns.name()), config, inbounds, false)
     }
 
     /// As [`GoSingBox::start`], and also waits until the Clash API (the config's
     /// `experimental.clash_api.external_controller`, port 0 allowed) has logged its address.
     pub fn start_with_clash_api(config: &str, inbounds: usize) -> Option<GoSingBox> {
-        GoSingBox::launch(config, inbounds, true)
+        GoSingBox::launch(None, config, inbounds, true)
     }
 
-    fn launch(config: &str, inbounds: usize, clash_api: bool) -> Option<GoSingBox> {
+    fn launch(
+        ns: Option<&str>,
+        config: &str,
+        inbounds: usize,
+        clash_api: bool,
+    ) -> Option<GoSingBox> {
         use std::io::BufRead;
         let bin = go_sing_box()?;
         let dir =
             std::env::temp_dir().join(format!("sb-go-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.join("config.json"), config).unwrap_or_else(|e| panic!("{e}"));
-        let mut child = Command::new(bin)
+        let mut command = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let mut child = command
             .current_dir(&dir)
             .args(["run", "-c", "config.json", "--disable-color"])
             .stderr(std::process::Stdio::piped())
@@ -348,6 +367,11 @@ impl GoSingBox {
         self.log
             .lock()
             .is_ok_and(|l| l.iter().any(|line| line.contains(needle)))
+    }
+
+    /// Everything it has logged so far (for a failing test's message).
+    pub fn log_text(&self) -> String {
+        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 }
 

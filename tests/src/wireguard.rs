@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A key pair in WireGuard's base64.
+#[derive(Clone)]
 pub struct Keys {
     /// The private key.
     pub private: String,
@@ -94,7 +95,11 @@ impl WgGo {
     /// Starts wireguard-go in `ns` with interface address `address` (e.g. `10.77.0.2/24`) and
     /// `peer`; returns once the interface is up.
     pub fn start(ns: &Netns, address: &str, peer: &PeerConfig<'_>) -> WgGo {
-        let keys = Keys::generate();
+        WgGo::start_with(ns, Keys::generate(), address, peer)
+    }
+
+    /// As [`WgGo::start`], with these keys (a peer coming back after a restart).
+    pub fn start_with(ns: &Netns, keys: Keys, address: &str, peer: &PeerConfig<'_>) -> WgGo {
         let iface = netns::unique("wg");
         let dir = std::env::temp_dir().join(format!("sb-wg-{iface}"));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
@@ -174,6 +179,33 @@ impl WgGo {
             .output()
             .unwrap_or_else(|e| panic!("wg show: {e}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits (at most 20 s) until a handshake with the peer has completed.
+    pub fn wait_handshake(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let latest = self.show("latest-handshakes");
+            if latest.split_whitespace().nth(1).is_some_and(|t| t != "0") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no handshake within 20 s: {}\n{}",
+                self.show("dump"),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Bytes received from the peer so far.
+    pub fn received(&self) -> u64 {
+        self.show("transfer")
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// What wireguard-go logged.

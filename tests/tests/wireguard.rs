@@ -23,7 +23,17 @@ fn lab() -> Option<Netns> {
         sb_tests::skip(&format!("CI must run the WireGuard tests: {why}"));
         return None;
     }
-    Some(Netns::new("wgt"))
+    let ns = Netns::new("wgt");
+    // A default route into a veth pair whose both ends stay in the namespace (nothing
+    // answers there): Go sing-box's network monitor takes a namespace without a default
+    // interface for "offline" and brings its WireGuard device down ("network: missing
+    // default interface"). (This kernel has no dummy interfaces.)
+    ns.ip("link add sbva type veth peer name sbvb");
+    ns.ip("addr add 10.99.0.1/24 dev sbva");
+    ns.ip("link set sbva up");
+    ns.ip("link set sbvb up");
+    ns.ip("route add default via 10.99.0.2 dev sbva");
+    Some(ns)
 }
 
 /// A port nothing in `ns` uses now (the namespace is the test's own).
@@ -211,5 +221,152 @@ fn a_wireguard_go_peer_dials_into_the_endpoint() {
         ok && body == "hello from origin /in",
         "{body}\n{}",
         wg.log()
+    );
+}
+
+/// Go sing-box's own `wireguard` endpoint (wireguard-go inside) as the peer, both ways: sb
+/// dials through the tunnel to Go, whose endpoint hands the flow to its router (its own
+/// address becomes loopback), and Go dials through the tunnel to sb, whose endpoint does
+/// the same.
+#[test]
+fn sb_and_go_sing_box_endpoints_interoperate_both_ways() {
+    let Some(ns) = lab() else { return };
+    let (sb_keys, go_keys) = (Keys::generate(), Keys::generate());
+    let (sb_port, go_port) = (free_port(&ns, true), free_port(&ns, true));
+    let local = http_server(&ns, "127.0.0.1");
+    let endpoint = |me: &str,
+                    keys: &Keys,
+                    port: u16,
+                    peer: &Keys,
+                    peer_ip: &str,
+                    peer_port: u16| {
+        format!(
+            r#"{{"type": "wireguard", "tag": "wg", "address": ["{me}/32"], "listen_port": {port},
+                 "private_key": "{}",
+                 "peers": [{{"address": "127.0.0.1", "port": {peer_port}, "public_key": "{}",
+                             "allowed_ips": ["{peer_ip}/32"]}}]}}"#,
+            keys.private, peer.public
+        )
+    };
+    let config = |endpoint: String| {
+        format!(
+            r#"{{"log": {{"level": "debug"}},
+                "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": 0}}],
+                "endpoints": [{endpoint}],
+                "outbounds": [{{"type": "direct", "tag": "direct"}}],
+                "route": {{"rules": [{{"ip_cidr": ["10.77.0.0/24"], "outbound": "wg"}}], "final": "direct"}}}}"#
+        )
+    };
+    let go_config = config(endpoint(
+        "10.77.0.2",
+        &go_keys,
+        go_port,
+        &sb_keys,
+        "10.77.0.1",
+        sb_port,
+    ));
+    let Some(go) = sb_tests::GoSingBox::start_in(&ns, &go_config, 1) else {
+        return;
+    };
+    let sb_mixed = free_port(&ns, false);
+    let sb_config = config(endpoint(
+        "10.77.0.1",
+        &sb_keys,
+        sb_port,
+        &go_keys,
+        "10.77.0.2",
+        go_port,
+    ))
+    .replace(
+        r#""listen_port": 0"#,
+        &format!(r#""listen_port": {sb_mixed}"#),
+    );
+    let _sb = start_sb(&ns, &sb_config);
+
+    // sb -> Go: Go's own address, so Go's router sends it to this namespace's loopback.
+    let (ok, body) = curl(
+        &ns,
+        &[
+            "-x",
+            &format!("socks5h://127.0.0.1:{sb_mixed}"),
+            &format!("http://10.77.0.2:{}/from-sb", local.port()),
+        ],
+    );
+    assert!(
+        ok && body == "hello from origin /from-sb",
+        "{body}\n{}",
+        go.log_text()
+    );
+
+    // Go -> sb: sb's own address, so sb's router sends it to loopback.
+    let (ok, body) = curl(
+        &ns,
+        &[
+            "-x",
+            &format!("socks5h://{}", go.listening[0]),
+            &format!("http://10.77.0.1:{}/from-go", local.port()),
+        ],
+    );
+    assert!(ok && body == "hello from origin /from-go", "{body}");
+}
+
+/// A peer that restarts (a new process, a new port, the same keys) is reached again once it
+/// has handshaken anew: sb follows it to its new address (roaming). And sb's
+/// `persistent_keepalive_interval` shows on the wire as messages while nothing else flows.
+#[test]
+fn a_restarted_peer_is_reached_again_and_keepalives_flow() {
+    let Some(ns) = lab() else { return };
+    let sb_keys = Keys::generate();
+    let listen = free_port(&ns, true);
+    let peer = |keepalive| PeerConfig {
+        public: &sb_keys.public,
+        endpoint: Some(SocketAddr::from(([127, 0, 0, 1], listen))),
+        allowed_ips: "10.77.0.1/32",
+        keepalive,
+    };
+    // wireguard-go's own keepalive (it makes it contact sb first) is far apart, so what
+    // arrives each second below is sb's.
+    let mut first = WgGo::start(&ns, "10.77.0.2/24", &peer(Some(25)));
+    let peer_keys = first.keys.clone();
+    let http = http_server(&ns, "10.77.0.2");
+    let mixed = free_port(&ns, false);
+    let config = format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": {mixed}}}],
+            "endpoints": [{{"type": "wireguard", "tag": "wg", "address": ["10.77.0.1/32"], "listen_port": {listen},
+                            "private_key": "{}",
+                            "peers": [{{"public_key": "{}", "allowed_ips": ["10.77.0.2/32"],
+                                        "persistent_keepalive_interval": 1}}]}}],
+            "route": {{"rules": [{{"ip_cidr": ["10.77.0.0/24"], "outbound": "wg"}}]}}}}"#,
+        sb_keys.private, peer_keys.public
+    );
+    let _sb = start_sb(&ns, &config);
+    let proxy = format!("socks5h://127.0.0.1:{mixed}");
+    first.wait_handshake();
+    let (ok, body) = curl(&ns, &["-x", &proxy, &format!("http://{http}/first")]);
+    assert!(ok && body == "hello from origin /first", "{body}");
+
+    // Keepalives: with no flow, sb's messages keep arriving (32-byte keepalives, each
+    // interval), bounded wait.
+    let before = first.received();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while first.received() < before + 64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no keepalives from sb: {} -> {}",
+            before,
+            first.received()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    first.stop();
+    let second = WgGo::start_with(&ns, peer_keys, "10.77.0.2/24", &peer(Some(25)));
+    second.wait_handshake();
+    let (ok, body) = curl(&ns, &["-x", &proxy, &format!("http://{http}/again")]);
+    assert!(
+        ok && body == "hello from origin /again",
+        "{body}\n{}",
+        second.log()
     );
 }
