@@ -28,10 +28,36 @@ pub(super) fn ignored_parts(config: &Config) -> Vec<String> {
         }
     }
     out.extend(routing_loops(config));
+    out.extend(wireguard_fields(config));
     if let Some(r) = &config.route {
         // The process search reads /proc; elsewhere process fields never match.
         if r.options.find_process && !cfg!(target_os = "linux") {
             out.push("route.find_process has no effect on this platform in sb".into());
+        }
+    }
+    out
+}
+
+/// The `wireguard` endpoint's fields that tune Go's wireguard-go and have no counterpart in
+/// sb's driver (one task, no per-flow NAT table of its own).
+fn wireguard_fields(config: &Config) -> Vec<String> {
+    use sb_config::model::endpoint::EndpointKind;
+    let mut out = Vec::new();
+    for (i, ep) in config.endpoints.iter().enumerate() {
+        let EndpointKind::WireGuard(_, wg) = &ep.kind else {
+            continue;
+        };
+        let tag = sb_config::model::config::effective_tag(Some(&ep.tag), i);
+        let set = [
+            ("workers", wg.workers != 0),
+            ("udp_mapping", wg.udp_mapping.is_some()),
+            ("udp_filtering", wg.udp_filtering.is_some()),
+            ("udp_nat_max", wg.udp_nat_max != 0),
+        ];
+        for (field, _) in set.iter().filter(|(_, on)| *on) {
+            out.push(format!(
+                "endpoints[{i}] (tag {tag:?}).{field}: not applied by sb's WireGuard endpoint"
+            ));
         }
     }
     out

@@ -129,3 +129,25 @@ fn auto_route_without_a_way_out_is_warned_about_with_the_fix() {
         );
     }
 }
+
+/// The WireGuard fields that tune Go's wireguard-go are accepted and said to be without
+/// effect, never silently dropped.
+#[cfg(feature = "wireguard")]
+#[test]
+fn wireguard_fields_without_effect_are_warned_about() {
+    let c = config(&format!(
+        r#"{{"endpoints": [{{"type": "wireguard", "tag": "wg", "private_key": "{KEY}", "workers": 2, "udp_nat_max": 10}}]}}"#
+    ));
+    let built = build(&c).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        built
+            .ignored
+            .iter()
+            .filter(|w| w.starts_with("endpoints[0]"))
+            .collect::<Vec<_>>(),
+        [
+            r#"endpoints[0] (tag "wg").workers: not applied by sb's WireGuard endpoint"#,
+            r#"endpoints[0] (tag "wg").udp_nat_max: not applied by sb's WireGuard endpoint"#,
+        ]
+    );
+}
