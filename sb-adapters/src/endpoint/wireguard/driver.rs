@@ -49,8 +49,8 @@ struct Peer {
     warned: bool,
     /// Time since the last handshake when last looked at, to log new ones.
     last_handshake: Option<Duration>,
-    /// Whether a handshake that went unanswered was said already.
-    retrying: bool,
+    /// Handshake initiations sent since the last completed handshake.
+    initiations: u32,
 }
 
 /// The driver's state.
@@ -104,7 +104,7 @@ impl Driver {
                 settings: p.clone(),
                 warned: false,
                 last_handshake: None,
-                retrying: false,
+                initiations: 0,
             })
             .collect();
         Driver {
@@ -256,7 +256,10 @@ impl Driver {
         };
         match peer.tunn.encapsulate(pkt, out) {
             TunnResult::WriteToNetwork(msg) => match peer.endpoint {
-                Some(to) => send(&self.outer, msg, to, peer.settings.reserved).await,
+                Some(to) => {
+                    count_initiation(&self.label, peer, msg);
+                    send(&self.outer, msg, to, peer.settings.reserved).await
+                }
                 None => no_endpoint(&self.label, peer),
             },
             TunnResult::Err(e) => {
@@ -270,14 +273,8 @@ impl Driver {
         for peer in &mut self.peers {
             match peer.tunn.update_timers(out) {
                 TunnResult::WriteToNetwork(msg) => {
-                    // A handshake initiation from the timers is a retry: the last one had no
-                    // answer within 5 s.
-                    let retry = msg.first() == Some(&1);
-                    if retry && peer.last_handshake.is_none() && !peer.retrying {
-                        peer.retrying = true;
-                        warn!(target: "endpoint", tag = %self.label, "peer({}): handshake did not complete (no answer: a wrong key, or the peer is down); retrying", short_key(&peer.settings.public));
-                    }
                     if let Some(to) = peer.endpoint {
+                        count_initiation(&self.label, peer, msg);
                         send(&self.outer, msg, to, peer.settings.reserved).await;
                     }
                 }
@@ -327,10 +324,23 @@ fn log_handshake(label: &str, peer: &mut Peer) {
         _ => false,
     };
     if new {
-        peer.retrying = false;
+        peer.initiations = 0;
         info!(target: "endpoint", tag = %label, "peer({}): handshake completed", short_key(&peer.settings.public));
     }
     peer.last_handshake = now;
+}
+
+/// Counts a handshake initiation about to be sent; the second since the last completed
+/// handshake means the first went unanswered (boringtun retries after 5 s), said once.
+fn count_initiation(label: &str, peer: &mut Peer, msg: &[u8]) {
+    // Message type 1 (a handshake initiation); bytes 1-3 are still zero here.
+    if msg.first() != Some(&1) {
+        return;
+    }
+    peer.initiations = peer.initiations.saturating_add(1);
+    if peer.initiations == 2 {
+        warn!(target: "endpoint", tag = %label, "peer({}): handshake did not complete (no answer: a wrong key, or the peer is down); retrying", short_key(&peer.settings.public));
+    }
 }
 
 fn no_endpoint(label: &str, peer: &mut Peer) {
