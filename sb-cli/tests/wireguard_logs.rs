@@ -109,7 +109,7 @@ fn handshakes_are_logged_and_a_wrong_key_is_said_clearly() {
     let (line, _) = sb.wait_for("handshake");
     let short: String = wg.keys.public.chars().take(8).collect();
     assert!(
-        line.starts_with(&format!("INFO["))
+        line.starts_with("INFO[")
             && line.ends_with(&format!(
                 "endpoint/wireguard[wg]: peer({short}): handshake completed"
             )),
