@@ -370,3 +370,47 @@ fn a_restarted_peer_is_reached_again_and_keepalives_flow() {
         second.log()
     );
 }
+
+/// TUN -> router -> WireGuard: a program in the client namespace reaches the wireguard-go
+/// peer's tunnel address through sb's `tun` inbound, whose flow the router gives to the
+/// endpoint. The server sees the endpoint's address, so the flow went through the tunnel.
+#[test]
+fn tun_flows_are_routed_into_the_tunnel() {
+    if let Some(why) = wireguard::unavailable() {
+        sb_tests::skip(&format!("CI must run the WireGuard tests: {why}"));
+        return;
+    }
+    let Some(lab) = sb_tests::tun_lab::Lab::new() else {
+        return;
+    };
+    let sb_keys = Keys::generate();
+    let wg = WgGo::start(
+        &lab.remote,
+        "10.77.0.2/24",
+        &PeerConfig {
+            public: &sb_keys.public,
+            endpoint: None,
+            allowed_ips: "10.77.0.1/32",
+            keepalive: None,
+        },
+    );
+    let config = format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "tun", "tag": "tun-in", "interface_name": "sbwg0", "address": ["172.19.0.1/30"]}}],
+            "endpoints": [{{"type": "wireguard", "tag": "wg", "address": ["10.77.0.1/32"],
+                            "private_key": "{}",
+                            "peers": [{{"address": "10.200.0.2", "port": {}, "public_key": "{}",
+                                        "allowed_ips": ["10.77.0.0/24"]}}]}}],
+            "route": {{"rules": [{{"ip_cidr": ["10.77.0.0/24"], "outbound": "wg"}}]}}}}"#,
+        sb_keys.private, wg.port, wg.keys.public
+    );
+    let _sb = start_sb(&lab.client, &config);
+    // Only the tunnel's network enters the TUN; sb's own UDP leaves by the veth.
+    lab.client.ip("route add 10.77.0.0/24 dev sbwg0");
+    let (ok, body) = curl(&lab.client, &["http://10.77.0.2:8080/tun-wg"]);
+    assert!(
+        ok && body == "hello /tun-wg from 10.77.0.1",
+        "{body}\n{}",
+        wg.log()
+    );
+}
