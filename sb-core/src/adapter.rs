@@ -83,6 +83,17 @@ pub trait Outbound: Send + Sync + 'static {
         flow: &'a FlowContext,
         dest: &'a Destination,
     ) -> BoxFuture<'a, io::Result<BoxStream>>;
+    /// Sends an ICMP echo request to `dest` on behalf of `flow` and waits at most `timeout`
+    /// for the reply. Outbounds that cannot carry ICMP keep this default (`Unsupported`):
+    /// the ping is then answered where it arrived.
+    fn ping<'a>(
+        &'a self,
+        _flow: &'a FlowContext,
+        _dest: IpAddr,
+        _timeout: std::time::Duration,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async { Err(io::Error::from(io::ErrorKind::Unsupported)) })
+    }
     /// Opens a UDP association for `flow`, whose first packet goes to `dest`. Outbounds
     /// that cannot carry UDP keep this default, which fails the flow with a clear error.
     fn connect_udp<'a>(
@@ -149,6 +160,22 @@ pub trait FlowHandler: Send + Sync + 'static {
         flow: FlowContext,
         client: BoxPacketConn,
     ) -> BoxFuture<'static, ()>;
+    /// Routes one ICMP echo request (`flow.network` is ICMP, the destination's port 0) and
+    /// says whether the client gets its echo reply. The default answers every ping where it
+    /// arrived, as a userspace stack does on its own.
+    fn handle_ping(self: Arc<Self>, _flow: FlowContext) -> BoxFuture<'static, PingVerdict> {
+        Box::pin(async { PingVerdict::Answer })
+    }
+}
+
+/// What becomes of an ICMP echo request ([`FlowHandler::handle_ping`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PingVerdict {
+    /// Answer it: the echo came back through the chosen outbound, or the outbound cannot
+    /// carry ICMP and the ping is answered where it arrived.
+    Answer,
+    /// No answer: a rule rejected it, or the destination did not answer in time.
+    Drop,
 }
 
 /// Why a flow could not be connected, in the terms protocols reply with.

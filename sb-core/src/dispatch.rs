@@ -12,10 +12,12 @@
 //!   adapter contract;
 //! - `tcp.rs`, `udp.rs`: the client side of each network: answering the client through the
 //!   inbound's [`Responder`], peeking for a sniff, dialing the outbound (`hangup.rs`: a
-//!   client that hangs up meanwhile cancels the dial) and relaying.
+//!   client that hangs up meanwhile cancels the dial) and relaying; `icmp.rs`: a ping
+//!   routed to an outbound that carries ICMP.
 
 mod decide;
 mod hangup;
+mod icmp;
 mod reject;
 mod tcp;
 mod udp;
@@ -24,7 +26,8 @@ pub use crate::adapter::RouteError;
 pub use decide::Decision;
 
 use crate::adapter::{
-    BoxFuture, BoxPacketConn, BoxStream, ConnectFailure, FlowHandler, Outbound, Responder,
+    BoxFuture, BoxPacketConn, BoxStream, ConnectFailure, FlowHandler, Outbound, PingVerdict,
+    Responder,
 };
 use crate::dns::Dns;
 use crate::flow::FlowContext;
@@ -297,5 +300,10 @@ impl FlowHandler for Dispatcher {
             replied: false,
         };
         Box::pin(self.run(flow, client).instrument(span))
+    }
+
+    fn handle_ping(self: Arc<Self>, flow: FlowContext) -> BoxFuture<'static, PingVerdict> {
+        let span = tracing::info_span!("flow", id = flow.id);
+        Box::pin(async move { self.ping(flow).await }.instrument(span))
     }
 }

@@ -116,6 +116,8 @@ pub enum Network {
     Tcp,
     /// UDP.
     Udp,
+    /// ICMP echo (a ping from a TUN or an endpoint's peer, routed like a flow).
+    Icmp,
 }
 
 impl Network {
@@ -124,6 +126,7 @@ impl Network {
         match self {
             Network::Tcp => "tcp",
             Network::Udp => "udp",
+            Network::Icmp => "icmp",
         }
     }
 }

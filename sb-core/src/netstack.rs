@@ -8,6 +8,7 @@
 //!  device ─ pump.rs ─ netstack-smoltcp (smoltcp) ─┬─ TCP: accept ─> flows  ┐ FlowSource
 //!  (TUN,     icmp.rs                              │      connect <─ owner  │ (tag, handler)
 //!   tunnel)  (echo replies to our pings)          └─ UDP: udp.rs: bound sockets / flow NAT
+//!            echo.rs (echo requests routed as ICMP flows) ────────────────┘
 //! ```
 //!
 //! Shape: the vendored netstack-smoltcp (third_party/, see its SB_PATCH.md) keeps its TCP
@@ -19,6 +20,7 @@
 //! its packet pool for no gain. See docs/ARCHITECTURE.md.
 
 mod device;
+mod echo;
 mod flows;
 mod icmp;
 mod memory;
@@ -27,6 +29,7 @@ mod tcp;
 mod udp;
 
 pub use device::{PacketDevice, RxBatch};
+pub use echo::MAX_ECHOES_IN_FLIGHT;
 pub use flows::FlowSource;
 pub use memory::MemoryDevice;
 pub use netstack_smoltcp::{PacketPool, MAX_PENDING_HANDSHAKES};
@@ -120,16 +123,21 @@ impl NetStack {
                 }
             }));
         }
+        let (inject, mut injected) = mpsc::channel::<Vec<u8>>(INJECT_QUEUE);
         {
             let (device, pool, pings, report) =
                 (device.clone(), pool.clone(), pings.clone(), report.clone());
+            // Pings from the device are routed like flows when the stack has an owner.
+            let echoes = accept
+                .as_ref()
+                .map(|src| echo::EchoProxy::new(src.clone(), inject.clone()));
             tasks.push(tokio::spawn(async move {
-                if let Some(e) = pump::run(device, stack, pool, batch, reflect, pings).await {
+                if let Some(e) = pump::run(device, stack, pool, batch, reflect, pings, echoes).await
+                {
                     report(e);
                 }
             }));
         }
-        let (inject, mut injected) = mpsc::channel::<Vec<u8>>(INJECT_QUEUE);
         tasks.push(tokio::spawn(async move {
             while let Some(pkt) = injected.recv().await {
                 if let Err(e) = device.send(&[pkt]).await {

@@ -431,7 +431,6 @@ fn fields_sb_cannot_match_yet_are_refused_at_start() {
     for rule in [
         r#"{"package_name": "com.example", "outbound": "a"}"#,
         r#"{"type": "logical", "mode": "or", "rules": [{"wifi_ssid": "x"}], "outbound": "a"}"#,
-        r#"{"network": "icmp", "outbound": "a"}"#,
     ] {
         let config = format!(
             r#"{{"dns": {{"servers": [{{"type": "local", "tag": "dns"}}]}},
@@ -671,4 +670,25 @@ fn inbound_rules_never_match_sbs_own_flows_even_under_an_inbound_tag() {
     let mut own = FlowContext::internal("in-a", Network::Tcp, Destination::from_host("a.test", 80));
     assert!(matches!(d.decide(&mut own), Decision::Route(o) if o.tag() == "c"));
     assert_eq!(decide(&d, &BASE), "b");
+}
+
+/// `network: icmp` (Go 1.13+) matches pings, which are routed like flows; a ping goes to
+/// the chosen outbound even if it carries only TCP (its `ping` says whether it carries ICMP).
+#[test]
+fn icmp_rules_match_pings() {
+    check(
+        r#"{"rules": [{"network": "icmp", "outbound": "b"}], "final": "a"}"#,
+        &[
+            (
+                F {
+                    network: Network::Icmp,
+                    dst: "192.0.2.1",
+                    port: 0,
+                    ..BASE
+                },
+                "b",
+            ),
+            (BASE, "a"),
+        ],
+    );
 }

@@ -413,4 +413,16 @@ fn tun_flows_are_routed_into_the_tunnel() {
         "{body}\n{}",
         wg.log()
     );
+
+    // Ping is routed too (Go 1.13+): the echo goes through the tunnel and the reply
+    // comes back from the peer; an address with no host behind the peer stays silent
+    // instead of being answered by sb's stack.
+    let ping = |to: &str| {
+        lab.client
+            .exec(&["ping", "-c", "1", "-W", "3", to])
+            .status
+            .success()
+    };
+    assert!(ping("10.77.0.2"), "no echo through the tunnel");
+    assert!(!ping("10.77.0.9"), "a ping to nobody was answered");
 }

@@ -30,7 +30,7 @@ use driver::{Command, Driver};
 use routes::Routes;
 use sb_config::model::endpoint::WireGuardEndpoint;
 use sb_core::adapter::{
-    BoxFuture, BoxPacketConn, BoxStream, Endpoint, FlowHandler, Outbound, PacketConn,
+    BoxFuture, BoxPacketConn, BoxStream, Endpoint, FlowHandler, Outbound, PacketConn, PingVerdict,
     PreferredRoutes, Responder,
 };
 use sb_core::conn_limit::ConnBudget;
@@ -169,6 +169,18 @@ impl Outbound for WireGuard {
             let timeout = self.dialer.handshake_timeout();
             let stream = stack.connect_tcp(local, remote, timeout).await?;
             Ok(Box::new(stream) as BoxStream)
+        })
+    }
+    fn ping<'a>(
+        &'a self,
+        _flow: &'a FlowContext,
+        dest: IpAddr,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            let stack = self.stack()?;
+            let local = self.local_for(SocketAddr::new(dest, 0))?;
+            stack.ping(local.ip(), dest, timeout).await.map(|_| ())
         })
     }
     fn connect_udp<'a>(
@@ -327,6 +339,10 @@ impl FlowHandler for ToLoopback {
     ) -> BoxFuture<'static, ()> {
         self.rewrite(&mut flow);
         self.inner.clone().handle_udp(flow, client)
+    }
+    fn handle_ping(self: Arc<Self>, mut flow: FlowContext) -> BoxFuture<'static, PingVerdict> {
+        self.rewrite(&mut flow);
+        self.inner.clone().handle_ping(flow)
     }
 }
 

@@ -130,4 +130,12 @@ impl Outbound for Selector {
     ) -> BoxFuture<'a, io::Result<BoxPacketConn>> {
         Box::pin(async move { self.current()?.connect_udp(flow, dest).await })
     }
+    fn ping<'a>(
+        &'a self,
+        flow: &'a FlowContext,
+        dest: std::net::IpAddr,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move { self.current()?.ping(flow, dest, timeout).await })
+    }
 }

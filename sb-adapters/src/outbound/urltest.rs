@@ -261,7 +261,8 @@ impl UrlTest {
             })
             .collect();
         let current = match network {
-            Network::Tcp => st.selected_tcp.as_deref(),
+            // A ping follows the member TCP flows use.
+            Network::Tcp | Network::Icmp => st.selected_tcp.as_deref(),
             Network::Udp => st.selected_udp.as_deref(),
         };
         select::select(&candidates, current, self.tolerance)
@@ -273,7 +274,7 @@ impl UrlTest {
         let tag = {
             let st = self.lock();
             let chosen = match network {
-                Network::Tcp => st.selected_tcp.clone(),
+                Network::Tcp | Network::Icmp => st.selected_tcp.clone(),
                 Network::Udp => st.selected_udp.clone(),
             };
             chosen.or_else(|| self.choose(&st, network).map(|(t, _)| t.to_string()))
@@ -355,6 +356,17 @@ impl Outbound for UrlTest {
             let member = self.current(Network::Udp)?;
             let conn = member.connect_udp(flow, dest).await;
             conn.inspect_err(|e| self.connect_failed(member.tag(), e))
+        })
+    }
+    fn ping<'a>(
+        &'a self,
+        flow: &'a FlowContext,
+        dest: std::net::IpAddr,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            self.touch();
+            self.current(Network::Icmp)?.ping(flow, dest, timeout).await
         })
     }
 }

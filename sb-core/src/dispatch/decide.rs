@@ -201,9 +201,10 @@ impl Dispatcher {
     }
 }
 
-/// Routes to `o` if it carries the flow's network; Go's error otherwise.
+/// Routes to `o` if it carries the flow's network; Go's error otherwise. A ping is always
+/// routed: whether the outbound carries ICMP is its `ping`'s answer (`dispatch/icmp.rs`).
 fn route_to(o: Arc<dyn Outbound>, flow: &FlowContext) -> Decision {
-    if o.networks().contains(&flow.network) {
+    if flow.network == crate::flow::Network::Icmp || o.networks().contains(&flow.network) {
         Decision::Route(o)
     } else {
         Decision::Fail(RouteError::NetworkNotSupported {

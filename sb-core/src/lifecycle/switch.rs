@@ -3,7 +3,7 @@
 //! to the new config's dispatcher without being rebuilt. Flows already handed over keep the
 //! dispatcher they started with.
 
-use crate::adapter::{BoxFuture, BoxPacketConn, BoxStream, FlowHandler, Responder};
+use crate::adapter::{BoxFuture, BoxPacketConn, BoxStream, FlowHandler, PingVerdict, Responder};
 use crate::dispatch::Dispatcher;
 use crate::flow::FlowContext;
 use arc_swap::ArcSwap;
@@ -39,5 +39,9 @@ impl FlowHandler for Switch {
         client: BoxPacketConn,
     ) -> BoxFuture<'static, ()> {
         self.0.load_full().handle_udp(flow, client)
+    }
+
+    fn handle_ping(self: Arc<Self>, flow: FlowContext) -> BoxFuture<'static, PingVerdict> {
+        self.0.load_full().handle_ping(flow)
     }
 }

@@ -13,6 +13,7 @@
 //! (GRO) can merge them.
 
 use super::device::{PacketDevice, RxBatch};
+use super::echo::EchoProxy;
 use super::icmp::Pings;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use netstack_smoltcp::PacketPool;
@@ -38,6 +39,7 @@ pub async fn run<D, S>(
     batch: RxBatch,
     reflect: Option<Reflect>,
     pings: Arc<Pings>,
+    echoes: Option<EchoProxy>,
 ) -> Option<io::Error>
 where
     D: PacketDevice,
@@ -51,6 +53,7 @@ where
         batch,
         reflect,
         pings,
+        echoes,
     );
     let outbound = stack_to_device(device, from_stack, pool);
     tokio::select! {
@@ -68,6 +71,7 @@ async fn device_to_stack<D, K>(
     mut batch: RxBatch,
     reflect: Option<Reflect>,
     pings: Arc<Pings>,
+    echoes: Option<EchoProxy>,
 ) -> io::Result<()>
 where
     D: PacketDevice,
@@ -93,6 +97,9 @@ where
                 continue;
             }
             if pings.take_reply(pkt) {
+                continue;
+            }
+            if echoes.as_ref().is_some_and(|e| e.take(pkt)) {
                 continue;
             }
             let mut pkt = pool.copy_of(pkt);

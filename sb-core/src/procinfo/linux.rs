@@ -64,6 +64,8 @@ fn client_socket(
         (Network::Tcp, false) => &["/proc/net/tcp6"],
         (Network::Udp, true) => &["/proc/net/udp", "/proc/net/udp6"],
         (Network::Udp, false) => &["/proc/net/udp6"],
+        // A ping socket's table is not read: ICMP flows have no owning process here.
+        (Network::Icmp, _) => return Ok(None),
     };
     let mut text = String::new();
     for path in tables {

@@ -110,6 +110,7 @@ pub fn client_socket(
             // Connected to someone else: not the socket that sent to the inbound.
             Network::Udp if local.is_some() => continue,
             Network::Udp => u8::from(exact_ip),
+            Network::Icmp => continue,
         };
         if best.is_none_or(|(s, _)| score > s) {
             best = Some((score, r));

@@ -11,9 +11,6 @@ pub enum RuleError {
     /// A DNS rule's match field sb cannot evaluate yet.
     #[error("DNS rule field {0:?} is not implemented by sb yet")]
     DnsNotImplemented(&'static str),
-    /// `network: icmp` (alone): sb carries no ICMP flows.
-    #[error("ICMP rules are not implemented by sb yet")]
-    Icmp,
     /// `query_type` in a route rule set: only the DNS router could match it.
     #[error("query_type in route rule sets needs the DNS module, not implemented by sb yet")]
     QueryTypeInRuleSet,

@@ -293,15 +293,12 @@ fn compile_core(m: &mut DefaultMatcher, core: &MatchCore) -> Result<(), RuleErro
     m.network = core
         .network
         .iter()
-        .filter_map(|n| match n {
-            RuleNetwork::Tcp => Some(Network::Tcp),
-            RuleNetwork::Udp => Some(Network::Udp),
-            RuleNetwork::Icmp => None,
+        .map(|n| match n {
+            RuleNetwork::Tcp => Network::Tcp,
+            RuleNetwork::Udp => Network::Udp,
+            RuleNetwork::Icmp => Network::Icmp,
         })
         .collect();
-    if m.network.is_empty() && !core.network.is_empty() {
-        return Err(RuleError::Icmp);
-    }
     m.domain = DomainMatcher::new(
         &strings(&core.domain),
         &strings(&core.domain_suffix),

@@ -313,10 +313,11 @@ async fn icmp_echo_is_answered() {
     );
 }
 
-/// The packet path recycles its buffers: each ping and each UDP datagram echoed one at a
-/// time takes every buffer it needs from the pool, and once the first exchange has put
-/// them there none is allocated again. Without the pool the device pump, the stack's
-/// writes and the UDP halves each allocated one per packet.
+/// The packet path recycles its buffers: each UDP datagram echoed one at a time takes
+/// every buffer it needs from the pool, and once the first exchange has put them there
+/// none is allocated again. Without the pool the device pump, the stack's writes and the
+/// UDP halves each allocated one per packet. (Pings are routed as ICMP flows and answered
+/// outside the stack, one small allocation per reply.)
 #[tokio::test]
 async fn packet_buffers_come_back_to_the_pool_instead_of_being_allocated_per_packet() {
     const N: u16 = 50;
@@ -330,9 +331,6 @@ async fn packet_buffers_come_back_to_the_pool_instead_of_being_allocated_per_pac
         assert_eq!(h.next_sent().await.len(), 20 + 8 + 1000);
     }
     let (fresh, reused) = h.pool.stats();
-    // Two buffers per ping: the request fed to the stack, the reply the stack wrote.
-    assert!(fresh + reused >= 2 * u64::from(N), "{fresh} + {reused}");
-    assert!(fresh <= 4, "{fresh} buffers allocated for {N} pings");
 
     let (client, server) = (addr("10.0.0.2:5353"), addr("192.0.2.1:53"));
     for _ in 0..N {
