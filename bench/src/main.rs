@@ -4,7 +4,7 @@
 //! prove the harness works; its figures are not written to the docs).
 //!
 //! Run the full benchmark with `bench/run.sh` (it builds sb in release mode first).
-//! `--only <group>` runs one group of rows (`relay`, `flows`, `ssh`, `dns`, `tun`) and prints it;
+//! `--only <group>` runs one group of rows (`relay`, `flows`, `ssh`, `dns`, `tun`, `wireguard`) and prints it;
 //! `--sb <path>` measures another sb binary than `target/release/sb` (a debug build for a
 //! quick `--smoke` while developing; never for published figures).
 
@@ -13,6 +13,7 @@ mod load;
 mod proc;
 mod ssh;
 mod tun;
+mod wireguard;
 
 use anyhow::{bail, Context, Result};
 use proc::{free_port, Proc};
@@ -34,7 +35,7 @@ struct Settings {
 }
 
 /// The groups of rows, in the order a full run measures them.
-const GROUPS: [&str; 5] = ["relay", "flows", "ssh", "dns", "tun"];
+const GROUPS: [&str; 6] = ["relay", "flows", "ssh", "dns", "tun", "wireguard"];
 
 fn settings() -> Result<Settings> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -182,6 +183,9 @@ fn main() -> Result<()> {
     }
     if s.runs("dns") {
         rows.extend(dns::rows(&subjects, &s, &rt)?);
+    }
+    if s.runs("wireguard") {
+        rows.extend(wireguard::rows(&subjects, &s, &mut notes)?);
     }
     let tun = if s.runs("tun") {
         Some(tun::table(&subjects, &s, &mut notes)?)

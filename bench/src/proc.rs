@@ -108,6 +108,18 @@ impl Proc {
         Ok(kb / 1024.0)
     }
 
+    /// Peak resident memory in MiB (`VmHWM`).
+    pub fn peak_mib(&self) -> Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("VmHWM")?;
+        Ok(kb / 1024.0)
+    }
+
     /// Open file descriptors.
     pub fn fd_count(&self) -> Result<usize> {
         Ok(std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))?.count())
