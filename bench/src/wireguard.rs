@@ -57,7 +57,11 @@ pub fn rows(subjects: &[Subject], s: &Settings, notes: &mut String) -> Result<Ve
     }
     let mut rows = Vec::new();
     for (i, (streams, reverse)) in CASES.iter().enumerate() {
-        let way = if *reverse { "download (`-R`)" } else { "upload" };
+        let way = if *reverse {
+            "download (`-R`)"
+        } else {
+            "upload"
+        };
         rows.push(Row {
             name: format!(
                 "WireGuard endpoint, iperf3 {streams} stream(s), {way} (wireguard-go to wireguard-go: {:.2} Gbit/s)",
@@ -149,7 +153,14 @@ fn measure(proxy: Option<&std::path::Path>, s: &Settings) -> Result<Measured> {
             None,
         )?;
         proc::wait_listening_quietly_in(&format!("/proc/{}/net", iperf.pid()), IPERF_PORT)?;
-        let r = proc::iperf3_client(Some(client.name()), &host, port, streams, s.seconds, reverse)?;
+        let r = proc::iperf3_client(
+            Some(client.name()),
+            &host,
+            port,
+            streams,
+            s.seconds,
+            reverse,
+        )?;
         gbits.push(r.bits_per_second / 1e9);
         drop(iperf);
         if let Some(why) = running.as_mut().and_then(Proc::exited) {

@@ -1,6 +1,9 @@
 //! The tunnel as the userspace stack's packet device: packets the driver decrypted come in
 //! on one bounded queue, packets the stack sends go to the driver on another, to be
-//! encrypted. A full queue drops the packet, as a congested link does (TCP resends).
+//! encrypted. Towards the driver the stack waits for room (backpressure: dropping there
+//! made the stack's TCP senders collapse into retransmissions); towards the stack the
+//! driver drops when the queue is full, as a congested link does, so the driver (which
+//! also reads the network and runs the timers) never waits on the stack.
 
 use sb_core::netstack::{PacketDevice, RxBatch};
 use std::io;
@@ -56,15 +59,10 @@ impl PacketDevice for TunnelDevice {
 
     async fn send(&self, packets: &[Vec<u8>]) -> io::Result<()> {
         for p in packets {
-            match self.to_driver.try_send(p.clone()) {
-                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "the tunnel stopped",
-                    ))
-                }
-            }
+            self.to_driver
+                .send(p.clone())
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the tunnel stopped"))?;
         }
         Ok(())
     }
