@@ -155,10 +155,11 @@ pub fn address(b: &[u8]) -> Parse<Destination> {
     Ok(Some((dest, len)))
 }
 
-/// The destination a client names: the name must pass [`sb_core::flow::check_name`], and so
-/// must the domain [`Destination::from_host`] makes of it. That one drops trailing dots, so
-/// a name of dots only (`.`, `...`) would otherwise become the empty domain.
-fn named(name: &str, port: u16) -> Result<Destination, SocksError> {
+/// The destination a client names (SOCKS, UoT): the name must pass
+/// [`sb_core::flow::check_name`], and so must the domain [`Destination::from_host`] makes of
+/// it. That one drops trailing dots, so a name of dots only (`.`, `...`) would otherwise
+/// become the empty domain.
+pub(crate) fn named(name: &str, port: u16) -> Result<Destination, sb_core::flow::NameError> {
     sb_core::flow::check_name(name)?;
     let dest = Destination::from_host(name, port);
     if let Some(domain) = dest.domain() {
