@@ -168,12 +168,15 @@ pub fn forward_request(head: &Head) -> Result<Forward, HttpError> {
     );
     let dropped = named_by_connection(head.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     for (k, v) in &head.headers {
-        if k.eq_ignore_ascii_case("host") || is_dropped(k, &dropped) {
+        let length = k.eq_ignore_ascii_case("content-length");
+        // The length stays even when `Connection` names it: the body is forwarded by it, and
+        // without it the origin would read the body as its next request.
+        if k.eq_ignore_ascii_case("host") || (!length && is_dropped(k, &dropped)) {
             continue;
         }
         // Beside chunked, a length is wrong (RFC 9112 §6.3) and would give the origin a
         // second framing to believe: only the chunked one goes on.
-        if body == Body::Chunked && k.eq_ignore_ascii_case("content-length") {
+        if body == Body::Chunked && length {
             continue;
         }
         out.push_str(&format!("{k}: {v}\r\n"));

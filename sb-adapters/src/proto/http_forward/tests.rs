@@ -198,3 +198,19 @@ fn content_length_is_dropped_beside_chunked() {
         "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
 }
+
+/// Found by the `http_request` fuzz target: a `Connection` header naming `Content-Length`
+/// took the length out of the forwarded head while the proxy still sent the body after it,
+/// so the origin read the body as its next request (a smuggled request).
+#[test]
+fn a_length_named_by_connection_stays_with_its_body() {
+    let h = head(
+        "POST http://a/ HTTP/1.1\r\nConnection: keep-alive, Content-Length\r\nContent-Length: 3\r\n\r\n",
+    );
+    let f = forward_request(&h).unwrap();
+    assert_eq!(f.body, Body::Length(3));
+    assert_eq!(
+        String::from_utf8(f.head).unwrap(),
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"
+    );
+}
