@@ -2,6 +2,7 @@
 //! the several messages, datagrams or packets a target feeds, in a way that mutations keep
 //! meaningful. Each target's own file says which parser it reaches and what it checks.
 
+pub mod ip;
 pub mod quic;
 
 /// Cuts `data` into pieces, each led by a two-byte big-endian length (a piece cut short by
