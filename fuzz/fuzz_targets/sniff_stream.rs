@@ -14,8 +14,11 @@
 use libfuzzer_sys::fuzz_target;
 use sb_core::sniff::{self, Sniffed};
 
+/// A sniffer over a stream's first bytes.
+type Sniffer = fn(&[u8]) -> Sniffed;
+
 /// The stream sniffers, in Go's order, with the name `sniff` enables each by.
-const SNIFFERS: [(&str, fn(&[u8]) -> Sniffed); 6] = [
+const SNIFFERS: [(&str, Sniffer); 6] = [
     ("tls", sniff::tls),
     ("http", sniff::http),
     ("dns", sniff::dns_stream),
