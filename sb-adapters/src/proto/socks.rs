@@ -149,11 +149,23 @@ pub fn address(b: &[u8]) -> Parse<Destination> {
         }
         _ => {
             let name = std::str::from_utf8(host).map_err(|_| SocksError::Malformed("domain"))?;
-            sb_core::flow::check_name(name)?;
-            Destination::from_host(name, port)
+            named(name, port)?
         }
     };
     Ok(Some((dest, len)))
+}
+
+/// The destination a client names (SOCKS, UoT): the name must pass
+/// [`sb_core::flow::check_name`], and so must the domain [`Destination::from_host`] makes of
+/// it. That one drops trailing dots, so a name of dots only (`.`, `...`) would otherwise
+/// become the empty domain.
+pub(crate) fn named(name: &str, port: u16) -> Result<Destination, sb_core::flow::NameError> {
+    sb_core::flow::check_name(name)?;
+    let dest = Destination::from_host(name, port);
+    if let Some(domain) = dest.domain() {
+        sb_core::flow::check_name(domain)?;
+    }
+    Ok(dest)
 }
 
 /// Parses a SOCKS5 request.
@@ -254,10 +266,19 @@ pub struct Request4 {
     pub user_id: String,
 }
 
-fn cstr(b: &[u8], from: usize) -> Option<(&[u8], usize)> {
-    let rest = b.get(from..)?;
-    let end = rest.iter().position(|&c| c == 0)?;
-    Some((&rest[..end], from + end + 1))
+/// The longest NUL-terminated field (user id, 4a domain) of a SOCKS4 request, NUL left out.
+const MAX_FIELD: usize = 255;
+
+/// The NUL-terminated field at `from` and where it ends. Only the first [`MAX_FIELD`] + 1
+/// bytes are searched for its NUL, so a longer field is refused whether the request came in
+/// one read or in pieces (searching all of `b` accepted it from one read).
+fn cstr<'a>(b: &'a [u8], from: usize, what: &'static str) -> Parse<&'a [u8]> {
+    let rest = b.get(from..).unwrap_or_default();
+    match rest.iter().take(MAX_FIELD + 1).position(|&c| c == 0) {
+        Some(end) => Ok(Some((&rest[..end], from + end + 1))),
+        None if rest.len() > MAX_FIELD => Err(SocksError::Malformed(what)),
+        None => Ok(None),
+    }
 }
 
 /// Parses a SOCKS4 or 4a request. The NUL-terminated fields are capped at 255 bytes.
@@ -270,12 +291,8 @@ pub fn request4(b: &[u8]) -> Parse<Request4> {
     }
     let port = u16::from_be_bytes([b[2], b[3]]);
     let ip = Ipv4Addr::new(b[4], b[5], b[6], b[7]);
-    let Some((user, after_user)) = cstr(b, 8) else {
-        return if b.len() > 8 + 256 {
-            Err(SocksError::Malformed("user id"))
-        } else {
-            Ok(None)
-        };
+    let Some((user, after_user)) = cstr(b, 8, "user id")? else {
+        return Ok(None);
     };
     let user_id = String::from_utf8_lossy(user).into_owned();
     let o = ip.octets();
@@ -291,22 +308,18 @@ pub fn request4(b: &[u8]) -> Parse<Request4> {
             after_user,
         )));
     }
-    let Some((host, end)) = cstr(b, after_user) else {
-        return if b.len() > after_user + 256 {
-            Err(SocksError::Malformed("domain"))
-        } else {
-            Ok(None)
-        };
+    let Some((host, end)) = cstr(b, after_user, "domain")? else {
+        return Ok(None);
     };
     let name = std::str::from_utf8(host).map_err(|_| SocksError::Malformed("domain"))?;
     if name.is_empty() {
         return Err(SocksError::Malformed("domain"));
     }
-    sb_core::flow::check_name(name)?;
+    let destination = named(name, port)?;
     Ok(Some((
         Request4 {
             command: b[1],
-            destination: Destination::from_host(name, port),
+            destination,
             user_id,
         },
         end,
@@ -376,6 +389,34 @@ mod tests {
         assert_eq!(r.0.destination.to_string(), "a.b:80");
         assert_eq!(r.1, 13);
         assert_eq!(request4(&[4, 1, 0, 80, 0, 0, 0, 1, 0, b'a']).unwrap(), None);
+    }
+
+    /// Found by the `socks` fuzz target: the 255-byte cap on the NUL-terminated fields held
+    /// only while a field's NUL had not arrived, so a longer user id was refused when the
+    /// request came in pieces and accepted when it came in one read.
+    #[test]
+    fn socks4_fields_are_capped_however_the_bytes_arrive() {
+        let field = |len: usize| {
+            let mut b = vec![4, 1, 0, 80, 10, 0, 0, 1];
+            b.extend(std::iter::repeat_n(b'u', len));
+            b.push(0);
+            b
+        };
+        let long = field(300);
+        assert_eq!(request4(&long), Err(SocksError::Malformed("user id")));
+        assert_eq!(
+            request4(&long[..270]),
+            Err(SocksError::Malformed("user id"))
+        );
+        let longest = field(255);
+        assert_eq!(request4(&longest).unwrap().unwrap().1, longest.len());
+        assert_eq!(request4(&longest[..longest.len() - 1]), Ok(None));
+        // The 4a domain after the user id likewise.
+        let mut b = vec![4, 1, 0, 80, 0, 0, 0, 1, b'u', 0];
+        b.extend(std::iter::repeat_n(b'a', 300));
+        b.push(0);
+        assert_eq!(request4(&b), Err(SocksError::Malformed("domain")));
+        assert_eq!(request4(&b[..280]), Err(SocksError::Malformed("domain")));
     }
 
     #[test]
@@ -520,6 +561,31 @@ mod name_tests {
         }
         assert!(socks5(b"fine-name_1.test").unwrap().is_some());
         assert!(crate::proto::http::authority("fine.test:443", 80).is_some());
+    }
+
+    /// Found by the `socks` fuzz target: a name of dots only passed the name check, then
+    /// `Destination::from_host` dropped its trailing dots and the flow went to the empty
+    /// domain (which no SOCKS address can even carry on to the next proxy).
+    #[test]
+    fn a_name_of_dots_only_is_refused_not_made_empty() {
+        for dots in [&b"."[..], b"..."] {
+            assert_eq!(
+                socks5(dots),
+                Err(SocksError::Name(NameError::Empty)),
+                "{dots:?}"
+            );
+            let mut b4 = vec![4, 1, 0, 80, 0, 0, 0, 1, 0];
+            b4.extend_from_slice(dots);
+            b4.push(0);
+            assert_eq!(
+                request4(&b4),
+                Err(SocksError::Name(NameError::Empty)),
+                "4a {dots:?}"
+            );
+        }
+        // Trailing dots after a name are dropped as before.
+        let dest = socks5(b"a.test.").unwrap().unwrap().0.destination;
+        assert_eq!(dest, Destination::from_host("a.test", 80));
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub enum UotError {
     /// A datagram longer than a length field holds (65,535 bytes).
     #[error("UoT: datagram of {0} bytes is too large")]
     TooLarge(usize),
+    /// A domain that cannot be a destination (empty, control characters, too long).
+    #[error("UoT: bad domain: {0}")]
+    Name(sb_core::flow::NameError),
 }
 
 /// `Ok(Some((value, bytes used)))`, `Ok(None)` when more bytes are needed.
@@ -201,8 +204,9 @@ pub fn address(b: &[u8]) -> Parse<Destination> {
         _ => {
             let name =
                 std::str::from_utf8(host).map_err(|_| UotError::Malformed("domain (not UTF-8)"))?;
-            // A name that is an IP literal is an IP, as Go's address reader makes it.
-            Destination::from_host(name, port)
+            // A name that is an IP literal is an IP, as Go's address reader makes it; a name
+            // that cannot be a destination is refused, as SOCKS and HTTP refuse it.
+            socks::named(name, port).map_err(UotError::Name)?
         }
     };
     Ok(Some((dest, end)))
@@ -379,6 +383,32 @@ mod tests {
                 let _ = request(&b[..cut]);
             }
         }
+    }
+
+    /// Found by the `socks_udp_uot` fuzz target: a datagram's domain was taken as sent, so a
+    /// name of dots only became the empty domain (which no UoT frame can carry on) and a name
+    /// with control characters reached the router, where SOCKS and HTTP refuse both.
+    #[test]
+    fn datagram_names_that_cannot_be_destinations_are_refused() {
+        let framed = |name: &[u8]| {
+            let mut pkt = vec![2, name.len() as u8];
+            pkt.extend_from_slice(name);
+            pkt.extend_from_slice(&[0, 53, 0, 0]);
+            pkt
+        };
+        for bad in [&b"."[..], b"...", b"a b", b"a\r\nx: y", b"nul\0"] {
+            assert!(
+                matches!(
+                    packet(&framed(bad), Framing::Addressed),
+                    Err(UotError::Name(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        let (frame, _) = packet(&framed(b"A.test."), Framing::Addressed)
+            .unwrap()
+            .unwrap();
+        assert_eq!(frame.address, Some(Destination::from_host("a.test", 53)));
     }
 
     #[test]

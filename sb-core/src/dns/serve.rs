@@ -18,7 +18,11 @@ use tracing::debug;
 
 /// The answer to one raw query, or `None` when nothing must be sent; `udp` cuts it to what
 /// the client can take.
-async fn answer(dns: &Dns, flow: &FlowContext, raw: &[u8], udp: bool) -> Option<Vec<u8>> {
+///
+/// Public, and hidden from the docs, only so the `hijack_dns` fuzz target (`fuzz/`) can feed
+/// it raw queries; sb calls it from [`serve_udp`] and [`serve_tcp`].
+#[doc(hidden)]
+pub async fn answer(dns: &Dns, flow: &FlowContext, raw: &[u8], udp: bool) -> Option<Vec<u8>> {
     let query = match Message::from_vec(raw) {
         Ok(q) => q,
         Err(e) => {

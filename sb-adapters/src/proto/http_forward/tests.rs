@@ -198,3 +198,63 @@ fn content_length_is_dropped_beside_chunked() {
         "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
     );
 }
+
+/// Found by the `http_request` fuzz target: a `Connection` header naming `Content-Length`
+/// took the length out of the forwarded head while the proxy still sent the body after it,
+/// so the origin read the body as its next request (a smuggled request).
+#[test]
+fn a_length_named_by_connection_stays_with_its_body() {
+    let h = head(
+        "POST http://a/ HTTP/1.1\r\nConnection: keep-alive, Content-Length\r\nContent-Length: 3\r\n\r\n",
+    );
+    let f = forward_request(&h).unwrap();
+    assert_eq!(f.body, Body::Length(3));
+    assert_eq!(
+        String::from_utf8(f.head).unwrap(),
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"
+    );
+}
+
+/// Found by the `http_response` fuzz target: a framing header whose value is not UTF-8 was
+/// left out when the proxy decided how the body ends, yet it was the one passed to the
+/// client, so the client and the proxy read different bodies from the same bytes. Such a
+/// response is refused (502), as Go refuses a malformed Content-Length.
+#[test]
+fn framing_headers_that_are_not_utf8_make_the_response_unusable() {
+    for bad in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: \xff0\r\nContent-Length: 2\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: caf\xe9\r\n\r\n",
+    ] {
+        let (r, _) = parse_response(bad).unwrap().unwrap();
+        assert!(response_body("GET", &r).is_err(), "{bad:?}");
+    }
+    // Other headers may carry any bytes (see malformed_responses_are_errors).
+    let (r, _) =
+        parse_response(b"HTTP/1.1 200 OK\r\nX-Latin: caf\xe9\r\nContent-Length: 2\r\n\r\n")
+            .unwrap()
+            .unwrap();
+    assert_eq!(response_body("GET", &r), Ok(Body::Length(2)));
+}
+
+/// Found by the `http_response` fuzz target: of several `Transfer-Encoding` headers (one
+/// list, RFC 9110 §5.3) the proxy went by the last but passed only the first on, so the
+/// client could read a chunked body as one that ends at close, or the other way round.
+#[test]
+fn every_transfer_encoding_header_is_passed_on() {
+    let r = response(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    assert_eq!(response_body("GET", &r), Ok(Body::Chunked));
+    assert_eq!(
+        String::from_utf8(forward_response(&r, Body::Chunked, false)).unwrap(),
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n"
+    );
+    let r = response(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+    );
+    assert_eq!(response_body("GET", &r), Ok(Body::UntilClose));
+    assert_eq!(
+        String::from_utf8(forward_response(&r, Body::UntilClose, false)).unwrap(),
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"
+    );
+}
