@@ -134,6 +134,8 @@ async fn run(data: &[u8]) {
         reflect: None,
         accept: Some(accept),
         max_udp_flows: 64,
+        // A small budget of its own: an input may open connections past it.
+        connections: sb_core::conn_limit::ConnBudget::new(64),
     };
     let device = Arc::new(MemoryDevice::new(incoming, Some(outgoing)));
     let mut stack = NetStack::start(device, options).expect("the stack starts");
