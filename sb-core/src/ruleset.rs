@@ -115,7 +115,7 @@ impl RuleSets {
     }
 
     /// Builds every set: inline ones compiled, local files read and compiled, remote ones
-    /// given their HTTP client by `clients` and left empty until [`RuleSets::start`].
+    /// given their HTTP client by `clients` and left empty until [`RuleSets::start_after`].
     /// Relative local paths resolve against the working directory, as in Go (sb run's `-D`
     /// changes it first).
     pub fn build_with(
