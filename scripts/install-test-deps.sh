@@ -18,6 +18,8 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 [ -x /usr/sbin/unbound ] || missing+=(unbound)
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
+# A C++ compiler: the fuzz targets link libFuzzer, which libfuzzer-sys builds from source.
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-deps: installing ${missing[*]}"
     # The tests start their own DNS servers on loopback ports; the packages' system services
