@@ -27,6 +27,10 @@ echo "fuzz: built in $((SECONDS - start)) s"
 host=$(rustc +nightly -vV | sed -n 's/^host: //p')
 bin_dir="$target_dir/$host/release"
 mapfile -t targets < <(cargo +nightly fuzz list --fuzz-dir fuzz)
+if [ "${#targets[@]}" = 0 ]; then
+    echo "fuzz: no targets listed by cargo fuzz list" >&2
+    exit 1
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Leaks, overflows and use-after-free end the run; ODR reports from Rust's duplicated

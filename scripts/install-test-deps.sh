@@ -22,6 +22,8 @@ command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 # and `wg`, which configures it and makes keys.
 command -v wireguard-go >/dev/null 2>&1 || missing+=(wireguard-go)
 command -v wg >/dev/null 2>&1 || missing+=(wireguard-tools)
+# A C++ compiler: the fuzz targets link libFuzzer, which libfuzzer-sys builds from source.
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "install-test-deps: installing ${missing[*]}"
     # The tests start their own DNS servers on loopback ports; the packages' system services

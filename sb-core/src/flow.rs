@@ -64,12 +64,15 @@ impl Destination {
         }
     }
 
-    /// A destination from a host string that may be an IP literal or a domain.
+    /// A destination from a host string that may be an IP literal or a domain. Trailing
+    /// dots go first, so `127.0.0.1.` is the address, not a domain that spells it (IP rules
+    /// would not see that one, while its dial still went to the address).
     pub fn from_host(host: &str, port: u16) -> Destination {
-        let trimmed = host.trim_start_matches('[').trim_end_matches(']');
+        let name = host.trim_end_matches('.');
+        let trimmed = name.trim_start_matches('[').trim_end_matches(']');
         let host = match trimmed.parse::<IpAddr>() {
             Ok(ip) => Host::Ip(ip),
-            Err(_) => Host::Domain(host.trim_end_matches('.').to_ascii_lowercase()),
+            Err(_) => Host::Domain(name.to_ascii_lowercase()),
         };
         Destination { host, port }
     }
@@ -270,6 +273,27 @@ mod tests {
         assert_eq!(
             Destination::from_host("127.0.0.1", 8).to_string(),
             "127.0.0.1:8"
+        );
+    }
+
+    /// Found by the `socks` fuzz target (sb-adapters): the IP was looked for before the
+    /// trailing dots went, so `127.0.0.1.` became the domain `127.0.0.1`.
+    #[test]
+    fn an_address_with_trailing_dots_is_that_address() {
+        for (host, ip) in [
+            ("127.0.0.1.", "127.0.0.1"),
+            ("::.", "::"),
+            ("[::1]..", "::1"),
+        ] {
+            assert_eq!(
+                Destination::from_host(host, 1).host,
+                Host::Ip(ip.parse().unwrap()),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            Destination::from_host("a.test.", 1).host,
+            Host::Domain("a.test".into())
         );
     }
 

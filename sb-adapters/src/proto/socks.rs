@@ -588,6 +588,30 @@ mod name_tests {
         assert_eq!(dest, Destination::from_host("a.test", 80));
     }
 
+    /// Found by the `socks` fuzz target: an address written as a name with a trailing dot
+    /// (`127.0.0.1.`, `::.`) became a domain spelling an address, so IP rules did not see
+    /// it while the dial still went to that address.
+    #[test]
+    fn an_address_with_a_trailing_dot_is_that_address() {
+        let ip = |s: &str| Destination::from_socket(SocketAddr::new(s.parse().unwrap(), 80));
+        for (name, want) in [
+            ("127.0.0.1.", "127.0.0.1"),
+            ("::.", "::"),
+            ("[::1].", "::1"),
+        ] {
+            let got = socks5(name.as_bytes()).unwrap().unwrap().0.destination;
+            assert_eq!(got, ip(want), "{name}");
+            let mut b4 = vec![4, 1, 0, 80, 0, 0, 0, 1, 0];
+            b4.extend_from_slice(name.as_bytes());
+            b4.push(0);
+            assert_eq!(
+                request4(&b4).unwrap().unwrap().0.destination,
+                ip(want),
+                "4a {name}"
+            );
+        }
+    }
+
     #[test]
     fn a_name_too_long_for_a_socks_address_is_refused_not_cut() {
         let long = "a".repeat(256);
