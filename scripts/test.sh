@@ -29,9 +29,12 @@ phase "without default features: the adapters behind cargo features stay optiona
 cargo clippy -p sb-adapters --no-default-features --all-targets --locked -- -D warnings
 cargo check -p sb-cli --no-default-features --bins --locked
 cargo test -p sb-adapters --no-default-features --lib --locked registry
-phase "vendored crates' own tests (third_party/netstack-smoltcp)"
+phase "vendored crates' own tests (third_party/netstack-smoltcp, third_party/smoltcp)"
 # Not workspace members (their style is upstream's), so cargo test --workspace skips them.
 cargo test --locked --manifest-path third_party/netstack-smoltcp/Cargo.toml --target-dir target
+# smoltcp's library tests, with the congestion control the stack uses (Reno: sb's patch).
+cargo test --locked --manifest-path third_party/smoltcp/Cargo.toml --target-dir target \
+    --features socket-tcp-reno --lib
 phase "vendored crates' own tests (third_party/russh, with the features sb builds it with)"
 # Skipped: upstream's test_contention races itself (its server answers the tcpip-forward
 # request before it binds the port it then listens on, so on a busy machine the test's

@@ -448,8 +448,9 @@ pub fn hello_origin() -> std::net::SocketAddr {
     addr
 }
 
-/// One HTTP/1.0 exchange on `conn`: `/big` answers [`BIG`] bytes of [`byte_at`], any other
-/// path answers `hello(path)`. The request body (Content-Length) is read first.
+/// One HTTP/1.0 exchange on `conn`: `/big` answers [`BIG`] bytes of [`byte_at`], `/upload`
+/// checks its body against [`byte_at`] and says what it found, any other path answers
+/// `hello(path)`. The request body (Content-Length) is read first.
 pub fn serve_http(mut conn: std::net::TcpStream, hello: impl Fn(&str) -> String) {
     use std::io::{BufRead, Write};
     let Ok(clone) = conn.try_clone() else { return };
@@ -470,13 +471,24 @@ pub fn serve_http(mut conn: std::net::TcpStream, hello: impl Fn(&str) -> String)
             }
         }
     }
+    let path = first.split(' ').nth(1).unwrap_or("/").to_string();
+    if path == "/upload" {
+        // An upload (`curl --data-binary @file` of [`write_big_file`]): every byte is
+        // checked against [`byte_at`] as it arrives, the answer says what was found.
+        let verdict = check_upload(&mut reader, body_len);
+        let _ = write!(
+            conn,
+            "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{verdict}",
+            verdict.len()
+        );
+        return;
+    }
     // Read the request body before answering: closing with unread bytes makes the kernel
     // reset the connection, which can destroy the answer in flight.
     let mut body = vec![0u8; body_len.min(1 << 20)];
     if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
         return;
     }
-    let path = first.split(' ').nth(1).unwrap_or("/").to_string();
     if path != "/big" {
         let body = hello(&path);
         let _ = write!(
@@ -499,6 +511,42 @@ pub fn serve_http(mut conn: std::net::TcpStream, hello: impl Fn(&str) -> String)
         }
         sent += n;
     }
+}
+
+/// Reads an upload of `len` bytes and says whether it was [`byte_at`] throughout:
+/// `uploaded <len> bytes, all as sent`, or where it went wrong.
+fn check_upload(reader: &mut impl std::io::Read, len: usize) -> String {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut got = 0;
+    while got < len {
+        let want = buf.len().min(len - got);
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => return format!("upload ended after {got} of {len} bytes"),
+            Ok(n) => n,
+            Err(e) => return format!("upload failed after {got} of {len} bytes: {e}"),
+        };
+        if let Some(j) = (0..n).find(|&j| buf[j] != byte_at(got + j)) {
+            return format!("byte {} of the upload differs", got + j);
+        }
+        got += n;
+    }
+    format!("uploaded {len} bytes, all as sent")
+}
+
+/// Writes [`BIG`] bytes of [`byte_at`] to `path`, for uploads to `/upload` of
+/// [`serve_http`].
+pub fn write_big_file(path: &Path) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut out = std::io::BufWriter::new(file);
+    let mut buf = vec![0u8; 1 << 20];
+    for chunk in 0..BIG / buf.len() {
+        for (j, b) in buf.iter_mut().enumerate() {
+            *b = byte_at(chunk * (1 << 20) + j);
+        }
+        out.write_all(&buf).unwrap_or_else(|e| panic!("{e}"));
+    }
+    out.flush().unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Asserts that the file at `path` is exactly the `/big` body of [`serve_http`].

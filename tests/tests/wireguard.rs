@@ -171,7 +171,28 @@ fn tcp_and_udp_reach_a_wireguard_go_peer_through_the_endpoint() {
     );
     assert!(ok, "{body}");
     sb_tests::assert_big_file(&file);
+
+    // 100 MiB the other way: sb's stack is the sender into the tunnel, the peer checks
+    // every byte.
+    sb_tests::write_big_file(&file);
+    let (ok, body) = curl(
+        &ns,
+        &[
+            "-x",
+            &proxy,
+            "--max-time",
+            "60",
+            "--data-binary",
+            &format!("@{}", file.to_string_lossy()),
+            &format!("http://{http}/upload"),
+        ],
+    );
     let _ = std::fs::remove_file(&file);
+    assert!(
+        ok && body == format!("uploaded {} bytes, all as sent", sb_tests::BIG),
+        "upload: {body}\n{}",
+        wg.show("dump")
+    );
 
     // UDP through the direct inbound, to the echo behind the tunnel.
     let echoed = ns

@@ -517,6 +517,9 @@ pub struct Socket<'a> {
     /// The number of packets received directly after
     /// each other which have the same ACK number.
     local_rx_dup_acks: u8,
+    /// sb patch: while a retransmission is being recovered from, the highest sequence
+    /// number sent before it (RFC 6582's `recover`).
+    sb_recover: Option<TcpSeqNumber>,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -598,6 +601,7 @@ impl<'a> Socket<'a> {
             local_rx_last_ack: None,
             local_rx_last_seq: None,
             local_rx_dup_acks: 0,
+            sb_recover: None,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -892,6 +896,7 @@ impl<'a> Socket<'a> {
         self.state = State::Closed;
         self.timer = Timer::new();
         self.rtte = RttEstimator::default();
+        self.sb_recover = None;
         self.assembler = Assembler::new();
         self.tx_buffer.clear();
         self.rx_buffer.clear();
@@ -2037,15 +2042,22 @@ impl<'a> Socket<'a> {
             // 1. Check if duplicate ACK and change self.local_rx_dup_acks accordingly
             // 2. If exactly 3 duplicate ACKs received, set for fast retransmit
             // 3. Update the last received ACK (self.local_rx_last_ack)
+            let recovering = self.sb_recovering(ack_number);
             match self.local_rx_last_ack {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
                 // Increment duplicate ACK count and set for retransmit if we just received
                 // the third duplicate ACK
+                // sb patch: not while recovering from a retransmission. Resending from the
+                // first unacknowledged octet repeats segments the peer may hold already, and
+                // each one it gets twice is answered with a duplicate ACK: counted, they
+                // started a new fast retransmit (and halved the window again) for every
+                // three such segments.
                 Some(last_rx_ack)
                     if repr.payload.is_empty()
                         && last_rx_ack == ack_number
                         && ack_number < self.remote_last_seq
-                        && !is_window_update =>
+                        && !is_window_update
+                        && !recovering =>
                 {
                     // Increment duplicate ACK count
                     self.local_rx_dup_acks = self.local_rx_dup_acks.saturating_add(1);
@@ -2258,7 +2270,10 @@ impl<'a> Socket<'a> {
         };
 
         // Compare max_send with the congestion window.
-        let max_send = max_send.min(self.congestion_controller.inner().window());
+        // sb patch: with what the congestion window leaves beside the data in flight;
+        // upstream compared it with what could be sent next alone, so the data in flight
+        // was bounded by the peer's window only and the controller had no effect.
+        let max_send = max_send.min(self.cwnd_room());
 
         // Can we send at least 1 octet?
         let mut can_send = max_send != 0;
@@ -2289,6 +2304,31 @@ impl<'a> Socket<'a> {
         let can_fin = want_fin && self.remote_last_seq == self.local_seq_no + self.tx_buffer.len();
 
         can_send || can_fin
+    }
+
+    /// sb patch: whether an ACK for `ack_number` still belongs to the recovery from a
+    /// retransmission (ends once everything sent before it is acknowledged).
+    fn sb_recovering(&mut self, ack_number: TcpSeqNumber) -> bool {
+        match self.sb_recover {
+            Some(recover) if ack_number < recover => true,
+            _ => {
+                self.sb_recover = None;
+                false
+            }
+        }
+    }
+
+    /// sb patch: how many more octets the congestion window allows in flight.
+    fn cwnd_room(&self) -> usize {
+        let in_flight = if self.remote_last_seq >= self.local_seq_no {
+            self.remote_last_seq - self.local_seq_no
+        } else {
+            0
+        };
+        self.congestion_controller
+            .inner()
+            .window()
+            .saturating_sub(in_flight)
     }
 
     fn delayed_ack_expired(&self, timestamp: Instant) -> bool {
@@ -2398,6 +2438,8 @@ impl<'a> Socket<'a> {
             // had sent them. This will cause all data in the queue
             // to be sent again.
             self.remote_last_seq = self.local_seq_no;
+            // sb patch: which kind, before the timer is cleared below.
+            let fast = matches!(self.timer, Timer::FastRetransmit);
 
             // Clear the `should_retransmit` state. If we can't retransmit right
             // now for whatever reason (like zero window), this avoids an
@@ -2405,8 +2447,17 @@ impl<'a> Socket<'a> {
             // can't actually do anything.
             self.timer.set_for_idle(cx.now(), self.keep_alive);
 
-            // Inform RTTE, so that it can avoid bogus measurements.
-            self.rtte.on_retransmit();
+            // sb patch: a fast retransmission is no timeout: it stops the RTT sample
+            // (Karn) but does not back off the timer (RFC 5681 does not; upstream doubled
+            // the RTO here, so a few fast retransmissions in a row left the next real
+            // timeout many seconds away).
+            self.sb_recover = self.rtte.max_seq_sent;
+            if fast {
+                self.rtte.timestamp = None;
+            } else {
+                // Inform RTTE, so that it can avoid bogus measurements.
+                self.rtte.on_retransmit();
+            }
 
             // Inform the congestion controller that we're retransmitting.
             self.congestion_controller
@@ -2540,9 +2591,13 @@ impl<'a> Socket<'a> {
                 // 1. remote window
                 // 2. MSS the remote is willing to accept, probably determined by their MTU
                 // 3. MSS we can send, determined by our MTU.
-                let size = win_limit
+                let mut size = win_limit
                     .min(self.remote_mss)
                     .min(cx.ip_mtu() - ip_repr.header_len() - TCP_HEADER_LEN);
+                // sb patch: data sent with an ACK stays within the congestion window too.
+                if !is_zero_window_probe {
+                    size = size.min(self.cwnd_room());
+                }
 
                 let offset = self.remote_last_seq - self.local_seq_no;
                 repr.payload = self.tx_buffer.get_allocated(offset, size);
@@ -5895,6 +5950,98 @@ mod test {
             payload:    &b"abcdef"[..],
             ..RECV_TEMPL
         }));
+    }
+
+    /// sb patch: the payload octets the socket sends at `t` until it stops.
+    #[cfg(feature = "socket-tcp-reno")]
+    fn sb_flush(s: &mut TestSocket, t: i64) -> usize {
+        s.cx.set_now(Instant::from_millis(t));
+        let mut total = 0;
+        for _ in 0..1000 {
+            let mut len = 0;
+            let _ = s.socket.dispatch(&mut s.cx, |_, (_, repr)| {
+                len = repr.payload.len();
+                Ok::<(), ()>(())
+            });
+            if len == 0 {
+                break;
+            }
+            total += len;
+        }
+        total
+    }
+
+    /// sb patch: the congestion window bounds the data in flight (upstream let the whole
+    /// peer window out at once), and a timeout restarts from one segment.
+    #[cfg(feature = "socket-tcp-reno")]
+    #[test]
+    fn sb_data_in_flight_stays_within_the_congestion_window() {
+        let mut s = socket_established_with_buffer_sizes(60_000, 64);
+        s.set_congestion_control(CongestionControl::Reno);
+        s.remote_mss = 1000;
+        s.congestion_controller.inner_mut().set_mss(1000);
+        s.remote_win_len = 60_000;
+        s.send_slice(&[0x5a; 60_000]).unwrap();
+        // RFC 6928's initial window: ten segments, not the peer's 60 kB.
+        assert_eq!(sb_flush(&mut s, 0), 10_000);
+        assert_eq!(sb_flush(&mut s, 5), 0);
+        // Two segments acknowledged: slow start adds two, so four more go out.
+        send!(s, time 10, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 2000),
+            window_len: 60_000,
+            ..SEND_TEMPL
+        });
+        assert_eq!(sb_flush(&mut s, 10), 4000);
+        // The timeout (1 s after that ACK): one segment, from the first unacknowledged one.
+        assert_eq!(sb_flush(&mut s, 1010), 1000);
+        assert_eq!(sb_flush(&mut s, 1020), 0);
+    }
+
+    /// sb patch: three duplicate ACKs resend from the hole with half the window, without
+    /// backing off the timer; duplicates while that recovery lasts (the peer getting
+    /// segments twice) start no second one.
+    #[cfg(feature = "socket-tcp-reno")]
+    #[test]
+    fn sb_one_fast_retransmit_per_loss_and_no_timer_back_off() {
+        let mut s = socket_established_with_buffer_sizes(60_000, 64);
+        s.set_congestion_control(CongestionControl::Reno);
+        s.remote_mss = 1000;
+        s.congestion_controller.inner_mut().set_mss(1000);
+        s.remote_win_len = 60_000;
+        s.send_slice(&[0x5a; 60_000]).unwrap();
+        assert_eq!(sb_flush(&mut s, 0), 10_000);
+        let ack = |mut s: &mut TestSocket, t: i64, acked: usize| {
+            send!(s, time t, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1 + acked),
+                window_len: 60_000,
+                ..SEND_TEMPL
+            });
+        };
+        // The first segment arrives, the second is lost: the window grows by one segment,
+        // then three duplicates of that ACK.
+        ack(&mut s, 10, 1000);
+        assert_eq!(sb_flush(&mut s, 10), 2000);
+        let rto = s.rtte.rto;
+        for _ in 0..3 {
+            ack(&mut s, 11, 1000);
+        }
+        // Half of 11 segments' window, resent from the hole (Nagle holds the half segment).
+        assert_eq!(sb_flush(&mut s, 11), 5000);
+        assert_eq!(s.rtte.rto, rto, "a fast retransmission is no timeout");
+        // The peer had the resent segments after the hole: each comes back as a duplicate.
+        for _ in 0..6 {
+            ack(&mut s, 12, 1000);
+        }
+        assert_eq!(
+            sb_flush(&mut s, 12),
+            0,
+            "no second fast retransmit for the same loss"
+        );
+        // The hole is filled and everything sent before the loss is acknowledged: new data.
+        ack(&mut s, 13, 12_000);
+        assert!(sb_flush(&mut s, 13) > 0);
     }
 
     #[test]
