@@ -210,6 +210,23 @@ impl DirectUdp {
         })
     }
 
+    /// Asks the kernel for `bytes` of receive and send buffer: for a socket that carries a
+    /// whole tunnel (the WireGuard endpoint's), where the default (about 208 KiB) overflows
+    /// in a burst and every datagram dropped is a loss for the flows inside. Root (or
+    /// `CAP_NET_ADMIN`) may go past `net.core.rmem_max`/`wmem_max`; otherwise the kernel
+    /// caps the request there. Returns the receive buffer size the kernel then reports.
+    pub fn grow_buffers(&self, bytes: usize) -> io::Result<usize> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let forced = setsockopt(&self.socket, sockopt::RcvBufForce, &bytes)
+            .and_then(|()| setsockopt(&self.socket, sockopt::SndBufForce, &bytes));
+        let sock = SockRef::from(&self.socket);
+        if forced.is_err() {
+            sock.set_recv_buffer_size(bytes)?;
+            sock.set_send_buffer_size(bytes)?;
+        }
+        sock.recv_buffer_size()
+    }
+
     async fn target(&self, dest: &Destination) -> io::Result<SocketAddr> {
         let addr = match dest.domain() {
             None => dest

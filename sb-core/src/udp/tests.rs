@@ -84,3 +84,19 @@ async fn a_datagram_that_cannot_be_sent_is_dropped_and_the_flow_goes_on() {
         ["second.ok:53".to_string(), "fourth.ok:53".to_string()]
     );
 }
+
+/// The tunnel's socket gets the buffer it asks for (as root, past `rmem_max`); without
+/// the privilege the kernel caps it, never below what the socket had.
+#[tokio::test]
+async fn a_tunnel_socket_grows_its_kernel_buffers() {
+    let socket = super::DirectUdp::bind(&crate::dialer::DialOptions::default()).unwrap();
+    let before = socket2::SockRef::from(&socket.socket)
+        .recv_buffer_size()
+        .unwrap();
+    let got = socket.grow_buffers(4 << 20).unwrap();
+    assert!(got >= before, "{got} < {before}");
+    if nix::unistd::Uid::effective().is_root() {
+        // Linux doubles the request for its bookkeeping.
+        assert_eq!(got, 8 << 20);
+    }
+}
