@@ -6,6 +6,8 @@
 //! ```text
 //!  curl ─> sb mixed ─> router ─> endpoint wg (10.77.0.1) ═ UDP ═ wireguard-go (10.77.0.2) ─> HTTP, UDP echo
 //!  curl on 10.77.0.2 ─> wireguard-go ═ UDP ═ endpoint wg ─> router ─> direct ─> 127.0.0.1 (own address → loopback)
+//!  system: true (sb in a namespace of its own, a veth to the peer's):
+//!  curl ─> sb mixed ─> router ─> kernel socket bound to interface ─> endpoint wg ═ UDP ═ wireguard-go
 //! ```
 
 // Test code: a failed unwrap is a failed test, with the reason in the panic message.
@@ -243,6 +245,101 @@ fn a_wireguard_go_peer_dials_into_the_endpoint() {
         "{body}\n{}",
         wg.log()
     );
+}
+
+/// `system: true`: sb's endpoint as a kernel interface. sb runs in a namespace of its own
+/// (joined to the peer's by a veth), so the peer's tunnel address is not also a local
+/// address of sb's host. TCP and UDP from sb's inbounds go out through the interface (the
+/// kernel dials, bound to it), the host's own ping goes through it, a flow from the peer to
+/// the endpoint's address reaches a server of sb's host, and the interface goes with sb.
+#[test]
+fn a_system_endpoint_is_a_kernel_interface() {
+    let Some(peer_ns) = lab() else { return };
+    let sb_ns = Netns::new("wgs");
+    sb_tests::netns::veth(&sb_ns, &["10.98.0.1/24"], &peer_ns, &["10.98.0.2/24"]);
+    let sb_keys = Keys::generate();
+    let wg = WgGo::start(
+        &peer_ns,
+        "10.77.0.2/24",
+        &PeerConfig {
+            public: &sb_keys.public,
+            endpoint: None,
+            allowed_ips: "10.77.0.1/32",
+            keepalive: None,
+        },
+    );
+    let http = http_server(&peer_ns, "10.77.0.2");
+    let echo = udp_echo(&peer_ns, "10.77.0.2");
+    let host_server = http_server(&sb_ns, "0.0.0.0");
+    let name = sb_tests::netns::unique("wgk");
+    let (mixed, udp_in) = (free_port(&sb_ns, false), free_port(&sb_ns, true));
+    let config = format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": {mixed}}},
+                         {{"type": "direct", "tag": "u", "listen": "127.0.0.1", "listen_port": {udp_in}, "network": "udp",
+                           "override_address": "10.77.0.2", "override_port": {}}}],
+            "endpoints": [{{"type": "wireguard", "tag": "wg", "system": true, "name": "{name}",
+                            "address": ["10.77.0.1/24"], "private_key": "{}",
+                            "peers": [{{"address": "10.98.0.2", "port": {}, "public_key": "{}",
+                                        "allowed_ips": ["10.77.0.0/24"]}}]}}],
+            "route": {{"rules": [{{"ip_cidr": ["10.77.0.0/24"], "outbound": "wg"}}]}}}}"#,
+        echo.port(),
+        sb_keys.private,
+        wg.port,
+        wg.keys.public
+    );
+    let sb = start_sb(&sb_ns, &config);
+    let link = sb_ns.exec(&["ip", "-o", "addr", "show", "dev", &name]);
+    assert!(
+        String::from_utf8_lossy(&link.stdout).contains("10.77.0.1/24"),
+        "interface {name}: {}{}",
+        String::from_utf8_lossy(&link.stdout),
+        String::from_utf8_lossy(&link.stderr)
+    );
+
+    let (ok, body) = curl(
+        &sb_ns,
+        &[
+            "-x",
+            &format!("socks5h://127.0.0.1:{mixed}"),
+            &format!("http://{http}/kernel"),
+        ],
+    );
+    assert!(
+        ok && body == "hello from origin /kernel",
+        "{body}\n{}",
+        wg.log()
+    );
+    let echoed = sb_ns
+        .spawn(move || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.send_to(b"udp through the interface", ("127.0.0.1", udp_in))
+                .unwrap();
+            let mut buf = [0u8; 64];
+            let (n, _) = s.recv_from(&mut buf).unwrap();
+            buf[..n].to_vec()
+        })
+        .join()
+        .unwrap();
+    assert_eq!(echoed, b"udp through the interface");
+    let ping = sb_ns.exec(&["ping", "-c", "1", "-W", "5", "-I", &name, "10.77.0.2"]);
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+    // The peer reaches a server of sb's host at the endpoint's own address (the reply
+    // finds its way back by the address's prefix route: sb adds no routes, as Go adds none).
+    let (ok, body) = curl(
+        &peer_ns,
+        &[&format!("http://10.77.0.1:{}/host", host_server.port())],
+    );
+    assert!(ok && body == "hello from origin /host", "{body}");
+
+    drop(sb);
+    let gone = sb_ns.exec(&["ip", "link", "show", "dev", &name]);
+    assert!(!gone.status.success(), "{name} outlived sb");
 }
 
 /// Go sing-box's own `wireguard` endpoint (wireguard-go inside) as the peer, both ways: sb

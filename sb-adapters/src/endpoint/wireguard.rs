@@ -24,6 +24,8 @@ mod device;
 mod driver;
 mod routes;
 mod settings;
+#[cfg(feature = "tun")]
+mod system;
 
 use device::{TunnelDevice, QUEUE};
 use driver::{Command, Driver};
@@ -64,6 +66,16 @@ struct Running {
     stack: Arc<NetStack>,
     driver: JoinHandle<()>,
     commands: mpsc::UnboundedSender<Command>,
+    /// `system: true`: the kernel interface, and the dialer bound to it that the
+    /// endpoint's outbound flows use.
+    kernel: Option<Kernel>,
+}
+
+/// A `system: true` endpoint's interface and dialer.
+struct Kernel {
+    #[cfg(feature = "tun")]
+    interface: system::System,
+    dialer: Arc<Dialer>,
 }
 
 impl WireGuard {
@@ -82,6 +94,14 @@ impl WireGuard {
             settings,
             dialer,
             running: Mutex::new(None),
+        })
+    }
+
+    /// With `system: true`, the dialer bound to the kernel interface.
+    fn kernel_dialer(&self) -> Option<Arc<Dialer>> {
+        self.running.lock().ok().and_then(|r| {
+            r.as_ref()
+                .and_then(|r| r.kernel.as_ref().map(|k| k.dialer.clone()))
         })
     }
 
@@ -125,6 +145,54 @@ impl WireGuard {
             })
     }
 
+    /// With `system: true`, opens the kernel interface (its reads go to the driver through
+    /// `to_driver`) and the dialer bound to it; returns them and the driver's side of it.
+    #[cfg(feature = "tun")]
+    fn open_kernel(
+        &self,
+        to_driver: &mpsc::Sender<Vec<u8>>,
+    ) -> io::Result<(Option<Kernel>, Option<driver::ToSystem>)> {
+        if !self.settings.system {
+            return Ok((None, None));
+        }
+        let (queue, from_driver) = mpsc::channel(QUEUE);
+        let interface = system::System::open(
+            self.label.clone(),
+            &system::Interface {
+                name: &self.settings.name,
+                mtu: self.settings.mtu,
+                addresses: &self.settings.addresses,
+            },
+            to_driver.clone(),
+            from_driver,
+        )?;
+        let opts = sb_core::dialer::DialOptions {
+            bind_interface: Some(interface.name().to_string()),
+            domain_resolver: self.dialer.resolver().cloned(),
+            ..Default::default()
+        };
+        tracing::info!(target: "endpoint", tag = %self.label, "interface {} up", interface.name());
+        Ok((
+            Some(Kernel {
+                interface,
+                dialer: Arc::new(Dialer::Direct(opts)),
+            }),
+            Some(driver::ToSystem {
+                queue,
+                own: self.settings.addresses.clone(),
+            }),
+        ))
+    }
+
+    /// Without TUN support `system: true` was refused with the config.
+    #[cfg(not(feature = "tun"))]
+    fn open_kernel(
+        &self,
+        _to_driver: &mpsc::Sender<Vec<u8>>,
+    ) -> io::Result<(Option<Kernel>, Option<driver::ToSystem>)> {
+        Ok((None, None))
+    }
+
     /// The outer socket: bound to `listen_port`, or made by the dial fields.
     async fn outer_socket(&self) -> io::Result<BoxPacketConn> {
         match (&self.dialer, self.settings.listen_port) {
@@ -134,8 +202,12 @@ impl WireGuard {
                 // buffer, a burst from the peer overflows it (measured: thousands of
                 // drops in a 100 MiB download, each a loss inside the tunnel).
                 match socket.grow_buffers(OUTER_BUFFER) {
-                    Ok(got) => debug!(target: "endpoint", tag = %self.label, "outer socket buffer: {got} bytes"),
-                    Err(e) => debug!(target: "endpoint", tag = %self.label, "outer socket buffer: {e}"),
+                    Ok(got) => {
+                        debug!(target: "endpoint", tag = %self.label, "outer socket buffer: {got} bytes")
+                    }
+                    Err(e) => {
+                        debug!(target: "endpoint", tag = %self.label, "outer socket buffer: {e}")
+                    }
                 }
                 Ok(Arc::new(socket))
             }
@@ -171,10 +243,13 @@ impl Outbound for WireGuard {
     }
     fn connect_tcp<'a>(
         &'a self,
-        _flow: &'a FlowContext,
+        flow: &'a FlowContext,
         dest: &'a Destination,
     ) -> BoxFuture<'a, io::Result<BoxStream>> {
         Box::pin(async move {
+            if let Some(kernel) = self.kernel_dialer() {
+                return kernel.connect_tcp(flow, dest).await;
+            }
             let stack = self.stack()?;
             let remote = self.address(dest).await?;
             let local = self.local_for(remote)?;
@@ -190,6 +265,15 @@ impl Outbound for WireGuard {
         timeout: std::time::Duration,
     ) -> BoxFuture<'a, io::Result<()>> {
         Box::pin(async move {
+            if self.kernel_dialer().is_some() {
+                // The replies would be for the interface's own address, which the kernel
+                // takes: a system-mode endpoint has no ICMP of its own (as Go's). Pings
+                // from the host itself (`ping -I <name>`) go through it.
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "ping through a system-mode endpoint",
+                ));
+            }
             let stack = self.stack()?;
             let local = self.local_for(SocketAddr::new(dest, 0))?;
             stack.ping(local.ip(), dest, timeout).await.map(|_| ())
@@ -197,10 +281,13 @@ impl Outbound for WireGuard {
     }
     fn connect_udp<'a>(
         &'a self,
-        _flow: &'a FlowContext,
+        flow: &'a FlowContext,
         dest: &'a Destination,
     ) -> BoxFuture<'a, io::Result<BoxPacketConn>> {
         Box::pin(async move {
+            if let Some(kernel) = self.kernel_dialer() {
+                return kernel.listen_udp(flow, dest).await;
+            }
             let stack = self.stack()?;
             let remote = self.address(dest).await?;
             let socket = stack.bind_udp(self.local_for(remote)?)?;
@@ -221,6 +308,7 @@ impl Endpoint for WireGuard {
             let outer = self.outer_socket().await?;
             let (to_stack, from_driver) = mpsc::channel(QUEUE);
             let (to_driver, from_stack) = mpsc::channel(QUEUE);
+            let to_driver_for_kernel = to_driver.clone();
             let device = Arc::new(TunnelDevice::new(from_driver, to_driver));
             let mtu = self.settings.mtu;
             let source = FlowSource {
@@ -246,6 +334,7 @@ impl Endpoint for WireGuard {
                 },
             )?;
             let (commands, commands_rx) = mpsc::unbounded_channel();
+            let (kernel, to_system) = self.open_kernel(&to_driver_for_kernel)?;
             let driver = Driver::new(
                 self.label.clone(),
                 outer,
@@ -253,6 +342,7 @@ impl Endpoint for WireGuard {
                 &self.settings.peers,
                 self.routes.clone(),
                 to_stack,
+                to_system,
             );
             let driver = tokio::spawn(driver.run(from_stack, commands_rx));
             if let Ok(mut r) = self.running.lock() {
@@ -260,6 +350,7 @@ impl Endpoint for WireGuard {
                     stack: Arc::new(stack),
                     driver,
                     commands,
+                    kernel,
                 });
             }
             tracing::info!(target: "endpoint", tag = %self.label, "started");
@@ -307,6 +398,10 @@ impl Endpoint for WireGuard {
                 r.driver.abort();
                 let _ = r.driver.await;
                 drop(r.stack);
+                #[cfg(feature = "tun")]
+                if let Some(k) = r.kernel {
+                    k.interface.close().await;
+                }
             }
         })
     }

@@ -62,6 +62,17 @@ pub struct Driver {
     peers: Vec<Peer>,
     routes: Arc<Routes>,
     to_stack: mpsc::Sender<Vec<u8>>,
+    /// `system: true`: the kernel interface, which takes packets to the endpoint's own
+    /// addresses (the rest still go to the stack).
+    to_system: Option<ToSystem>,
+}
+
+/// The kernel interface's queue and the addresses whose packets go there.
+pub struct ToSystem {
+    /// Packets for the interface.
+    pub queue: mpsc::Sender<Vec<u8>>,
+    /// The endpoint's own addresses.
+    pub own: Vec<ipnet::IpNet>,
 }
 
 /// What woke the driver.
@@ -82,6 +93,7 @@ impl Driver {
         peers: &[PeerSettings],
         routes: Arc<Routes>,
         to_stack: mpsc::Sender<Vec<u8>>,
+        to_system: Option<ToSystem>,
     ) -> Driver {
         let public = PublicKey::from(&private);
         let peers = peers
@@ -115,6 +127,7 @@ impl Driver {
             peers,
             routes,
             to_stack,
+            to_system,
         }
     }
 
@@ -210,7 +223,7 @@ impl Driver {
             TunnResult::WriteToTunnelV4(pkt, from) => {
                 deliver(
                     &self.label,
-                    &self.to_stack,
+                    sink(&self.to_stack, self.to_system.as_ref(), pkt),
                     &self.routes,
                     i,
                     pkt,
@@ -222,7 +235,7 @@ impl Driver {
             TunnResult::WriteToTunnelV6(pkt, from) => {
                 deliver(
                     &self.label,
-                    &self.to_stack,
+                    sink(&self.to_stack, self.to_system.as_ref(), pkt),
                     &self.routes,
                     i,
                     pkt,
@@ -298,7 +311,20 @@ fn boringtun_queue_bound() -> usize {
     256 + 8
 }
 
-/// Hands a decrypted packet to the stack if its source is the peer's to send from.
+/// Where a decrypted packet goes: the kernel interface when it has one and the packet is
+/// for one of the endpoint's own addresses, else the stack.
+fn sink<'a>(
+    to_stack: &'a mpsc::Sender<Vec<u8>>,
+    to_system: Option<&'a ToSystem>,
+    pkt: &[u8],
+) -> &'a mpsc::Sender<Vec<u8>> {
+    match (to_system, Tunn::dst_address(pkt)) {
+        (Some(s), Some(dst)) if s.own.iter().any(|n| n.contains(&dst)) => &s.queue,
+        _ => to_stack,
+    }
+}
+
+/// Hands a decrypted packet on (see [`sink`]) if its source is the peer's to send from.
 fn deliver(
     label: &str,
     to_stack: &mpsc::Sender<Vec<u8>>,

@@ -26,8 +26,8 @@ pub enum SettingsError {
     /// An MTU the stack cannot use.
     #[error("mtu {0}: must be between 576 and 65535")]
     Mtu(u32),
-    /// `system: true` is not built yet.
-    #[error("`system: true` (a kernel interface) is not implemented by sb yet")]
+    /// `system: true` in a build without TUN support.
+    #[error("`system: true` (a kernel interface) needs sb built with the `tun` feature")]
     System,
 }
 
@@ -67,6 +67,13 @@ pub struct Settings {
     pub addresses: Vec<IpNet>,
     /// Tunnel MTU.
     pub mtu: u16,
+    /// `system`: a kernel interface instead of the userspace stack alone (refused above
+    /// in a build without TUN support, which then never reads these two).
+    #[cfg_attr(not(feature = "tun"), allow(dead_code))]
+    pub system: bool,
+    /// `name`: the kernel interface's name (empty: the first free `wgN`).
+    #[cfg_attr(not(feature = "tun"), allow(dead_code))]
+    pub name: String,
     /// UDP port to listen on; 0: any.
     pub listen_port: u16,
     /// Peers, in config order (a peer's index is its place here).
@@ -78,7 +85,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the config.
     pub fn from_config(wg: &WireGuardEndpoint) -> Result<Settings, SettingsError> {
-        if wg.system {
+        if wg.system && !cfg!(feature = "tun") {
             return Err(SettingsError::System);
         }
         let private = StaticSecret::from(key(&wg.private_key, "private key")?);
@@ -98,6 +105,8 @@ impl Settings {
         Ok(Settings {
             private,
             addresses: wg.address.0.iter().map(|p| p.0).collect(),
+            system: wg.system,
+            name: wg.name.clone(),
             mtu,
             listen_port: wg.listen_port,
             peers,
