@@ -120,6 +120,9 @@ pub async fn latency(
     Ok((at(0.50), at(0.99)))
 }
 
+/// How long one held flow may take to open.
+const FLOW_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Opens up to `n` flows and keeps them idle; they close when the returned vector is dropped.
 /// Stops at the first flow that fails and says why (the proxy refusing more flows is a result,
 /// not a harness error).
@@ -130,9 +133,15 @@ pub async fn hold(
 ) -> (Vec<TcpStream>, Option<String>) {
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        match flow(Some(proxy), target).await {
-            Ok(s) => out.push(s),
-            Err(e) => return (out, Some(format!("flow {} of {n} failed: {e}", i + 1))),
+        // A proxy that stops accepting (sb at its connection budget leaves new connections
+        // in the listen backlog) is a result, not a reason to wait forever.
+        match tokio::time::timeout(FLOW_TIMEOUT, flow(Some(proxy), target)).await {
+            Ok(Ok(s)) => out.push(s),
+            Ok(Err(e)) => return (out, Some(format!("flow {} of {n} failed: {e}", i + 1))),
+            Err(_) => {
+                let why = format!("flow {} of {n} not answered within {FLOW_TIMEOUT:?}", i + 1);
+                return (out, Some(why));
+            }
         }
     }
     (out, None)
