@@ -113,12 +113,19 @@ fn start_sb(ns: &Netns, config: &str) -> Running {
     Proxy::InProcess.start(ns, config)
 }
 
-#[test]
-fn tcp_and_udp_reach_a_wireguard_go_peer_through_the_endpoint() {
-    let Some(ns) = lab() else { return };
+/// wireguard-go at `10.77.0.2/24` in `ns`, peered with new keys for sb (`10.77.0.1`, which
+/// contacts it first), with an HTTP server and a UDP echo on its tunnel address.
+struct Peer {
+    sb_keys: Keys,
+    wg: WgGo,
+    http: SocketAddr,
+    echo: SocketAddr,
+}
+
+fn peer_with_services(ns: &Netns) -> Peer {
     let sb_keys = Keys::generate();
     let wg = WgGo::start(
-        &ns,
+        ns,
         "10.77.0.2/24",
         &PeerConfig {
             public: &sb_keys.public,
@@ -127,8 +134,37 @@ fn tcp_and_udp_reach_a_wireguard_go_peer_through_the_endpoint() {
             keepalive: None,
         },
     );
-    let http = http_server(&ns, "10.77.0.2");
-    let echo = udp_echo(&ns, "10.77.0.2");
+    Peer {
+        sb_keys,
+        wg,
+        http: http_server(ns, "10.77.0.2"),
+        echo: udp_echo(ns, "10.77.0.2"),
+    }
+}
+
+/// Sends `payload` to the UDP inbound on `port` of `ns`'s loopback and returns the answer.
+fn udp_round_trip(ns: &Netns, port: u16, payload: &'static [u8]) -> Vec<u8> {
+    ns.spawn(move || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.send_to(payload, ("127.0.0.1", port)).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, _) = s.recv_from(&mut buf).unwrap();
+        buf[..n].to_vec()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn tcp_and_udp_reach_a_wireguard_go_peer_through_the_endpoint() {
+    let Some(ns) = lab() else { return };
+    let Peer {
+        sb_keys,
+        wg,
+        http,
+        echo,
+    } = peer_with_services(&ns);
     let (mixed, udp_in) = (free_port(&ns, false), free_port(&ns, true));
     let config = format!(
         r#"{{"log": {{"disabled": true}},
@@ -197,18 +233,7 @@ fn tcp_and_udp_reach_a_wireguard_go_peer_through_the_endpoint() {
     );
 
     // UDP through the direct inbound, to the echo behind the tunnel.
-    let echoed = ns
-        .spawn(move || {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            s.send_to(b"ping through wireguard", ("127.0.0.1", udp_in))
-                .unwrap();
-            let mut buf = [0u8; 64];
-            let (n, _) = s.recv_from(&mut buf).unwrap();
-            buf[..n].to_vec()
-        })
-        .join()
-        .unwrap();
+    let echoed = udp_round_trip(&ns, udp_in, b"ping through wireguard");
     assert_eq!(echoed, b"ping through wireguard");
 }
 
@@ -257,19 +282,12 @@ fn a_system_endpoint_is_a_kernel_interface() {
     let Some(peer_ns) = lab() else { return };
     let sb_ns = Netns::new("wgs");
     sb_tests::netns::veth(&sb_ns, &["10.98.0.1/24"], &peer_ns, &["10.98.0.2/24"]);
-    let sb_keys = Keys::generate();
-    let wg = WgGo::start(
-        &peer_ns,
-        "10.77.0.2/24",
-        &PeerConfig {
-            public: &sb_keys.public,
-            endpoint: None,
-            allowed_ips: "10.77.0.1/32",
-            keepalive: None,
-        },
-    );
-    let http = http_server(&peer_ns, "10.77.0.2");
-    let echo = udp_echo(&peer_ns, "10.77.0.2");
+    let Peer {
+        sb_keys,
+        wg,
+        http,
+        echo,
+    } = peer_with_services(&peer_ns);
     let host_server = http_server(&sb_ns, "0.0.0.0");
     let name = sb_tests::netns::unique("wgk");
     let (mixed, udp_in) = (free_port(&sb_ns, false), free_port(&sb_ns, true));
@@ -310,18 +328,7 @@ fn a_system_endpoint_is_a_kernel_interface() {
         "{body}\n{}",
         wg.log()
     );
-    let echoed = sb_ns
-        .spawn(move || {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            s.send_to(b"udp through the interface", ("127.0.0.1", udp_in))
-                .unwrap();
-            let mut buf = [0u8; 64];
-            let (n, _) = s.recv_from(&mut buf).unwrap();
-            buf[..n].to_vec()
-        })
-        .join()
-        .unwrap();
+    let echoed = udp_round_trip(&sb_ns, udp_in, b"udp through the interface");
     assert_eq!(echoed, b"udp through the interface");
     let ping = sb_ns.exec(&["ping", "-c", "1", "-W", "5", "-I", &name, "10.77.0.2"]);
     assert!(
