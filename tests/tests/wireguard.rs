@@ -142,6 +142,22 @@ fn peer_with_services(ns: &Netns) -> Peer {
     }
 }
 
+/// sb with a mixed inbound on `mixed`, a UDP `direct` inbound on `udp_in` forwarding to
+/// `echo` (behind the peer), and `endpoint` (a `wireguard` endpoint tagged `wg`) as the
+/// route for the tunnel's `10.77.0.0/24`.
+fn client_config(mixed: u16, udp_in: u16, echo: SocketAddr, endpoint: &str) -> String {
+    format!(
+        r#"{{"log": {{"disabled": true}},
+            "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": {mixed}}},
+                         {{"type": "direct", "tag": "u", "listen": "127.0.0.1", "listen_port": {udp_in}, "network": "udp",
+                           "override_address": "{}", "override_port": {}}}],
+            "endpoints": [{endpoint}],
+            "route": {{"rules": [{{"ip_cidr": ["10.77.0.0/24"], "outbound": "wg"}}]}}}}"#,
+        echo.ip(),
+        echo.port()
+    )
+}
+
 /// Sends `payload` to the UDP inbound on `port` of `ns`'s loopback and returns the answer.
 fn udp_round_trip(ns: &Netns, port: u16, payload: &'static [u8]) -> Vec<u8> {
     ns.spawn(move || {
@@ -166,21 +182,13 @@ fn tcp_and_udp_reach_a_wireguard_go_peer_through_the_endpoint() {
         echo,
     } = peer_with_services(&ns);
     let (mixed, udp_in) = (free_port(&ns, false), free_port(&ns, true));
-    let config = format!(
-        r#"{{"log": {{"disabled": true}},
-            "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": {mixed}}},
-                         {{"type": "direct", "tag": "u", "listen": "127.0.0.1", "listen_port": {udp_in}, "network": "udp",
-                           "override_address": "10.77.0.2", "override_port": {}}}],
-            "endpoints": [{{"type": "wireguard", "tag": "wg", "address": ["10.77.0.1/32"],
-                            "private_key": "{}",
-                            "peers": [{{"address": "127.0.0.1", "port": {}, "public_key": "{}",
-                                        "allowed_ips": ["10.77.0.0/24"]}}]}}],
-            "route": {{"rules": [{{"ip_cidr": ["10.77.0.0/24"], "outbound": "wg"}}]}}}}"#,
-        echo.port(),
-        sb_keys.private,
-        wg.port,
-        wg.keys.public
+    let endpoint = format!(
+        r#"{{"type": "wireguard", "tag": "wg", "address": ["10.77.0.1/32"], "private_key": "{}",
+             "peers": [{{"address": "127.0.0.1", "port": {}, "public_key": "{}",
+                         "allowed_ips": ["10.77.0.0/24"]}}]}}"#,
+        sb_keys.private, wg.port, wg.keys.public
     );
+    let config = client_config(mixed, udp_in, echo, &endpoint);
     let _sb = start_sb(&ns, &config);
     let proxy = format!("socks5h://127.0.0.1:{mixed}");
     let (ok, body) = curl(&ns, &["-x", &proxy, &format!("http://{http}/hello")]);
@@ -291,21 +299,14 @@ fn a_system_endpoint_is_a_kernel_interface() {
     let host_server = http_server(&sb_ns, "0.0.0.0");
     let name = sb_tests::netns::unique("wgk");
     let (mixed, udp_in) = (free_port(&sb_ns, false), free_port(&sb_ns, true));
-    let config = format!(
-        r#"{{"log": {{"disabled": true}},
-            "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": {mixed}}},
-                         {{"type": "direct", "tag": "u", "listen": "127.0.0.1", "listen_port": {udp_in}, "network": "udp",
-                           "override_address": "10.77.0.2", "override_port": {}}}],
-            "endpoints": [{{"type": "wireguard", "tag": "wg", "system": true, "name": "{name}",
-                            "address": ["10.77.0.1/24"], "private_key": "{}",
-                            "peers": [{{"address": "10.98.0.2", "port": {}, "public_key": "{}",
-                                        "allowed_ips": ["10.77.0.0/24"]}}]}}],
-            "route": {{"rules": [{{"ip_cidr": ["10.77.0.0/24"], "outbound": "wg"}}]}}}}"#,
-        echo.port(),
-        sb_keys.private,
-        wg.port,
-        wg.keys.public
+    let endpoint = format!(
+        r#"{{"type": "wireguard", "tag": "wg", "system": true, "name": "{name}",
+             "address": ["10.77.0.1/24"], "private_key": "{}",
+             "peers": [{{"address": "10.98.0.2", "port": {}, "public_key": "{}",
+                         "allowed_ips": ["10.77.0.0/24"]}}]}}"#,
+        sb_keys.private, wg.port, wg.keys.public
     );
+    let config = client_config(mixed, udp_in, echo, &endpoint);
     let sb = start_sb(&sb_ns, &config);
     let link = sb_ns.exec(&["ip", "-o", "addr", "show", "dev", &name]);
     assert!(

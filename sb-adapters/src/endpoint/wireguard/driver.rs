@@ -62,16 +62,16 @@ pub struct Driver {
     peers: Vec<Peer>,
     routes: Arc<Routes>,
     to_stack: mpsc::Sender<Vec<u8>>,
-    /// `system: true`: the kernel interface, which takes packets to the endpoint's own
-    /// addresses (the rest still go to the stack).
+    /// `system: true`: the kernel interface, which takes packets inside the endpoint's
+    /// address prefixes (the rest still go to the stack).
     to_system: Option<ToSystem>,
 }
 
-/// The kernel interface's queue and the addresses whose packets go there.
+/// The kernel interface's queue and the prefixes whose packets go there.
 pub struct ToSystem {
     /// Packets for the interface.
     pub queue: mpsc::Sender<Vec<u8>>,
-    /// The endpoint's own addresses.
+    /// The endpoint's addresses with their prefixes (`address`).
     pub own: Vec<ipnet::IpNet>,
 }
 
@@ -311,8 +311,9 @@ fn boringtun_queue_bound() -> usize {
     256 + 8
 }
 
-/// Where a decrypted packet goes: the kernel interface when it has one and the packet is
-/// for one of the endpoint's own addresses, else the stack.
+/// Where a decrypted packet goes: the kernel interface when it has one and the packet's
+/// destination is inside one of the endpoint's address prefixes (as Go decides), else the
+/// stack.
 fn sink<'a>(
     to_stack: &'a mpsc::Sender<Vec<u8>>,
     to_system: Option<&'a ToSystem>,

@@ -4,8 +4,8 @@
 //! - What the host sends into the interface (its own sockets, and sb's flows routed to the
 //!   endpoint, which are dialed by the kernel bound to the interface) is read here and
 //!   handed to the driver to encrypt.
-//! - What peers send to one of the endpoint's own addresses is written to the interface, so
-//!   the host's kernel answers it (its services, its ping). Packets from peers to any other
+//! - What peers send inside the endpoint's address prefixes (Go's test) is written to the
+//!   interface, so the host's kernel answers it (its services, its ping). Packets from peers to any other
 //!   destination still enter sb's router through the userspace stack, as in Go, where they
 //!   go through its gVisor stack.
 //!
@@ -127,10 +127,11 @@ impl Drop for System {
     }
 }
 
-/// The first `wgN` no interface of this host has (Go picks names the same way).
+/// The first `wgN` no interface of this network namespace has (Go picks names the same
+/// way). Asked of the kernel, not `/sys`, which shows the namespace it was mounted in.
 fn free_name() -> io::Result<String> {
     (0..1000)
         .map(|i| format!("wg{i}"))
-        .find(|n| !std::path::Path::new("/sys/class/net").join(n).exists())
+        .find(|n| nix::net::if_::if_nametoindex(n.as_str()).is_err())
         .ok_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free wgN interface name"))
 }
