@@ -22,6 +22,11 @@ command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 # and `wg`, which configures it and makes keys.
 command -v wireguard-go >/dev/null 2>&1 || missing+=(wireguard-go)
 command -v wg >/dev/null 2>&1 || missing+=(wireguard-tools)
+# The Tor outbound's test network (a private one, in a namespace with only loopback): Debian's
+# tor for its authorities, relays, exit and reference client, with tor-gencert for the
+# authorities' keys; also the `executable_path` of the external-tor mode. Its system
+# service must not start (it would join the public Tor network): the policy-rc.d below.
+command -v tor >/dev/null 2>&1 || missing+=(tor)
 # A C++ compiler: the fuzz targets link libFuzzer, which libfuzzer-sys builds from source.
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -7,6 +7,8 @@ pub mod selector;
 pub mod socks;
 pub mod socks_udp;
 pub mod ssh;
+#[cfg(feature = "tor")]
+pub mod tor;
 pub mod uot;
 pub mod urltest;
 

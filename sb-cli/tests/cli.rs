@@ -198,10 +198,10 @@ fn check_and_run_refuse_adapters_without_a_runtime_alike() {
     let dir = scratch("run-unbuilt");
     std::fs::write(
         dir.join("config.json"),
-        r#"{"outbounds": [{"type": "direct"}, {"type": "tor", "tag": "box"}]}"#,
+        r#"{"outbounds": [{"type": "direct"}], "endpoints": [{"type": "tailscale", "tag": "box"}]}"#,
     )
     .unwrap();
-    let want = "FATAL[0000] initialize: outbounds[1] (tag \"box\"): type \"tor\" is not implemented by sb\n";
+    let want = "FATAL[0000] initialize: endpoints[0] (tag \"box\"): type \"tailscale\" is not implemented by sb\n";
     for command in ["check", "run"] {
         let out = sb(&dir, &[command, "--disable-color"]);
         assert_eq!(out.status.code(), Some(1), "{command}");
@@ -241,8 +241,9 @@ fn check_reports_every_adapter_it_cannot_run() {
     let dir = scratch("check-unbuilt-all");
     std::fs::write(
         dir.join("config.json"),
-        r#"{"outbounds": [{"type": "tor", "tag": "t"}, {"type": "socks", "tag": "s", "server": "127.0.0.1", "server_port": 1080, "detour": "wg"}],
-            "endpoints": [{"type": "wireguard", "tag": "wg", "detour": "s", "private_key": "QM863KrwfTAG0AENBnP4qJkarTGH4bhsLOVHWwyq0W4="}]}"#,
+        r#"{"outbounds": [{"type": "socks", "tag": "s", "server": "127.0.0.1", "server_port": 1080, "detour": "wg"}],
+            "endpoints": [{"type": "tailscale", "tag": "t"},
+                          {"type": "wireguard", "tag": "wg", "detour": "s", "private_key": "QM863KrwfTAG0AENBnP4qJkarTGH4bhsLOVHWwyq0W4="}]}"#,
     )
     .unwrap();
     let out = sb(&dir, &["check", "--disable-color"]);
@@ -250,9 +251,25 @@ fn check_reports_every_adapter_it_cannot_run() {
     assert_eq!(
         text(&out.stderr),
         concat!(
-            "FATAL[0000] initialize: outbounds[0] (tag \"t\"): type \"tor\" is not implemented by sb\n",
+            "FATAL[0000] initialize: endpoints[0] (tag \"t\"): type \"tailscale\" is not implemented by sb\n",
             "ERROR[0000] also: initialize: circular outbound dependency: s -> wg -> s\n",
         )
+    );
+}
+
+#[test]
+fn check_refuses_a_torrc_key_arti_has_no_equivalent_for() {
+    let dir = scratch("check-tor-torrc");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"outbounds": [{"type": "tor", "tag": "t", "torrc": {"ExitNodes": "{de}"}}]}"#,
+    )
+    .unwrap();
+    let out = sb(&dir, &["check", "--disable-color"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "FATAL[0000] initialize: outbounds[0] (tag \"t\"): torrc.ExitNodes: not supported by arti (Tor in process): arti has no such setting (the keys sb maps are listed in docs/tor.md); use arti_config for arti's own settings\n"
     );
 }
 

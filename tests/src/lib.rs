@@ -5,8 +5,10 @@
 #![allow(clippy::panic)]
 
 pub mod dns;
+pub mod log_capture;
 pub mod netns;
 pub mod sshd;
+pub mod tor_net;
 pub mod tun_lab;
 pub mod wireguard;
 
@@ -362,6 +364,11 @@ impl GoSingBox {
 }
 
 impl GoSingBox {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether a line it has logged so far contains `needle`.
     pub fn logged(&self, needle: &str) -> bool {
         self.log
@@ -448,7 +455,8 @@ pub fn hello_origin() -> std::net::SocketAddr {
     addr
 }
 
-/// One HTTP/1.0 exchange on `conn`: `/big` answers [`BIG`] bytes of [`byte_at`], `/upload`
+/// One HTTP/1.0 exchange on `conn`: `/big` answers [`BIG`] bytes of [`byte_at`] (`/bytes/<n>`
+/// the first n of them), `/upload`
 /// checks its body against [`byte_at`] and says what it found, any other path answers
 /// `hello(path)`. The request body (Content-Length) is read first.
 pub fn serve_http(mut conn: std::net::TcpStream, hello: impl Fn(&str) -> String) {
@@ -489,7 +497,12 @@ pub fn serve_http(mut conn: std::net::TcpStream, hello: impl Fn(&str) -> String)
     if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
         return;
     }
-    if path != "/big" {
+    // `/big` is BIG bytes, `/bytes/<n>` n bytes (at most BIG), both of [`byte_at`].
+    let size = match path.strip_prefix("/bytes/") {
+        Some(n) => n.parse::<usize>().ok().map(|n| n.min(BIG)),
+        None => (path == "/big").then_some(BIG),
+    };
+    let Some(size) = size else {
         let body = hello(&path);
         let _ = write!(
             conn,
@@ -497,12 +510,12 @@ pub fn serve_http(mut conn: std::net::TcpStream, hello: impl Fn(&str) -> String)
             body.len()
         );
         return;
-    }
-    let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {BIG}\r\n\r\n");
+    };
+    let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {size}\r\n\r\n");
     let mut buf = vec![0u8; 256 * 1024];
     let mut sent = 0;
-    while sent < BIG {
-        let n = buf.len().min(BIG - sent);
+    while sent < size {
+        let n = buf.len().min(size - sent);
         for (j, b) in buf[..n].iter_mut().enumerate() {
             *b = byte_at(sent + j);
         }
@@ -551,6 +564,11 @@ pub fn write_big_file(path: &Path) {
 
 /// Asserts that the file at `path` is exactly the `/big` body of [`serve_http`].
 pub fn assert_big_file(path: &Path) {
+    assert_bytes_file(path, BIG);
+}
+
+/// Asserts that the file at `path` is exactly the `/bytes/<len>` body of [`serve_http`].
+pub fn assert_bytes_file(path: &Path, len: usize) {
     use std::io::Read;
     let mut got = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut buf = vec![0u8; 1 << 20];
@@ -565,7 +583,7 @@ pub fn assert_big_file(path: &Path) {
         }
         offset += n;
     }
-    assert_eq!(offset, BIG);
+    assert_eq!(offset, len);
 }
 
 /// What curl did.

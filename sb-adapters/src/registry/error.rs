@@ -28,6 +28,10 @@ pub enum AdapterError {
     #[cfg(feature = "tun")]
     #[error(transparent)]
     Tun(#[from] crate::inbound::tun::settings::TunError),
+    /// The `tor` outbound refuses its options.
+    #[cfg(feature = "tor")]
+    #[error(transparent)]
+    Tor(#[from] crate::outbound::tor::TorError),
     /// The `wireguard` endpoint refuses its options.
     #[cfg(feature = "wireguard")]
     #[error(transparent)]

@@ -64,8 +64,7 @@ pub(super) fn builder(kind: &OutboundKind) -> Result<Builder<'_>, AdapterError> 
             ))))
         }),
         OutboundKind::UrlTest(u) => Box::new(move |tag, _| Ok(Made::UrlTest(UrlTest::new(tag, u)))),
-        // Decoded and formatted by sb-config; the runtime comes with its own issue.
-        OutboundKind::Tor(..) => return Err(AdapterError::NotImplemented("tor")),
+        OutboundKind::Tor(d, t) => tor::builder(d, t)?,
     })
 }
 
@@ -173,4 +172,39 @@ fn ssh(
         s,
         ctx.dialer(d),
     )?)))
+}
+
+#[cfg(feature = "tor")]
+mod tor {
+    use super::{AdapterError, Builder, Made};
+    use crate::outbound::tor::Tor;
+    use sb_config::model::outbound::TorOutbound;
+    use sb_config::model::shared::DialFields;
+    use std::sync::Arc;
+
+    pub(super) fn builder<'a>(
+        dial: &'a DialFields,
+        t: &'a TorOutbound,
+    ) -> Result<Builder<'a>, AdapterError> {
+        Ok(Box::new(move |tag, ctx| {
+            Ok(Made::Plain(Arc::new(Tor::new(tag, t, ctx.dialer(dial))?)))
+        }))
+    }
+}
+
+#[cfg(not(feature = "tor"))]
+mod tor {
+    use super::{AdapterError, Builder};
+    use sb_config::model::outbound::TorOutbound;
+    use sb_config::model::shared::DialFields;
+
+    pub(super) fn builder<'a>(
+        _: &'a DialFields,
+        _: &'a TorOutbound,
+    ) -> Result<Builder<'a>, AdapterError> {
+        Err(AdapterError::NeedsFeature {
+            ty: "tor",
+            feature: "tor",
+        })
+    }
 }

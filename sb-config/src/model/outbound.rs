@@ -246,6 +246,10 @@ pub struct TorOutbound {
     pub data_directory: String,
     /// torrc options.
     pub torrc: BTreeMap<String, String>,
+    /// sb only: the path of a TOML file in arti's own config format (`[tor_network]`,
+    /// `[path_rules]`, `[storage]` ...) for Tor in process, layered under what sb derives
+    /// from the fields above. Go sing-box does not know it.
+    pub arti_config: String,
 }
 
 const FAMILY: Family = Family {

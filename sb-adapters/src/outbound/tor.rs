@@ -1,0 +1,156 @@
+//! The `tor` outbound: TCP flows carried as Tor streams by arti, Tor's Rust client, in sb's
+//! own process. The router hands a flow here; the exit relay opens the connection, so a
+//! domain destination is resolved by the exit (sb does no DNS for it) and `.onion`
+//! destinations reach onion services. Every connection arti makes to the Tor network is
+//! dialed by sb with the outbound's dial fields (`tor/bridge.rs`), so `detour` carries Tor's
+//! own traffic too.
+//!
+//! ```text
+//! inbound ─> router ─> tor outbound ─> arti stream (isolated per inbound and user)
+//!                                        └─ relay TLS ─> SbTcp ─> Dialer (direct / detour)
+//! ```
+//!
+//! The client bootstraps in the background (`tor/client.rs`): sb starts at once, and a flow
+//! that arrives before Tor is ready waits for it, bounded. Tor carries no UDP: the outbound
+//! says it carries TCP only, so UDP flows routed here fail at once.
+
+mod bridge;
+mod client;
+mod isolation;
+mod settings;
+
+use arti_client::{ErrorKind as ArtiKind, HasKind, StreamPrefs, TorAddr};
+use sb_config::model::outbound::TorOutbound;
+use sb_core::adapter::{BoxFuture, BoxStream, Outbound};
+use sb_core::dialer::Dialer;
+use sb_core::flow::{Destination, FlowContext, Host};
+use sb_core::stream::Forward;
+pub use settings::TorError;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tor_proto::client::stream::ClientStreamCtrl;
+
+/// Bound on opening one stream once Tor is ready (a circuit may have to be built first;
+/// arti bounds each step itself, this bounds the whole).
+const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A `tor` outbound.
+pub struct Tor {
+    tag: String,
+    config: arti_client::TorClientConfig,
+    dialer: Arc<Dialer>,
+    scratch: Option<PathBuf>,
+    client: Arc<client::Tor>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Tor {
+    /// Builds it: the options are checked now (an unknown torrc or arti key stops the
+    /// start, naming it); Tor itself starts with the instance.
+    pub fn new(tag: &str, o: &TorOutbound, dialer: Dialer) -> Result<Tor, TorError> {
+        let s = settings::Settings::from_config(tag, o)?;
+        Ok(Tor {
+            tag: tag.to_string(),
+            config: s.config,
+            dialer: Arc::new(dialer),
+            scratch: s.scratch,
+            client: Arc::new(client::Tor::new(tag)),
+            task: Mutex::new(None),
+        })
+    }
+
+    fn task(&self) -> std::sync::MutexGuard<'_, Option<tokio::task::AbortHandle>> {
+        self.task.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A flow's destination as arti takes it: a name goes to the exit as is; an IP address
+/// too (arti calls that "dangerous" because the client may have leaked a DNS lookup for
+/// it, which is the router's business, not this outbound's).
+fn target(dest: &Destination) -> io::Result<TorAddr> {
+    use arti_client::{DangerouslyIntoTorAddr, IntoTorAddr};
+    let addr = match &dest.host {
+        Host::Domain(d) => (d.as_str(), dest.port).into_tor_addr(),
+        Host::Ip(ip) => (*ip, dest.port).into_tor_addr_dangerously(),
+    };
+    addr.map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("tor: {dest}: {e}")))
+}
+
+/// An arti stream error in the kinds the inbounds answer with.
+fn stream_error(e: &arti_client::Error, dest: &Destination, percent: u8) -> io::Error {
+    let kind = match e.kind() {
+        ArtiKind::BootstrapRequired => return client::not_bootstrapped(percent),
+        ArtiKind::RemoteConnectionRefused => io::ErrorKind::ConnectionRefused,
+        ArtiKind::RemoteHostNotFound | ArtiKind::OnionServiceNotFound => io::ErrorKind::NotFound,
+        ArtiKind::TorNetworkTimeout | ArtiKind::RemoteNetworkTimeout => io::ErrorKind::TimedOut,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(
+        kind,
+        format!("tor: connect to {dest}: {}", client::report(e)),
+    )
+}
+
+impl Outbound for Tor {
+    fn tag(&self) -> &str {
+        &self.tag
+    }
+    fn kind(&self) -> &'static str {
+        "tor"
+    }
+    fn start(&self) {
+        let (client, config, dialer) = (
+            self.client.clone(),
+            self.config.clone(),
+            self.dialer.clone(),
+        );
+        let task = tokio::spawn(async move { client.run(config, dialer).await });
+        if let Some(old) = self.task().replace(task.abort_handle()) {
+            old.abort();
+        }
+    }
+    fn close(&self) {
+        if let Some(task) = self.task().take() {
+            task.abort();
+        }
+        self.client.stop();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    fn connect_tcp<'a>(
+        &'a self,
+        flow: &'a FlowContext,
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<BoxStream>> {
+        Box::pin(async move {
+            let target = target(dest)?;
+            let tor = self.client.ready().await?;
+            let mut prefs = StreamPrefs::new();
+            prefs.set_isolation(isolation::FlowIsolation::of(flow));
+            let stream =
+                tokio::time::timeout(STREAM_TIMEOUT, tor.connect_with_prefs(target, &prefs))
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("tor: connect to {dest}: no stream within {STREAM_TIMEOUT:?}"),
+                        )
+                    })?
+                    .map_err(|e| {
+                        let percent = (tor.bootstrap_status().as_frac() * 100.0) as u8;
+                        stream_error(&e, dest, percent)
+                    })?;
+            // Which circuit carries the flow: the isolation between users is visible here.
+            if let Some(tunnel) = stream.client_stream_ctrl().and_then(|c| c.tunnel()) {
+                let user = flow.user.as_deref().unwrap_or("-");
+                tracing::debug!(target: "outbound",
+                    "outbound/tor[{}]: [{}] stream to {dest} for inbound {} user {user} on circuit {}",
+                    self.tag, flow.id, flow.inbound_tag, tunnel.unique_id());
+            }
+            Ok(Forward::boxed(stream))
+        })
+    }
+}
