@@ -250,6 +250,31 @@ impl TorNet {
         d
     }
 
+    /// The process ids of the network's own tor nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(|(_, c)| c.id()).collect()
+    }
+
+    /// tor's arguments that make a client of this network (Go sing-box's `extra_args`).
+    pub fn client_args(&self) -> Vec<String> {
+        let mut args = vec!["--TestingTorNetwork".to_string(), "1".to_string()];
+        for (i, a) in self.dir_authorities.iter().enumerate() {
+            args.push(
+                if i == 0 {
+                    "--DirAuthority"
+                } else {
+                    "+DirAuthority"
+                }
+                .to_string(),
+            );
+            args.push(a.clone());
+        }
+        for a in ["--PathsNeededToBuildCircuits", "0.67", "--Sandbox", "0"] {
+            args.push(a.to_string());
+        }
+        args
+    }
+
     /// Stops the authorities, so no client can bootstrap any more.
     pub fn stop_authorities(&mut self) {
         for (nick, child) in &mut self.children {

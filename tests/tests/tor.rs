@@ -39,6 +39,7 @@ fn the_tor_outbound_on_a_private_tor_network() {
     );
     arti_bootstraps_from_an_empty_directory_and_carries_flows(&net);
     relay_connections_go_through_the_detour(&net);
+    an_external_tor_carries_flows_as_under_go(&net);
     unreachable
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e));
@@ -253,6 +254,110 @@ fn relay_connections_go_through_the_detour(net: &TorNet) {
         .count();
     assert!(relays_in_go_log > 0, "{}", go.log_text());
     drop(sb);
+}
+
+/// The established connections to the network's OR ports: (owning pid, `ss` line).
+fn relay_connections(net: &TorNet) -> Vec<(u32, String)> {
+    let out = net.ns.exec(&["ss", "-tnpH", "state", "established"]);
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut found = Vec::new();
+    for line in table.lines() {
+        let peer = line.split_whitespace().nth(3).unwrap_or("");
+        if !net
+            .or_ports
+            .iter()
+            .any(|p| peer == format!("127.0.0.1:{p}"))
+        {
+            continue;
+        }
+        let pid = line
+            .split("pid=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        found.push((pid, line.to_string()));
+    }
+    found
+}
+
+/// The outbound config of the external mode: the network's tor client arguments, as a
+/// Go sing-box user would write them.
+fn external_tor(net: &TorNet, data: &std::path::Path) -> String {
+    let tor = ["/usr/sbin/tor", "/usr/bin/tor"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("tor");
+    format!(
+        r#"{{"type": "tor", "tag": "tor", "executable_path": "{tor}", "extra_args": {}, "data_directory": "{}"}}"#,
+        serde_json::to_string(&net.client_args()).unwrap(),
+        data.display()
+    )
+}
+
+fn an_external_tor_carries_flows_as_under_go(net: &TorNet) {
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", net.http);
+    // sb: tor's own connections leave through sb's upstream listener, so every connection
+    // to a relay is this process's (sb dials them) or the network's own.
+    let port = free_port(&net.ns);
+    let started = Instant::now();
+    let sb = Proxy::InProcess.start(
+        &net.ns,
+        &config(port, &external_tor(net, &net.scratch("ext"))),
+    );
+    let alice = format!("alice:a@127.0.0.1:{port}");
+    let (ok, body) = curl(&net.ns, &alice, &url("/external"), &[]);
+    assert!(ok && body == "hello /external", "{body}\n{}", sb_log());
+    eprintln!(
+        "external tor: first fetch {:?} after sb started",
+        started.elapsed()
+    );
+    let file = net.scratch("ext-dl").join("download");
+    let (ok, out) = curl(
+        &net.ns,
+        &alice,
+        &url(&format!("/bytes/{TRANSFER}")),
+        &["-o", &file.to_string_lossy()],
+    );
+    assert!(ok, "{out}");
+    sb_tests::assert_bytes_file(&file, TRANSFER);
+    let mut allowed = net.pids();
+    allowed.push(std::process::id());
+    let relays = relay_connections(net);
+    for (pid, line) in &relays {
+        assert!(
+            allowed.contains(pid),
+            "tor reached a relay around sb: {line}"
+        );
+    }
+    assert!(
+        relays.iter().any(|(pid, _)| *pid == std::process::id()),
+        "no relay connection dialed by sb: {relays:?}"
+    );
+    assert!(
+        !logged("tor relay connection to 127.0.0.1:").is_empty(),
+        "{}",
+        sb_log()
+    );
+    drop(sb);
+
+    // Go sing-box runs the same outbound unchanged, with the same result.
+    let go_config = format!(
+        r#"{{"log": {{"level": "info"}},
+            "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": 0}}],
+            "outbounds": [{}]}}"#,
+        external_tor(net, &net.scratch("go-ext"))
+    );
+    let Some(go) = GoSingBox::start_in(&net.ns, &go_config, 1) else {
+        return;
+    };
+    let (ok, body) = curl(
+        &net.ns,
+        &go.listening[0].to_string(),
+        &url("/external"),
+        &[],
+    );
+    assert!(ok && body == "hello /external", "{body}\n{}", go.log_text());
 }
 
 /// arti pointed at authorities that do not answer: sb starts anyway, a flow to Tor fails

@@ -13,11 +13,17 @@
 //! The client bootstraps in the background (`tor/client.rs`): sb starts at once, and a flow
 //! that arrives before Tor is ready waits for it, bounded. Tor carries no UDP: the outbound
 //! says it carries TCP only, so UDP flows routed here fail at once.
+//!
+//! With `executable_path`, Tor is an external `tor` process instead, driven as Go sing-box
+//! drives it (`tor/external.rs`); its own connections leave through sb's dialer too
+//! (`tor/upstream.rs`).
 
 mod bridge;
 mod client;
+mod external;
 mod isolation;
 mod settings;
+mod upstream;
 
 use arti_client::{ErrorKind as ArtiKind, HasKind, StreamPrefs, TorAddr};
 use sb_config::model::outbound::TorOutbound;
@@ -36,13 +42,23 @@ use tor_proto::client::stream::ClientStreamCtrl;
 /// arti bounds each step itself, this bounds the whole).
 const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Where Tor runs.
+enum Engine {
+    /// arti, in process.
+    Arti {
+        config: Box<arti_client::TorClientConfig>,
+        client: Arc<client::Tor>,
+    },
+    /// An external tor process.
+    External(Arc<external::External>),
+}
+
 /// A `tor` outbound.
 pub struct Tor {
     tag: String,
-    config: arti_client::TorClientConfig,
+    engine: Engine,
     dialer: Arc<Dialer>,
     scratch: Option<PathBuf>,
-    client: Arc<client::Tor>,
     task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
@@ -51,12 +67,20 @@ impl Tor {
     /// start, naming it); Tor itself starts with the instance.
     pub fn new(tag: &str, o: &TorOutbound, dialer: Dialer) -> Result<Tor, TorError> {
         let s = settings::Settings::from_config(tag, o)?;
+        let engine = match s.mode {
+            settings::Mode::Arti(config) => Engine::Arti {
+                config,
+                client: Arc::new(client::Tor::new(tag)),
+            },
+            settings::Mode::External(e) => {
+                Engine::External(Arc::new(external::External::new(tag, e)))
+            }
+        };
         Ok(Tor {
             tag: tag.to_string(),
-            config: s.config,
+            engine,
             dialer: Arc::new(dialer),
             scratch: s.scratch,
-            client: Arc::new(client::Tor::new(tag)),
             task: Mutex::new(None),
         })
     }
@@ -101,12 +125,17 @@ impl Outbound for Tor {
         "tor"
     }
     fn start(&self) {
-        let (client, config, dialer) = (
-            self.client.clone(),
-            self.config.clone(),
-            self.dialer.clone(),
-        );
-        let task = tokio::spawn(async move { client.run(config, dialer).await });
+        let dialer = self.dialer.clone();
+        let task = match &self.engine {
+            Engine::Arti { config, client } => {
+                let (client, config) = (client.clone(), config.as_ref().clone());
+                tokio::spawn(async move { client.run(config, dialer).await })
+            }
+            Engine::External(e) => {
+                let e = e.clone();
+                tokio::spawn(async move { e.run(dialer).await })
+            }
+        };
         if let Some(old) = self.task().replace(task.abort_handle()) {
             old.abort();
         }
@@ -115,7 +144,10 @@ impl Outbound for Tor {
         if let Some(task) = self.task().take() {
             task.abort();
         }
-        self.client.stop();
+        match &self.engine {
+            Engine::Arti { client, .. } => client.stop(),
+            Engine::External(e) => e.stop(),
+        }
         if let Some(dir) = &self.scratch {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -126,8 +158,24 @@ impl Outbound for Tor {
         dest: &'a Destination,
     ) -> BoxFuture<'a, io::Result<BoxStream>> {
         Box::pin(async move {
+            let client = match &self.engine {
+                Engine::Arti { client, .. } => client,
+                Engine::External(e) => {
+                    return tokio::time::timeout(
+                        STREAM_TIMEOUT,
+                        e.connect(flow, dest, client::BOOTSTRAP_WAIT),
+                    )
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("tor: connect to {dest}: no stream within {STREAM_TIMEOUT:?}"),
+                        )
+                    })?;
+                }
+            };
             let target = target(dest)?;
-            let tor = self.client.ready().await?;
+            let tor = client.ready().await?;
             let mut prefs = StreamPrefs::new();
             prefs.set_isolation(isolation::FlowIsolation::of(flow));
             let stream =

@@ -1,8 +1,10 @@
-//! The `tor` outbound's options as arti's configuration, checked when sb builds the
-//! outbound (so `sb check` refuses what `sb run` would): the `arti_config` file, the
-//! `torrc` keys that have an arti equivalent, and the data directory. Layers, later ones
-//! win: sb's defaults (a private temporary data directory when `data_directory` is empty),
-//! then the `arti_config` file, then what sb derives from the outbound's own fields.
+//! The `tor` outbound's options, checked when sb builds the outbound (so `sb check` refuses
+//! what `sb run` would). Without `executable_path` they become arti's configuration: the
+//! `arti_config` file, the `torrc` keys that have an arti equivalent, and the data
+//! directory, in layers where later ones win: sb's defaults (a private temporary data
+//! directory when `data_directory` is empty), then the `arti_config` file, then what sb
+//! derives from the outbound's own fields. With `executable_path`, they are what the
+//! external tor is started with (`tor/external.rs`).
 
 use arti_client::config::{ConfigurationSource, ConfigurationSources, TorClientConfig};
 use std::path::{Path, PathBuf};
@@ -11,9 +13,12 @@ use tor_config::load::ConfigResolveOptions;
 /// Why the `tor` outbound's options cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TorError {
-    /// `executable_path` asks for an external tor process, which this build does not drive.
-    #[error("executable_path: an external tor process is not supported by sb yet; remove it to run Tor in process (arti)")]
-    External,
+    /// `executable_path` names no executable file.
+    #[error("executable_path: {0}: no such executable")]
+    Executable(String),
+    /// `arti_config` with `executable_path`: the file is arti's, the external tor reads torrc.
+    #[error("arti_config is for Tor in process (arti); with executable_path, tor takes torrc and extra_args")]
+    ArtiConfigWithExternal,
     /// A torrc key with no arti equivalent.
     #[error("torrc.{key}: not supported by arti (Tor in process): {why}")]
     Unmapped {
@@ -50,11 +55,19 @@ pub enum TorError {
     },
 }
 
-/// What the outbound hands arti.
+/// How Tor runs.
+pub enum Mode {
+    /// In process, with this configuration.
+    Arti(Box<TorClientConfig>),
+    /// An external tor process.
+    External(super::external::Settings),
+}
+
+/// What the outbound runs Tor with.
 pub struct Settings {
-    /// arti's configuration.
-    pub config: TorClientConfig,
-    /// The directory sb made for this run when `data_directory` is empty (removed at close).
+    /// Where Tor runs.
+    pub mode: Mode,
+    /// The directory sb uses for this run when `data_directory` is empty (removed at close).
     pub scratch: Option<PathBuf>,
 }
 
@@ -72,34 +85,51 @@ impl Settings {
         tag: &str,
         o: &sb_config::model::outbound::TorOutbound,
     ) -> Result<Settings, TorError> {
-        if !o.executable_path.is_empty() {
-            return Err(TorError::External);
-        }
-        let mut sources = ConfigurationSources::new_empty();
-        let scratch = if o.data_directory.is_empty() {
+        // Go expands environment variables in data_directory (os.ExpandEnv).
+        let data_directory = expand_env(&o.data_directory);
+        let scratch = data_directory.is_empty().then(|| {
             // Go's default too: a fresh directory, so every start bootstraps from scratch.
-            let dir = std::env::temp_dir().join(format!(
+            std::env::temp_dir().join(format!(
                 "sb-tor-{}-{}-{:08x}",
                 sanitize(tag),
                 std::process::id(),
                 rand::random::<u32>()
-            ));
+            ))
+        });
+        if !o.executable_path.is_empty() {
+            if !o.arti_config.is_empty() {
+                return Err(TorError::ArtiConfigWithExternal);
+            }
+            let executable = find_executable(&o.executable_path)
+                .ok_or_else(|| TorError::Executable(o.executable_path.clone()))?;
+            let dir = scratch
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(&data_directory));
+            return Ok(Settings {
+                mode: Mode::External(super::external::Settings {
+                    executable,
+                    extra_args: o.extra_args.clone(),
+                    torrc: o.torrc.clone(),
+                    data_directory: dir,
+                }),
+                scratch,
+            });
+        }
+        let mut sources = ConfigurationSources::new_empty();
+        if let Some(dir) = &scratch {
             sources.push_source(
-                ConfigurationSource::Verbatim(std::sync::Arc::new(storage_toml(&dir, "")?)),
+                ConfigurationSource::Verbatim(std::sync::Arc::new(storage_toml(dir, "")?)),
                 tor_config::sources::MustRead::MustRead,
             );
-            Some(dir)
-        } else {
-            None
-        };
+        }
         if !o.arti_config.is_empty() {
             sources.push_source(
                 ConfigurationSource::File(PathBuf::from(&o.arti_config)),
                 tor_config::sources::MustRead::MustRead,
             );
         }
-        if !o.data_directory.is_empty() {
-            for line in storage_toml(Path::new(&o.data_directory), "storage.")?.lines() {
+        if !data_directory.is_empty() {
+            for line in storage_toml(Path::new(&data_directory), "storage.")?.lines() {
                 sources.push_option(line);
             }
         }
@@ -128,7 +158,7 @@ impl Settings {
             return Err(arti(format!("unknown key {key}")));
         }
         Ok(Settings {
-            config: resolved.value,
+            mode: Mode::Arti(Box::new(resolved.value)),
             scratch,
         })
     }
@@ -164,6 +194,54 @@ fn toml_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// `$NAME` and `${NAME}` replaced by the environment's value (empty when unset), as Go's
+/// `os.ExpandEnv`.
+fn expand_env(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, used) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        if used == 0 || name.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        out.push_str(&std::env::var(name).unwrap_or_default());
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `name` as an executable file: itself when it holds a `/`, else looked up in `PATH`.
+fn find_executable(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return runnable(&p).then_some(p);
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| runnable(p))
 }
 
 /// A tag as a file name.

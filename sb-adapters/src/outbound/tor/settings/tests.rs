@@ -18,7 +18,10 @@ fn error(o: &TorOutbound) -> String {
 
 /// The config as arti shows it (its storage paths are not public otherwise).
 fn debug(s: &Settings) -> String {
-    format!("{:?}", s.config)
+    match &s.mode {
+        Mode::Arti(c) => format!("{c:?}"),
+        Mode::External(e) => format!("{e:?}"),
+    }
 }
 
 fn temp_file(name: &str, text: &str) -> PathBuf {
@@ -43,22 +46,43 @@ fn defaults_use_a_private_scratch_directory() {
 }
 
 #[test]
-fn data_directory_is_taken_literally() {
-    // `$` and `~` would be expanded by arti in a plain string.
-    let o = outbound(|o| o.data_directory = "/tmp/sb-$HOME-~x".into());
+fn data_directory_expands_the_environment_as_go_and_nothing_else() {
+    // Go's os.ExpandEnv; arti's own `~` and `${ARTI_...}` expansion must not apply.
+    let home = std::env::var("HOME").unwrap_or_default();
+    let o = outbound(|o| o.data_directory = "/tmp/sb-${HOME}-~x-$".into());
     let s = Settings::from_config("t", &o).unwrap();
     assert!(s.scratch.is_none());
-    assert!(
-        debug(&s).contains(r#"literal: "/tmp/sb-$HOME-~x/state""#),
-        "{}",
-        debug(&s)
-    );
+    let want = format!(r#"literal: "/tmp/sb-{home}-~x-$/state""#);
+    assert!(debug(&s).contains(&want), "{}", debug(&s));
+    assert_eq!(expand_env("$NO_SUCH_VAR_SB/x"), "/x");
+    assert_eq!(expand_env("a$"), "a$");
 }
 
 #[test]
-fn external_tor_is_refused_for_now() {
-    let o = outbound(|o| o.executable_path = "/usr/bin/tor".into());
-    assert!(error(&o).starts_with("executable_path: "), "{}", error(&o));
+fn an_external_tor_is_checked_at_build() {
+    let o = outbound(|o| o.executable_path = "/nonexistent/tor".into());
+    assert_eq!(
+        error(&o),
+        "executable_path: /nonexistent/tor: no such executable"
+    );
+    let o = outbound(|o| {
+        o.executable_path = "/bin/sh".into();
+        o.arti_config = "/etc/arti.toml".into();
+    });
+    assert!(error(&o).starts_with("arti_config is for Tor in process"));
+    let o = outbound(|o| {
+        o.executable_path = "sh".into();
+        o.extra_args = vec!["--TestingTorNetwork".into(), "1".into()];
+        o.torrc.insert("ExitNodes".into(), "{de}".into());
+    });
+    let s = Settings::from_config("t", &o).unwrap();
+    let Mode::External(e) = s.mode else {
+        panic!("not external")
+    };
+    assert!(e.executable.ends_with("sh") && e.executable.is_absolute());
+    // torrc goes to tor as it is: every key tor knows works.
+    assert_eq!(e.torrc["ExitNodes"], "{de}");
+    assert_eq!(Some(e.data_directory), s.scratch);
 }
 
 #[test]
