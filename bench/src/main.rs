@@ -4,7 +4,8 @@
 //! prove the harness works; its figures are not written to the docs).
 //!
 //! Run the full benchmark with `bench/run.sh` (it builds sb in release mode first).
-//! `--only <group>` runs one group of rows (`relay`, `flows`, `ssh`, `dns`, `tun`, `wireguard`) and prints it;
+//! `--only <group>` runs one group of rows (`relay`, `flows`, `ssh`, `dns`, `tun`, `wireguard`,
+//! `tor`) and prints it;
 //! `--sb <path>` measures another sb binary than `target/release/sb` (a debug build for a
 //! quick `--smoke` while developing; never for published figures).
 
@@ -12,6 +13,7 @@ mod dns;
 mod load;
 mod proc;
 mod ssh;
+mod tor;
 mod tun;
 mod wireguard;
 
@@ -35,7 +37,7 @@ struct Settings {
 }
 
 /// The groups of rows, in the order a full run measures them.
-const GROUPS: [&str; 6] = ["relay", "flows", "ssh", "dns", "tun", "wireguard"];
+const GROUPS: [&str; 7] = ["relay", "flows", "ssh", "dns", "tun", "wireguard", "tor"];
 
 fn settings() -> Result<Settings> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -192,7 +194,12 @@ fn main() -> Result<()> {
     } else {
         None
     };
-    let report = render(&rows, tun.as_ref(), &notes, &s)?;
+    let tor = if s.runs("tor") {
+        Some(tor::table(&subjects, s.smoke, &mut notes)?)
+    } else {
+        None
+    };
+    let report = render(&rows, tun.as_ref(), tor.as_ref(), &notes, &s)?;
     print!("{report}");
     if let Some(out) = &s.out {
         if s.smoke {
@@ -407,13 +414,23 @@ fn spawn_one_byte_server() -> Result<(proc::Reaped, std::net::SocketAddr)> {
     ))
 }
 
-fn render(rows: &[Row], tun: Option<&tun::TunTable>, notes: &str, s: &Settings) -> Result<String> {
+fn render(
+    rows: &[Row],
+    tun: Option<&tun::TunTable>,
+    tor: Option<&tor::TorTable>,
+    notes: &str,
+    s: &Settings,
+) -> Result<String> {
     let mut out = String::new();
     if !rows.is_empty() {
         render_rows(rows, &mut out);
         let _ = writeln!(out);
     }
     if let Some(t) = tun {
+        out.push_str(&t.render());
+        let _ = writeln!(out);
+    }
+    if let Some(t) = tor {
         out.push_str(&t.render());
         let _ = writeln!(out);
     }

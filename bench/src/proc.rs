@@ -120,6 +120,43 @@ impl Proc {
         Ok(kb / 1024.0)
     }
 
+    /// Peak resident memory in MiB of the process and of its direct children (the tor
+    /// process a proxy started), each its own `VmHWM`.
+    pub fn peak_mib_with_children(&self) -> Result<f64> {
+        let mut total = self.peak_mib()?;
+        let pid = self.child.id();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace() {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{child}/status")).unwrap_or_default();
+                let kb: f64 = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.split_whitespace().next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0);
+                total += kb / 1024.0;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Sends SIGTERM and waits at most `limit` for the exit (SIGKILL on drop after that).
+    pub fn terminate(mut self, limit: Duration) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Open file descriptors.
     pub fn fd_count(&self) -> Result<usize> {
         Ok(std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))?.count())

@@ -5,4 +5,5 @@ pub mod http;
 pub mod http_forward;
 pub mod socks;
 pub mod socks_udp;
+pub mod tor_control;
 pub mod uot;

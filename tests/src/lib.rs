@@ -364,6 +364,20 @@ impl GoSingBox {
 }
 
 impl GoSingBox {
+    /// Stops it as a user would (SIGTERM), so it closes what it started (the tor process of
+    /// a `tor` outbound), and waits at most 10 s before the SIGKILL of drop.
+    pub fn terminate(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -2,7 +2,8 @@
 //! directory authorities (also relays), three middle relays, one exit and one reference
 //! C-tor client, all on 127.0.0.1 of a network namespace the test creates, which reaches
 //! nothing but itself (so the exit's `accept *:*` policy reaches nothing outside). An
-//! HTTP server in the namespace is what the clients fetch.
+//! HTTP server in the namespace is what the clients fetch; one more tor publishes it as an
+//! onion service.
 //!
 //! Start it once per test binary ([`TorNet::start`]) and run the scenarios against it: a
 //! cold network takes about a minute before its reference client gets through the exit.
@@ -32,6 +33,7 @@ const NODES: &[(&str, Role)] = &[
     ("r2", Role::Relay),
     ("e0", Role::Exit),
     ("c0", Role::Client),
+    ("h0", Role::Onion),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,8 @@ enum Role {
     Relay,
     Exit,
     Client,
+    /// A client that hosts an onion service for the HTTP server.
+    Onion,
 }
 
 /// One node's identity and ports.
@@ -148,7 +152,7 @@ impl TorNet {
         std::fs::write(dir.join("resolv.conf"), "nameserver 127.0.0.1\n")
             .unwrap_or_else(|e| panic!("{e}"));
         for node in &nodes {
-            let torrc = torrc(node, &dir, socks, &dir_authorities);
+            let torrc = torrc(node, &dir, socks, http, &dir_authorities);
             std::fs::write(node.dir.join("torrc"), torrc).unwrap_or_else(|e| panic!("{e}"));
         }
         let arti_toml = dir.join("arti.toml");
@@ -222,6 +226,11 @@ impl TorNet {
 
     /// Fetches `path` from the HTTP server through the reference C-tor client.
     pub fn fetch_via_reference(&self, path: &str) -> (i32, String) {
+        self.fetch_via_reference_at("127.0.0.1", self.http, path)
+    }
+
+    /// Fetches `path` from `host:port` through the reference C-tor client.
+    pub fn fetch_via_reference_at(&self, host: &str, port: u16, path: &str) -> (i32, String) {
         let out = self.ns.exec(&[
             "curl",
             "-s",
@@ -229,7 +238,7 @@ impl TorNet {
             "20",
             "--socks5-hostname",
             &format!("127.0.0.1:{}", self.socks),
-            &format!("http://127.0.0.1:{}{path}", self.http),
+            &format!("http://{host}:{port}{path}"),
         ]);
         (
             out.status.code().unwrap_or(-1),
@@ -248,6 +257,34 @@ impl TorNet {
         std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
         set_mode(&d, 0o700);
         d
+    }
+
+    /// The onion service's address (`<name>.onion`), once the service is reachable through
+    /// the reference client (bounded; panics with the logs).
+    pub fn onion(&self) -> String {
+        let started = Instant::now();
+        let hostname = self.dir.join("h0/hs/hostname");
+        loop {
+            let name = std::fs::read_to_string(&hostname).unwrap_or_default();
+            let name = name.trim();
+            if !name.is_empty() {
+                let (code, body) = self.fetch_via_reference_at(name, 80, "/onion");
+                if code == 0 && body == "hello /onion" {
+                    return name.to_string();
+                }
+            }
+            assert!(
+                started.elapsed() < EXIT_LIMIT,
+                "the onion service was not reachable within {EXIT_LIMIT:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// A TCP port free on the namespace's loopback now.
+    pub fn free_port(&self) -> u16 {
+        free_ports(&self.ns, 1)[0]
     }
 
     /// The process ids of the network's own tor nodes.
@@ -319,6 +356,29 @@ impl Drop for TorNet {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Kills every tor process whose data directory is `dir` (a scratch directory of the
+/// caller's, so only processes it started: the tor a proxy under test spawned); how many
+/// there were.
+pub fn kill_tor_of(dir: &Path) -> usize {
+    let needle = format!("--DataDirectory {}", dir.display());
+    let mut killed = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if args.contains(&needle) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// `n` distinct TCP ports free on the namespace's loopback.
@@ -404,7 +464,7 @@ fn make_keys(node: &mut Node) {
             .trim()
             .to_string();
     }
-    if node.role == Role::Client {
+    if matches!(node.role, Role::Client | Role::Onion) {
         return;
     }
     // --list-fingerprint makes the relay's identity keys (RSA and ed25519) and prints them.
@@ -428,22 +488,31 @@ fn make_keys(node: &mut Node) {
     node.ed25519 = ed.split_whitespace().nth(1).unwrap_or_default().to_string();
 }
 
-/// A node's torrc (the options of a chutney-style test network).
-fn torrc(node: &Node, net: &Path, socks: u16, authorities: &[String]) -> String {
+/// A node's torrc (the options of a chutney-style test network). Each node exits with the
+/// test process (`__OwningControllerProcess`), also when it is killed. Every relay assumes its
+/// ORPort reachable: a relay publishes its descriptor only after a reachability self-test,
+/// which needs circuits through relays the first consensus may not list yet, and on a
+/// loopback network that chicken-and-egg sometimes never resolved.
+fn torrc(node: &Node, net: &Path, socks: u16, http: u16, authorities: &[String]) -> String {
     let dir = node.dir.display();
     let mut t = format!(
         "TestingTorNetwork 1\nPathsNeededToBuildCircuits 0.67\nTestingDirAuthVoteExit *\n\
          TestingDirAuthVoteHSDir *\nTestingDirAuthVoteGuard *\nTestingMinExitFlagThreshold 0\n\
          V3AuthNIntervalsValid 2\nDataDirectory {dir}\nNickname {}\nShutdownWaitLength 0\n\
          ConnLimit 60\nLog notice file {dir}/notice.log\nLog info file {dir}/info.log\n\
-         ProtocolWarnings 1\nSafeLogging 0\nLogTimeGranularity 1\nSandbox 0\n",
-        node.nick
+         ProtocolWarnings 1\nSafeLogging 0\nLogTimeGranularity 1\nSandbox 0\n\
+         __OwningControllerProcess {}\n",
+        node.nick,
+        std::process::id()
     );
     match node.role {
         Role::Client => t.push_str(&format!("SocksPort 127.0.0.1:{socks}\n")),
+        Role::Onion => t.push_str(&format!(
+            "SocksPort 0\nHiddenServiceDir {dir}/hs\nHiddenServicePort 80 127.0.0.1:{http}\n"
+        )),
         _ => {
             t.push_str(&format!(
-                "SocksPort 0\nORPort 127.0.0.1:{}\nDirPort 127.0.0.1:{}\nAddress 127.0.0.1\n\
+                "SocksPort 0\nORPort 127.0.0.1:{}\nDirPort 127.0.0.1:{}\nAddress 127.0.0.1\nAssumeReachable 1\n\
                  ContactInfo {}@test.invalid\nServerDNSDetectHijacking 0\nServerDNSTestAddresses\n\
                  ServerDNSResolvConfFile {}/resolv.conf\n",
                 node.or_port,
@@ -463,7 +532,7 @@ fn torrc(node: &Node, net: &Path, socks: u16, authorities: &[String]) -> String 
     }
     if node.role == Role::Authority {
         t.push_str(
-            "AuthoritativeDirectory 1\nV3AuthoritativeDirectory 1\nAssumeReachable 1\n\
+            "AuthoritativeDirectory 1\nV3AuthoritativeDirectory 1\n\
              TestingV3AuthInitialVotingInterval 20\nTestingV3AuthInitialVoteDelay 4\n\
              TestingV3AuthInitialDistDelay 4\nV3AuthVotingInterval 20\nV3AuthVoteDelay 4\n\
              V3AuthDistDelay 4\n",
@@ -482,7 +551,10 @@ fn arti_config(nodes: &[Node]) -> String {
     let mut t = String::from(
         "[path_rules]\n# /33 and /129: no two relays share a family (all are on 127.0.0.1)\n\
          ipv4_subnet_family_prefix = 33\nipv6_subnet_family_prefix = 129\n\n\
-         [address_filter]\nallow_local_addrs = true\n\n[tor_network]\nfallback_caches = [\n",
+         [address_filter]\nallow_local_addrs = true\n\n\
+         # C tor on a testing network makes the onion-service time period one shared-random\n\
+         # run: 24 votes of 20 s = 8 minutes. arti must use the same to find descriptors.\n\
+         [override_net_params]\nhsdir_interval = 8\n\n[tor_network]\nfallback_caches = [\n",
     );
     for a in &auths {
         t.push_str(&format!(

@@ -40,12 +40,14 @@ fn the_tor_outbound_on_a_private_tor_network() {
     arti_bootstraps_from_an_empty_directory_and_carries_flows(&net);
     relay_connections_go_through_the_detour(&net);
     an_external_tor_carries_flows_as_under_go(&net);
+    arti_reaches_an_onion_service(&net);
     unreachable
         .join()
         .unwrap_or_else(|e| std::panic::resume_unwind(e));
 }
 
-/// A TCP port free on `ns`'s loopback now (the namespace is the test's own).
+/// A TCP port free on `ns`'s loopback now (the namespace is the test's own; the unreachable
+/// scenario has its own namespace, not the network's).
 fn free_port(ns: &Netns) -> u16 {
     ns.spawn(|| {
         TcpListener::bind("127.0.0.1:0")
@@ -256,6 +258,25 @@ fn relay_connections_go_through_the_detour(net: &TorNet) {
     drop(sb);
 }
 
+fn arti_reaches_an_onion_service(net: &TorNet) {
+    let onion = net.onion();
+    let port = free_port(&net.ns);
+    let tor = format!(
+        r#"{{"type": "tor", "tag": "tor", "data_directory": "{}", "arti_config": "{}"}}"#,
+        net.scratch("onion").display(),
+        net.arti_toml.display()
+    );
+    let sb = Proxy::InProcess.start(&net.ns, &config(port, &tor));
+    let (ok, body) = curl(
+        &net.ns,
+        &format!("alice:a@127.0.0.1:{port}"),
+        &format!("http://{onion}/onion"),
+        &[],
+    );
+    assert!(ok && body == "hello /onion", "{body}\n{}", sb_log());
+    drop(sb);
+}
+
 /// The established connections to the network's OR ports: (owning pid, `ss` line).
 fn relay_connections(net: &TorNet) -> Vec<(u32, String)> {
     let out = net.ns.exec(&["ss", "-tnpH", "state", "established"]);
@@ -342,13 +363,14 @@ fn an_external_tor_carries_flows_as_under_go(net: &TorNet) {
     drop(sb);
 
     // Go sing-box runs the same outbound unchanged, with the same result.
+    let go_data = net.scratch("go-ext");
     let go_config = format!(
         r#"{{"log": {{"level": "info"}},
             "inbounds": [{{"type": "mixed", "tag": "m", "listen": "127.0.0.1", "listen_port": 0}}],
             "outbounds": [{}]}}"#,
-        external_tor(net, &net.scratch("go-ext"))
+        external_tor(net, &go_data)
     );
-    let Some(go) = GoSingBox::start_in(&net.ns, &go_config, 1) else {
+    let Some(mut go) = GoSingBox::start_in(&net.ns, &go_config, 1) else {
         return;
     };
     let (ok, body) = curl(
@@ -357,7 +379,12 @@ fn an_external_tor_carries_flows_as_under_go(net: &TorNet) {
         &url("/external"),
         &[],
     );
+    go.terminate();
+    let orphans = tor_net::kill_tor_of(&go_data);
     assert!(ok && body == "hello /external", "{body}\n{}", go.log_text());
+    if orphans > 0 {
+        eprintln!("Go sing-box left {orphans} tor process(es) running after SIGTERM (killed)");
+    }
 }
 
 /// arti pointed at authorities that do not answer: sb starts anyway, a flow to Tor fails

@@ -53,6 +53,23 @@ enum Engine {
     External(Arc<external::External>),
 }
 
+/// Pause between attempts to open a stream that failed for want of a path.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Most attempts per stream (the whole is bounded by [`STREAM_TIMEOUT`] too).
+const MAX_ATTEMPTS: u32 = 30;
+
+/// Whether a failed stream may succeed once arti knows more of the network: no path or
+/// exit yet, a transient failure. Refusals by the destination or the exit are final.
+fn retryable(kind: ArtiKind) -> bool {
+    matches!(
+        kind,
+        ArtiKind::NoPath
+            | ArtiKind::NoExit
+            | ArtiKind::TransientFailure
+            | ArtiKind::CircuitCollapse
+    )
+}
+
 /// A `tor` outbound.
 pub struct Tor {
     tag: String,
@@ -178,19 +195,35 @@ impl Outbound for Tor {
             let tor = client.ready().await?;
             let mut prefs = StreamPrefs::new();
             prefs.set_isolation(isolation::FlowIsolation::of(flow));
-            let stream =
-                tokio::time::timeout(STREAM_TIMEOUT, tor.connect_with_prefs(target, &prefs))
-                    .await
-                    .map_err(|_| {
-                        io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("tor: connect to {dest}: no stream within {STREAM_TIMEOUT:?}"),
-                        )
-                    })?
-                    .map_err(|e| {
-                        let percent = (tor.bootstrap_status().as_frac() * 100.0) as u8;
-                        stream_error(&e, dest, percent)
-                    })?;
+            let open = async {
+                // A client that has just bootstrapped may not know a usable exit yet (its
+                // microdescriptors still arrive): such a stream waits for one, as C tor
+                // holds a SOCKS request until a circuit exists, instead of failing at once.
+                let mut attempt = 0u32;
+                loop {
+                    attempt += 1;
+                    match tor.connect_with_prefs(target.clone(), &prefs).await {
+                        Ok(stream) => return Ok(stream),
+                        Err(e) if retryable(e.kind()) && attempt < MAX_ATTEMPTS => {
+                            tracing::debug!(target: "outbound", "outbound/tor[{}]: [{}] stream to {dest}: {}; retrying", self.tag, flow.id, client::report(&e));
+                            tokio::time::sleep(RETRY_DELAY).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            let stream = tokio::time::timeout(STREAM_TIMEOUT, open)
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("tor: connect to {dest}: no stream within {STREAM_TIMEOUT:?}"),
+                    )
+                })?
+                .map_err(|e| {
+                    let percent = (tor.bootstrap_status().as_frac() * 100.0) as u8;
+                    stream_error(&e, dest, percent)
+                })?;
             // Which circuit carries the flow: the isolation between users is visible here.
             if let Some(tunnel) = stream.client_stream_ctrl().and_then(|c| c.tunnel()) {
                 let user = flow.user.as_deref().unwrap_or("-");

@@ -14,7 +14,8 @@ mod control;
 
 use super::client::not_bootstrapped;
 use super::upstream::Upstream;
-use control::{quote, Control};
+use crate::proto::tor_control::quote;
+use control::Control;
 use sb_core::adapter::BoxStream;
 use sb_core::dialer::Dialer;
 use sb_core::flow::{Destination, FlowContext};
