@@ -4,9 +4,10 @@
 //! connection's task holds it until the flow ends.
 //!
 //! File descriptors are the resource: a proxied connection holds its client socket (not
-//! for a userspace-stack flow), its upstream socket and, while bytes are spliced, pipes. The
-//! budget is what the open-file limit leaves after a reserve, divided by the descriptors a
-//! connection may hold. Past it, a listener stops accepting (new connections wait in the
+//! for a userspace-stack flow) and its upstream socket; pipes for splicing are shared by all
+//! connections, at most `splice::PIPES_MAX` of them (a connection that finds none copies
+//! through user space). The budget is what the open-file limit leaves after a reserve and
+//! the pipes, divided by the two descriptors of a connection. Past it, a listener stops accepting (new connections wait in the
 //! kernel's listen backlog) and the userspace stack closes new connections at once; a
 //! warning says so, at most once a minute. Without it, `accept` fails with "too many open
 //! files" in a loop and every other socket (DNS, upstream dials) fails with it. Go sing-box
@@ -23,8 +24,10 @@ use tokio::time::Instant;
 /// Descriptors kept for everything that is not an inbound connection: listeners, DNS
 /// sockets, the runtime, log and cache files.
 const RESERVE: u64 = 128;
-/// Descriptors one connection may hold: its two sockets and a spliced pipe's two ends.
-const PER_CONNECTION: u64 = 4;
+/// Descriptors one connection holds: its two sockets.
+const PER_CONNECTION: u64 = 2;
+/// Descriptors the splice pipes may hold, all together (two per pipe).
+const PIPES: u64 = 2 * crate::splice::PIPES_MAX as u64;
 /// The budget never goes below this, however low the limit.
 const MIN_CONNECTIONS: u64 = 8;
 /// How often the "limit reached" warning may repeat.
@@ -56,7 +59,7 @@ impl ConnBudget {
             .get_or_init(|| {
                 let files = open_file_limit();
                 let limit = files.map_or(u64::from(u16::MAX), |f| {
-                    (f.saturating_sub(RESERVE) / PER_CONNECTION).max(MIN_CONNECTIONS)
+                    (f.saturating_sub(RESERVE + PIPES) / PER_CONNECTION).max(MIN_CONNECTIONS)
                 });
                 let from = files.map_or_else(
                     || "no open-file limit".to_string(),

@@ -3,6 +3,11 @@
 //! so descriptors are used only while data is in flight (an idle flow holds none; a held flow
 //! costs no more descriptors than its two sockets). At most `LARGE_PIPES_MAX` pipes are
 //! enlarged to `PIPE_SIZE`; a flow whose receiver stalls holds at most one pipe per direction.
+//!
+//! At most [`PIPES_MAX`] pipes exist at once (the connection budget of `conn_limit.rs` keeps
+//! their descriptors aside). A direction that finds none free, or whose pipe the kernel
+//! refuses (the open-file limit reached), copies that burst through a user-space buffer
+//! instead: the flow goes on, only slower.
 
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use std::io;
@@ -26,7 +31,15 @@ const DEFAULT_PIPE: usize = 64 * 1024;
 /// not held by `pipe-user-pages-soft`). Past it, new pipes keep the default capacity.
 const LARGE_PIPES_MAX: usize = 64;
 
+/// Pipes alive at once, pooled or in use: each holds two descriptors, which the connection
+/// budget sets aside (`conn_limit.rs`).
+pub const PIPES_MAX: usize = 512;
+/// Bytes one user-space copy step moves when no pipe is available.
+const COPY_CHUNK: usize = 16 * 1024;
+
 static POOL: Mutex<Vec<Pipe>> = Mutex::new(Vec::new());
+/// Pipes alive now, pooled or in use.
+static PIPES: AtomicUsize = AtomicUsize::new(0);
 /// Enlarged pipes alive now, pooled or in use.
 static LARGE_PIPES: AtomicUsize = AtomicUsize::new(0);
 
@@ -39,18 +52,28 @@ struct Pipe {
 
 impl Drop for Pipe {
     fn drop(&mut self) {
+        PIPES.fetch_sub(1, Ordering::Relaxed);
         if self.capacity > DEFAULT_PIPE {
             LARGE_PIPES.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
 
-fn take_pipe() -> io::Result<Pipe> {
+/// A pipe from the pool or a new one; `None` when [`PIPES_MAX`] are alive or the kernel
+/// refuses one (the caller copies through user space instead).
+fn take_pipe() -> Option<Pipe> {
     if let Some(p) = POOL.lock().ok().and_then(|mut v| v.pop()) {
-        return Ok(p);
+        return Some(p);
     }
-    let (read, write) =
-        nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    PIPES
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < PIPES_MAX).then_some(n + 1)
+        })
+        .ok()?;
+    let Ok((read, write)) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC) else {
+        PIPES.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    };
     let mut capacity = DEFAULT_PIPE;
     // Claim one of the enlarged slots first; give it back if the kernel refuses.
     let claimed = LARGE_PIPES
@@ -67,7 +90,7 @@ fn take_pipe() -> io::Result<Pipe> {
             LARGE_PIPES.fetch_sub(1, Ordering::Relaxed);
         }
     }
-    Ok(Pipe {
+    Some(Pipe {
         read,
         write,
         capacity,
@@ -100,11 +123,27 @@ pub async fn pipe(
     let mut held: Option<Pipe> = None;
     let mut buffered = 0usize;
     let mut eof = false;
+    let mut chunk: Vec<u8> = Vec::new();
     loop {
         if !eof {
             let p = match held.take() {
                 Some(p) => p,
-                None => take_pipe()?,
+                None => match take_pipe() {
+                    Some(p) => p,
+                    None => {
+                        // No pipe now, and none holds bytes of this direction: one burst
+                        // through user space keeps the order and the flow going.
+                        let n = copy_step(from, to, &mut chunk).await?;
+                        if n == 0 {
+                            eof = true;
+                        } else {
+                            total += n as u64;
+                            counter.fetch_add(n as u64, Ordering::Relaxed);
+                            activity.store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
+                },
             };
             let room = p.capacity - buffered;
             let moved = if room == 0 {
@@ -167,6 +206,29 @@ pub async fn pipe(
     }
 }
 
+/// Reads what `from` has (waiting for it) and writes all of it to `to`; 0 at EOF.
+async fn copy_step(from: &TcpStream, to: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.resize(COPY_CHUNK, 0);
+    let n = loop {
+        from.readable().await?;
+        match from.try_read(buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let mut written = 0;
+    while written < n {
+        to.writable().await?;
+        match to.try_write(&buf[written..n]) {
+            Ok(w) => written += w,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     //! Hardening finding 7: pipes of flows whose receiver stopped reading stay full, so
@@ -177,10 +239,49 @@ mod tests {
 
     use super::*;
 
+    #[tokio::test]
+    async fn without_a_free_pipe_a_flow_is_copied_through_user_space() {
+        // Take every pipe there may be (other tests may hold some): none is left.
+        let mut held = Vec::new();
+        while let Some(p) = take_pipe() {
+            held.push(p);
+        }
+        assert!(held.len() <= PIPES_MAX);
+        assert!(take_pipe().is_none());
+        let l1 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(l1.local_addr().unwrap()).await.unwrap();
+        let (from, _) = l1.accept().await.unwrap();
+        let to = TcpStream::connect(l2.local_addr().unwrap()).await.unwrap();
+        let (mut server, _) = l2.accept().await.unwrap();
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let sent = body.clone();
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            client.write_all(&sent).await.unwrap();
+            client.shutdown().await.unwrap();
+        });
+        let (counter, activity) = (AtomicU64::new(0), AtomicU64::new(0));
+        let relay = pipe(&from, &to, &counter, &activity, tokio::time::Instant::now());
+        let read = async {
+            use tokio::io::AsyncReadExt;
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            got
+        };
+        let (moved, got) = tokio::join!(relay, read);
+        writer.await.unwrap();
+        assert_eq!(moved.unwrap(), body.len() as u64);
+        assert_eq!(got, body);
+        assert_eq!(counter.load(Ordering::Relaxed), body.len() as u64);
+        drop(held);
+    }
+
     #[test]
     fn enlarged_pipes_are_bounded() {
+        // Other tests may hold pipes at the same time: take what there is, up to the count.
         let held: Vec<Pipe> = (0..LARGE_PIPES_MAX + 8)
-            .map(|_| take_pipe().unwrap())
+            .map_while(|_| take_pipe())
             .collect();
         let large = held.iter().filter(|p| p.capacity > DEFAULT_PIPE).count();
         assert!(large <= LARGE_PIPES_MAX, "{large} enlarged pipes");
