@@ -61,14 +61,19 @@ impl Ctx {
 
 /// Expands a leading `~` and `$VAR`/`${VAR}` references, as Go's `os.ExpandEnv` and sing-box do.
 pub fn expand_path(path: &str) -> String {
-    let mut out = String::new();
-    let mut rest = path;
-    if let Some(tail) = rest.strip_prefix('~') {
+    if let Some(tail) = path.strip_prefix('~') {
         if tail.is_empty() || tail.starts_with('/') {
-            out.push_str(&std::env::var("HOME").unwrap_or_default());
-            rest = tail;
+            return std::env::var("HOME").unwrap_or_default() + &expand_env(tail);
         }
     }
+    expand_env(path)
+}
+
+/// Expands `$VAR` and `${VAR}` references (empty when unset), as Go's `os.ExpandEnv`; a `$`
+/// that starts no name stays.
+pub fn expand_env(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];

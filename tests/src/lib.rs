@@ -79,6 +79,15 @@ pub fn go_sing_box() -> Option<PathBuf> {
     found
 }
 
+/// The first of `tools` not found in `PATH`, as the reason a suite cannot run: "`tor` is
+/// not installed (<how>)".
+pub fn missing_tool(tools: &[&str], how: &str) -> Option<String> {
+    tools
+        .iter()
+        .find(|t| which(t).is_none())
+        .map(|t| format!("`{t}` is not installed ({how})"))
+}
+
 fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

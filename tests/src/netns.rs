@@ -103,6 +103,23 @@ impl Netns {
         c
     }
 
+    /// `n` distinct TCP ports free on the namespace's loopback now (the namespace is the
+    /// test's own, so nothing else takes them).
+    pub fn free_tcp_ports(&self, n: usize) -> Vec<u16> {
+        self.spawn(move || {
+            let held: Vec<std::net::TcpListener> = (0..n)
+                .map(|_| {
+                    std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"))
+                })
+                .collect();
+            held.iter()
+                .map(|l| l.local_addr().unwrap_or_else(|e| panic!("{e}")).port())
+                .collect()
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("port probe thread failed"))
+    }
+
     /// Runs `f` on a new thread that has entered the namespace.
     pub fn spawn<T, F>(&self, f: F) -> std::thread::JoinHandle<T>
     where

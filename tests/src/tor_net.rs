@@ -66,18 +66,10 @@ pub fn unavailable() -> Option<String> {
     if let Some(why) = crate::netns::unavailable() {
         return Some(why);
     }
-    for tool in ["tor", "tor-gencert", "curl"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            return Some(format!(
-                "`{tool}` is not installed (scripts/install-test-deps.sh installs it)"
-            ));
-        }
-    }
-    None
+    crate::missing_tool(
+        &["tor", "tor-gencert", "curl"],
+        "scripts/install-test-deps.sh installs it",
+    )
 }
 
 /// A running test network.
@@ -116,7 +108,7 @@ impl TorNet {
         ns.ip(&format!("route add default via 10.98.0.2 dev {va}"));
         let dir = std::env::temp_dir().join(format!("sb-tornet-{}", crate::netns::unique("n")));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let mut ports = free_ports(&ns, NODES.len() * 2 + 1).into_iter();
+        let mut ports = ns.free_tcp_ports(NODES.len() * 2 + 1).into_iter();
         let mut next = || ports.next().unwrap_or_else(|| panic!("out of ports"));
         let http = serve_in(&ns);
         let mut nodes = Vec::new();
@@ -284,7 +276,7 @@ impl TorNet {
 
     /// A TCP port free on the namespace's loopback now.
     pub fn free_port(&self) -> u16 {
-        free_ports(&self.ns, 1)[0]
+        self.ns.free_tcp_ports(1)[0]
     }
 
     /// The process ids of the network's own tor nodes.
@@ -379,21 +371,6 @@ pub fn kill_tor_of(dir: &Path) -> usize {
         }
     }
     killed
-}
-
-/// `n` distinct TCP ports free on the namespace's loopback.
-fn free_ports(ns: &Netns, n: usize) -> Vec<u16> {
-    ns.spawn(move || {
-        let listeners: Vec<TcpListener> = (0..n)
-            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}")))
-            .collect();
-        listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap_or_else(|e| panic!("{e}")).port())
-            .collect()
-    })
-    .join()
-    .unwrap_or_else(|_| panic!("port probe thread failed"))
 }
 
 /// Starts the HTTP server in `ns`; its port.

@@ -52,18 +52,10 @@ pub fn unavailable() -> Option<String> {
     if let Some(why) = netns::unavailable() {
         return Some(why);
     }
-    for tool in ["wireguard-go", "wg"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            return Some(format!(
-                "{tool} is not installed (Debian wireguard-go, wireguard-tools)"
-            ));
-        }
-    }
-    None
+    crate::missing_tool(
+        &["wireguard-go", "wg"],
+        "Debian wireguard-go, wireguard-tools",
+    )
 }
 
 /// A peer's settings for [`WgGo::start`].

@@ -46,18 +46,9 @@ fn the_tor_outbound_on_a_private_tor_network() {
         .unwrap_or_else(|e| std::panic::resume_unwind(e));
 }
 
-/// A TCP port free on `ns`'s loopback now (the namespace is the test's own; the unreachable
-/// scenario has its own namespace, not the network's).
+/// A TCP port free on `ns`'s loopback now.
 fn free_port(ns: &Netns) -> u16 {
-    ns.spawn(|| {
-        TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    })
-    .join()
-    .unwrap()
+    ns.free_tcp_ports(1)[0]
 }
 
 /// curl in `ns` through the SOCKS5 proxy `proxy` (`user:pass@host:port` or `host:port`).

@@ -23,6 +23,7 @@ mod client;
 mod external;
 mod isolation;
 mod settings;
+mod status;
 mod upstream;
 
 use arti_client::{ErrorKind as ArtiKind, HasKind, StreamPrefs, TorAddr};
@@ -122,7 +123,7 @@ fn target(dest: &Destination) -> io::Result<TorAddr> {
 /// An arti stream error in the kinds the inbounds answer with.
 fn stream_error(e: &arti_client::Error, dest: &Destination, percent: u8) -> io::Error {
     let kind = match e.kind() {
-        ArtiKind::BootstrapRequired => return client::not_bootstrapped(percent),
+        ArtiKind::BootstrapRequired => return status::not_bootstrapped(percent),
         ArtiKind::RemoteConnectionRefused => io::ErrorKind::ConnectionRefused,
         ArtiKind::RemoteHostNotFound | ArtiKind::OnionServiceNotFound => io::ErrorKind::NotFound,
         ArtiKind::TorNetworkTimeout | ArtiKind::RemoteNetworkTimeout => io::ErrorKind::TimedOut,

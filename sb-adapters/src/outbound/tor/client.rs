@@ -4,6 +4,7 @@
 //! stops sb; flows meanwhile fail with `Tor is not bootstrapped yet (NN%)`.
 
 use super::bridge::SbTcp;
+use super::status::Status;
 use arti_client::config::TorClientConfig;
 use arti_client::{BootstrapBehavior, TorClient};
 use futures::StreamExt;
@@ -35,23 +36,10 @@ pub const BOOTSTRAP_WAIT: Duration = Duration::from_secs(30);
 const RETRY_MIN: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 
-/// Where the client is, as flows see it.
-#[derive(Clone, Default)]
-pub struct Status {
-    /// The client, once arti has made it.
-    pub client: Option<Arc<Client>>,
-    /// Bootstrap progress, 0 to 100.
-    pub percent: u8,
-    /// Ready for streams.
-    pub ready: bool,
-    /// Why the client could not be made at all (its state directory is unusable...).
-    pub failed: Option<Arc<str>>,
-}
-
 /// The background work of one outbound's client.
 pub struct Tor {
     tag: String,
-    status: watch::Sender<Status>,
+    status: watch::Sender<Status<Arc<Client>>>,
 }
 
 impl Tor {
@@ -75,7 +63,7 @@ impl Tor {
                 return;
             }
         };
-        self.status.send_modify(|s| s.client = Some(client.clone()));
+        self.status.send_modify(|s| s.handle = Some(client.clone()));
         let progress = self.follow(client.clone(), who.clone());
         let bootstrap = async {
             let mut wait = RETRY_MIN;
@@ -137,38 +125,16 @@ impl Tor {
 
     /// The client once it is ready for streams, waiting at most [`BOOTSTRAP_WAIT`].
     pub async fn ready(&self) -> io::Result<Arc<Client>> {
-        let mut rx = self.status.subscribe();
-        let waited = tokio::time::timeout(BOOTSTRAP_WAIT, async {
-            rx.wait_for(|s| s.failed.is_some() || (s.ready && s.client.is_some()))
-                .await
-                .map(|_| ())
-        })
-        .await;
-        let status = self.status.borrow().clone();
-        if let Some(why) = status.failed {
-            return Err(io::Error::other(format!("Tor could not start: {why}")));
-        }
-        match (waited, status.client) {
-            (Ok(Ok(_)), Some(client)) => Ok(client),
-            _ => Err(not_bootstrapped(status.percent)),
-        }
+        super::status::ready(&self.status, BOOTSTRAP_WAIT).await
     }
 
     /// Drops the client: its tasks end with it.
     pub fn stop(&self) {
         self.status.send_modify(|s| {
-            s.client = None;
+            s.handle = None;
             s.ready = false;
         });
     }
-}
-
-/// The error of a flow that Tor cannot carry yet.
-pub fn not_bootstrapped(percent: u8) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::TimedOut,
-        format!("Tor is not bootstrapped yet ({percent}%)"),
-    )
 }
 
 /// Makes the (not yet bootstrapped) arti client on sb's runtime and dialer.

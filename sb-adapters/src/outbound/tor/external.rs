@@ -12,7 +12,7 @@
 
 mod control;
 
-use super::client::not_bootstrapped;
+use super::status::Status;
 use super::upstream::Upstream;
 use crate::proto::tor_control::quote;
 use control::Control;
@@ -47,21 +47,11 @@ pub struct Settings {
     pub data_directory: PathBuf,
 }
 
-/// Where the external tor is, as flows see it.
-#[derive(Clone, Default)]
-struct Status {
-    /// tor's SOCKS listener, once known.
-    socks: Option<SocketAddr>,
-    percent: u8,
-    ready: bool,
-    failed: Option<Arc<str>>,
-}
-
 /// One outbound's external tor.
 pub struct External {
     tag: String,
     settings: Settings,
-    status: watch::Sender<Status>,
+    status: watch::Sender<Status<SocketAddr>>,
 }
 
 impl External {
@@ -135,7 +125,7 @@ impl External {
             .value("net/listeners/socks")
             .and_then(|v| v.split_whitespace().next().and_then(|a| a.parse().ok()))
             .ok_or_else(|| io::Error::other("get socks proxy address"))?;
-        self.status.send_modify(|s| s.socks = Some(socks));
+        self.status.send_modify(|s| s.handle = Some(socks));
         let progress = async {
             let mut said = u8::MAX;
             loop {
@@ -188,25 +178,6 @@ impl External {
             .map_err(|e| io::Error::new(e.kind(), format!("start {}: {e}", s.executable.display())))
     }
 
-    /// tor's SOCKS address once it is ready, waiting at most `wait`.
-    async fn ready(&self, wait: Duration) -> io::Result<SocketAddr> {
-        let mut rx = self.status.subscribe();
-        let _ = tokio::time::timeout(wait, async {
-            rx.wait_for(|s| s.failed.is_some() || (s.ready && s.socks.is_some()))
-                .await
-                .map(|_| ())
-        })
-        .await;
-        let status = self.status.borrow().clone();
-        if let Some(why) = status.failed {
-            return Err(io::Error::other(format!("Tor could not start: {why}")));
-        }
-        match (status.ready, status.socks) {
-            (true, Some(socks)) => Ok(socks),
-            _ => Err(not_bootstrapped(status.percent)),
-        }
-    }
-
     /// Opens a stream to `dest` through tor's SOCKS port, isolated by the flow's inbound
     /// and user (the SOCKS credentials).
     pub async fn connect(
@@ -215,7 +186,7 @@ impl External {
         dest: &Destination,
         wait: Duration,
     ) -> io::Result<BoxStream> {
-        let socks = self.ready(wait).await?;
+        let socks = super::status::ready(&self.status, wait).await?;
         let user = flow.user.as_deref().unwrap_or("");
         let isolation = Some((flow.inbound_tag.to_string(), format!("user:{user}")));
         let client = crate::outbound::socks::Socks::new(
@@ -234,7 +205,7 @@ impl External {
     pub fn stop(&self) {
         self.status.send_modify(|s| {
             s.ready = false;
-            s.socks = None;
+            s.handle = None;
         });
     }
 }

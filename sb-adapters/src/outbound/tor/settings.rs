@@ -7,6 +7,7 @@
 //! external tor is started with (`tor/external.rs`).
 
 use arti_client::config::{ConfigurationSource, ConfigurationSources, TorClientConfig};
+use sb_config::ctx::expand_env;
 use std::path::{Path, PathBuf};
 use tor_config::load::ConfigResolveOptions;
 
@@ -193,37 +194,6 @@ fn toml_string(s: &str) -> String {
         }
     }
     out.push('"');
-    out
-}
-
-/// `$NAME` and `${NAME}` replaced by the environment's value (empty when unset), as Go's
-/// `os.ExpandEnv`.
-fn expand_env(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let (name, used) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) => (&braced[..end], end + 2),
-                None => ("", 0),
-            }
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        if used == 0 || name.is_empty() {
-            out.push('$');
-            rest = after;
-            continue;
-        }
-        out.push_str(&std::env::var(name).unwrap_or_default());
-        rest = &after[used..];
-    }
-    out.push_str(rest);
     out
 }
 
