@@ -44,6 +44,22 @@ pub trait PacketConn: Send + Sync + 'static {
         &'a self,
         buf: &'a mut [u8],
     ) -> BoxFuture<'a, io::Result<(usize, Destination)>>;
+    /// Sends `buf` as datagrams of `segment` bytes each (the last may be shorter), all to
+    /// `dest`: a tunnel's run of packets to one peer. A socket that can hand the kernel the
+    /// whole run at once (UDP GSO) does; the default sends them one by one.
+    fn send_segments<'a>(
+        &'a self,
+        buf: &'a [u8],
+        segment: usize,
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            for datagram in buf.chunks(segment.max(1)) {
+                self.send_to(datagram, dest).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A shared [`PacketConn`].

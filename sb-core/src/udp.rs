@@ -176,7 +176,14 @@ pub struct DirectUdp {
     socket: UdpSocket,
     last: std::sync::Mutex<Option<(String, SocketAddr)>>,
     resolver: Option<crate::resolve::DomainResolver>,
+    /// Cleared when the kernel refuses UDP GSO on this socket (then runs go one by one).
+    gso: std::sync::atomic::AtomicBool,
 }
+
+/// Most datagrams the kernel takes in one GSO send (`UDP_MAX_SEGMENTS` of older kernels).
+pub const GSO_MAX_SEGMENTS: usize = 64;
+/// Most bytes in one GSO send (one IP packet's payload before segmentation).
+pub const GSO_MAX_BYTES: usize = 65_000;
 
 impl DirectUdp {
     /// Binds a dual-stack socket with the dial options (mark, interface).
@@ -207,6 +214,7 @@ impl DirectUdp {
             socket,
             last: std::sync::Mutex::new(None),
             resolver: opts.domain_resolver.clone(),
+            gso: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -263,6 +271,55 @@ impl DirectUdp {
     }
 }
 
+impl DirectUdp {
+    /// One `sendmsg` with `UDP_SEGMENT`: the kernel cuts `buf` into datagrams of `segment`
+    /// bytes, so a run costs one system call instead of one per datagram.
+    async fn send_gso(&self, buf: &[u8], segment: usize, to: SocketAddr) -> io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn6};
+        use std::os::fd::AsRawFd;
+        let SocketAddr::V6(v6) = to else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a mapped address",
+            ));
+        };
+        let addr = SockaddrIn6::from(v6);
+        let size = u16::try_from(segment)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+        let iov = [std::io::IoSlice::new(buf)];
+        let cmsg = [ControlMessage::UdpGsoSegments(&size)];
+        loop {
+            self.socket.writable().await?;
+            let sent = self.socket.try_io(tokio::io::Interest::WRITABLE, || {
+                sendmsg(
+                    self.socket.as_raw_fd(),
+                    &iov,
+                    &cmsg,
+                    MsgFlags::empty(),
+                    Some(&addr),
+                )
+                .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Errors with which a kernel or device says it cannot do UDP GSO.
+fn gso_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno) if libc_errno == nix::errno::Errno::EIO as i32
+            || libc_errno == nix::errno::Errno::EINVAL as i32
+            || libc_errno == nix::errno::Errno::ENOPROTOOPT as i32
+            || libc_errno == nix::errno::Errno::EOPNOTSUPP as i32
+    )
+}
+
 impl PacketConn for DirectUdp {
     fn send_to<'a>(
         &'a self,
@@ -272,6 +329,37 @@ impl PacketConn for DirectUdp {
         Box::pin(async move {
             let to = self.target(dest).await?;
             self.socket.send_to(buf, to).await.map(|_| ())
+        })
+    }
+    fn send_segments<'a>(
+        &'a self,
+        buf: &'a [u8],
+        segment: usize,
+        dest: &'a Destination,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            let to = self.target(dest).await?;
+            let one_by_one = buf.len() <= segment
+                || segment == 0
+                || buf.len() > GSO_MAX_BYTES
+                || buf.len().div_ceil(segment) > GSO_MAX_SEGMENTS
+                || !self.gso.load(Ordering::Relaxed);
+            if !one_by_one {
+                match self.send_gso(buf, segment, to).await {
+                    Ok(()) => return Ok(()),
+                    // The device or kernel cannot segment (no checksum offload, an old
+                    // kernel): say so once and send one by one from now on.
+                    Err(e) if gso_unsupported(&e) => {
+                        self.gso.store(false, Ordering::Relaxed);
+                        tracing::debug!(target: "outbound", "UDP GSO refused ({e}): sending datagrams one by one");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            for datagram in buf.chunks(segment.max(1)) {
+                self.socket.send_to(datagram, to).await?;
+            }
+            Ok(())
         })
     }
     fn recv_from<'a>(

@@ -20,6 +20,7 @@
 //! - Peers' endpoints given as domain names are resolved in the post-start stage, once DNS
 //!   is up, through the dial fields' resolver.
 
+mod batch;
 mod device;
 mod driver;
 mod routes;

@@ -100,3 +100,32 @@ async fn a_tunnel_socket_grows_its_kernel_buffers() {
         assert_eq!(got, 8 << 20);
     }
 }
+
+/// A run of datagrams handed to the socket at once arrives as the same datagrams, in order,
+/// the shorter last one included, over IPv4 and IPv6 (one GSO send where the kernel can).
+#[tokio::test]
+async fn a_run_of_segments_arrives_as_its_datagrams() {
+    let socket = super::DirectUdp::bind(&crate::dialer::DialOptions::default()).unwrap();
+    for local in ["127.0.0.1:0", "[::1]:0"] {
+        let receiver = tokio::net::UdpSocket::bind(local).await.unwrap();
+        let dest = Destination::from_socket(receiver.local_addr().unwrap());
+        let mut run = Vec::new();
+        for i in 0..10u8 {
+            run.extend_from_slice(&[i; 1200]);
+        }
+        run.extend_from_slice(&[10; 500]);
+        socket.send_segments(&run, 1200, &dest).await.unwrap();
+        let mut buf = [0u8; 2048];
+        for i in 0..11u8 {
+            let n = tokio::time::timeout(Duration::from_secs(5), receiver.recv(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            let want = if i < 10 { 1200 } else { 500 };
+            assert_eq!(n, want, "datagram {i} to {local}");
+            assert!(buf[..n].iter().all(|&b| b == i), "datagram {i} to {local}");
+        }
+    }
+    // Loopback segments in software: the kernel took the run as one GSO send.
+    assert!(socket.gso.load(std::sync::atomic::Ordering::Relaxed));
+}

@@ -8,13 +8,16 @@
 //!   becomes the peer's endpoint (roaming), so a server-side peer without an `address`
 //!   works once it has sent a handshake.
 //! - A packet from the stack goes to the peer whose `allowed_ips` has the longest prefix
-//!   containing its destination, is encrypted and sent to that peer's endpoint.
+//!   containing its destination, is encrypted and sent to that peer's endpoint. Packets
+//!   already queued behind it are taken too, and their datagrams leave in runs of one send
+//!   each (`batch.rs`).
 //! - Every `TICK`, each peer's timers run (handshake retries, rekeys, keepalives).
 //!
 //! `reserved` (Cloudflare WARP): bytes 1-3 of every message are set to the peer's value
 //! after boringtun wrote it and cleared before boringtun reads one (it rejects non-zero
 //! ones); a WireGuard message has zeros there, so clearing is always safe.
 
+use super::batch::Batch;
 use super::routes::Routes;
 use super::settings::{short_key, PeerSettings};
 use boringtun::noise::errors::WireGuardError;
@@ -140,6 +143,7 @@ impl Driver {
         let outer = self.outer.clone();
         let mut rx = vec![0u8; BUF];
         let mut out = vec![0u8; BUF];
+        let mut batch = Batch::new();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -160,7 +164,17 @@ impl Driver {
                     // that one datagram is lost, the socket goes on.
                     debug!(target: "endpoint", tag = %self.label, "receive: {e}");
                 }
-                Event::Stack(Some(pkt)) => self.on_packet(&pkt, &mut out).await,
+                Event::Stack(Some(pkt)) => {
+                    self.on_packet(&pkt, &mut out, &mut batch).await;
+                    // What queued meanwhile joins the run; it leaves before the next wait.
+                    for _ in 1..sb_core::udp::GSO_MAX_SEGMENTS {
+                        let Ok(pkt) = from_stack.try_recv() else {
+                            break;
+                        };
+                        self.on_packet(&pkt, &mut out, &mut batch).await;
+                    }
+                    batch.flush(&outer).await;
+                }
                 Event::Command(Some(Command::SetEndpoint(i, addr))) => {
                     if let Some(p) = self.peers.get_mut(i) {
                         p.endpoint = Some(addr);
@@ -255,7 +269,7 @@ impl Driver {
         }
     }
 
-    async fn on_packet(&mut self, pkt: &[u8], out: &mut [u8]) {
+    async fn on_packet(&mut self, pkt: &[u8], out: &mut [u8], batch: &mut Batch) {
         let Some(dst) = Tunn::dst_address(pkt) else {
             return;
         };
@@ -269,7 +283,16 @@ impl Driver {
         };
         match peer.tunn.encapsulate(pkt, out) {
             TunnResult::WriteToNetwork(msg) => match peer.endpoint {
+                // A data message (type 4) joins the run; anything else (a handshake
+                // initiation for a packet that waits for the session) goes after it.
+                Some(to) if msg.first() == Some(&4) => {
+                    if let (Some(r), Some(bytes)) = (peer.settings.reserved, msg.get_mut(1..4)) {
+                        bytes.copy_from_slice(&r);
+                    }
+                    batch.push(&self.outer, msg, to).await;
+                }
                 Some(to) => {
+                    batch.flush(&self.outer).await;
                     count_initiation(&self.label, peer, msg);
                     send(&self.outer, msg, to, peer.settings.reserved).await
                 }
