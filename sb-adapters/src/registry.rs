@@ -7,8 +7,9 @@
 //! Each adapter family is one exhaustive `match` on sb-config's kind enum
 //! (`registry/inbounds.rs`, `outbounds.rs`, `endpoints.rs`): a new variant does not compile
 //! until the table answers it, and a type sb has no runtime for is answered there with
-//! [`AdapterError::NotImplemented`] (or [`AdapterError::NeedsFeature`] when a cargo feature
-//! left it out), never with a stub.
+//! [`AdapterError::NotImplemented`] (no decoded type is in that state today: Go's types
+//! without a decoder are refused by sb-config already) or [`AdapterError::NeedsFeature`]
+//! when a cargo feature left it out, never with a stub.
 //!
 //! Adding an adapter:
 //! 1. its options type and decoder in sb-config (`model/<family>.rs`, its name in

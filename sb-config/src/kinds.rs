@@ -2,8 +2,8 @@
 //! what it does not, so that every name Go accepts gets a precise answer instead of
 //! "unknown type". A type listed as implemented here has a model and a decoder (its options
 //! are checked and formatted as Go does); whether the runtime builds it is the registry's
-//! answer (`sb_adapters::registry::check`), which `sb check` and `sb run` both ask: `tor`,
-//! `wireguard` and `tailscale` are decoded here but refused there until their runtimes land.
+//! answer (`sb_adapters::registry::check`), which `sb check` and `sb run` both ask (a build
+//! without a cargo feature refuses that feature's types there).
 
 /// Inbound types sb implements.
 pub const INBOUNDS: &[&str] = &["direct", "mixed", "socks", "http", "tun"];

@@ -60,9 +60,10 @@ pub enum HttpError {
     /// The TLS handshake took longer than `handshake_timeout`.
     #[error("TLS: handshake timed out after {0:?}")]
     TlsHandshakeTimeout(Duration),
-    /// An upgrade was asked for and the server answered something else.
-    #[error("upgrade refused: {0} {1}")]
-    NotUpgraded(u16, String),
+    /// An upgrade was asked for and the server answered something else: its status,
+    /// reason phrase and the start of its body (a local API's error text), trimmed.
+    #[error("upgrade refused: {0} {1}{sep}{2}", sep = if .2.is_empty() { "" } else { ": " })]
+    NotUpgraded(u16, String, String),
 }
 
 impl HttpError {
@@ -374,11 +375,16 @@ impl<'a> RequestBuilder<'a> {
         client
             .timed(async {
                 // The guard stops the connection task once the upgrade has taken its socket.
-                let (mut resp, _guard) = exchange::send(client, out, true).await?;
+                let (mut resp, guard) = exchange::send(client, out, true).await?;
                 let head = Head::of(&resp);
                 if head.status != 101 {
-                    return Err(HttpError::NotUpgraded(head.status, head.reason));
+                    // What the server said why, as far as it fits in a log line.
+                    let (_, body) = exchange::split(resp, guard);
+                    let text = body.read_prefix(REFUSAL_TEXT).await;
+                    let text = String::from_utf8_lossy(&text).trim().to_string();
+                    return Err(HttpError::NotUpgraded(head.status, head.reason, text));
                 }
+                let _guard = guard;
                 let upgraded = hyper::upgrade::on(&mut resp)
                     .await
                     .map_err(HttpError::from_hyper)?;
@@ -390,6 +396,9 @@ impl<'a> RequestBuilder<'a> {
             .await
     }
 }
+
+/// Most of a refused upgrade's body kept for its error.
+const REFUSAL_TEXT: usize = 1024;
 
 /// The stream an HTTP upgrade handed over (bytes the server sent after its `101` first).
 pub type Upgraded = crate::stream::Forward<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>;

@@ -206,7 +206,7 @@ async fn upgrade_hands_over_the_stream() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(e, HttpError::NotUpgraded(400, _)), "{e}");
+    assert!(matches!(e, HttpError::NotUpgraded(400, _, _)), "{e}");
 }
 
 /// An HTTPS server offering only `alpn`; on `h2` it answers every stream with "h2 ok".

@@ -8,7 +8,9 @@ pub mod dns;
 pub mod log_capture;
 pub mod netns;
 pub mod sshd;
+pub mod tailscaled;
 pub mod tor_net;
+pub mod ts_replay;
 pub mod tun_lab;
 pub mod wireguard;
 
@@ -172,13 +174,19 @@ pub struct Instance {
 impl Instance {
     /// Checks, builds and starts `config` (JSON text). Inbounds should use `listen_port: 0`.
     pub fn start(config: &str) -> Instance {
-        let loaded = sb_config::load_text("test.json", config).unwrap_or_else(|e| panic!("{e}"));
+        Instance::try_start(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Instance::start`], with a config error or a failed start returned as `sb run`
+    /// would print it.
+    pub fn try_start(config: &str) -> Result<Instance, String> {
+        let loaded = sb_config::load_text("test.json", config).map_err(|e| e.to_string())?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("runtime: {e}"));
-        let built = sb_adapters::registry::build(&loaded.config).unwrap_or_else(|e| panic!("{e}"));
+        let built = sb_adapters::registry::build(&loaded.config).map_err(|e| e.to_string())?;
         let parts = built.parts();
         let selectors = built.selectors;
         let url_tests = built.url_tests;
@@ -187,12 +195,12 @@ impl Instance {
         let cache_file = built.cache_file;
         let mut instance = rt
             .block_on(sb_core::lifecycle::Instance::start(parts))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .map_err(|e| e.to_string())?;
         if let Some(c) = cache_file {
             let _guard = rt.enter();
             instance.attach(c);
         }
-        Instance {
+        Ok(Instance {
             rt,
             instance: Some(instance),
             selectors,
@@ -200,7 +208,7 @@ impl Instance {
             tracker,
             dispatcher,
             config: config.to_string(),
-        }
+        })
     }
 
     /// Where inbound `i` listens.

@@ -33,7 +33,8 @@ pub fn install() {
         .with_target("outbound", tracing::Level::DEBUG)
         .with_target("router", tracing::Level::DEBUG)
         .with_target("inbound", tracing::Level::DEBUG)
-        .with_target("connection", tracing::Level::DEBUG);
+        .with_target("connection", tracing::Level::DEBUG)
+        .with_target("endpoint", tracing::Level::DEBUG);
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(move || Sink(buffer.clone()))

@@ -1,9 +1,8 @@
 //! The endpoint table: one exhaustive `match` from a config endpoint to the closure that
 //! builds it (an adapter that is an outbound and an inbound at once, sb-core's
 //! [`Endpoint`]). sb-config decodes and checks `wireguard` and `tailscale` fully (Go's
-//! construct-time checks included). `wireguard` is built when the cargo feature is on;
-//! `tailscale`'s runtime comes with its own issue, so it is refused here, in `sb check` and
-//! `sb run` alike.
+//! construct-time checks included); each is built when its cargo feature is on, and refused
+//! by name otherwise, in `sb check` and `sb run` alike.
 
 use super::dial::DialCtx;
 use super::error::AdapterError;
@@ -19,7 +18,7 @@ pub(super) type Builder<'a> =
 pub(super) fn builder(kind: &EndpointKind) -> Result<Builder<'_>, AdapterError> {
     match kind {
         EndpointKind::WireGuard(dial, wg) => wireguard::builder(dial, wg),
-        EndpointKind::Tailscale(..) => Err(AdapterError::NotImplemented("tailscale")),
+        EndpointKind::Tailscale(dial, ts) => tailscale::builder(dial, ts),
     }
 }
 
@@ -54,6 +53,43 @@ mod wireguard {
         Err(AdapterError::NeedsFeature {
             ty: "wireguard",
             feature: "wireguard",
+        })
+    }
+}
+
+#[cfg(feature = "tailscale")]
+mod tailscale {
+    use super::{AdapterError, Builder};
+    use crate::endpoint::tailscale::Tailscale;
+    use sb_config::model::endpoint::TailscaleEndpoint;
+    use sb_config::model::shared::DialFields;
+    use std::sync::Arc;
+
+    pub(super) fn builder<'a>(
+        dial: &'a DialFields,
+        ts: &'a TailscaleEndpoint,
+    ) -> Result<Builder<'a>, AdapterError> {
+        Ok(Box::new(move |tag, _| {
+            Ok(Arc::new(
+                Tailscale::new(tag, dial, ts).map_err(|e| AdapterError::Options(e.to_string()))?,
+            ))
+        }))
+    }
+}
+
+#[cfg(not(feature = "tailscale"))]
+mod tailscale {
+    use super::{AdapterError, Builder};
+    use sb_config::model::endpoint::TailscaleEndpoint;
+    use sb_config::model::shared::DialFields;
+
+    pub(super) fn builder<'a>(
+        _: &'a DialFields,
+        _: &'a TailscaleEndpoint,
+    ) -> Result<Builder<'a>, AdapterError> {
+        Err(AdapterError::NeedsFeature {
+            ty: "tailscale",
+            feature: "tailscale",
         })
     }
 }

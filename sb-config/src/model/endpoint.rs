@@ -138,6 +138,9 @@ pub struct TailscaleEndpoint {
     pub ssh_server: Option<TailscaleSshServer>,
     /// Taildrop directory (1.14).
     pub taildrop_directory: String,
+    /// sb only: the Local API socket of the tailscaled sb drives
+    /// (`/var/run/tailscale/tailscaled.sock` when empty). Go sing-box does not know it.
+    pub tailscaled_socket: String,
 }
 
 const FAMILY: Family = Family {
@@ -157,7 +160,7 @@ pub fn decode(
     let (tag, kind) = decode_typed(node, path, index, &FAMILY, ctx, |ty, o, ctx| {
         let kind = match ty {
             "wireguard" => wireguard(o, ctx)?,
-            "tailscale" => EndpointKind::Tailscale(dial_fields(o, ctx)?, o.group()?),
+            "tailscale" => tailscale(o, ctx)?,
             // `kinds::ENDPOINTS` names a type this decoder does not know: a bug, reported
             // instead of decoding the object as something else.
             other => return Err(o.error(format!("type {other:?} has no decoder in sb"))),
@@ -166,6 +169,30 @@ pub fn decode(
         Ok(kind)
     })?;
     Ok(Endpoint { tag, kind })
+}
+
+/// The `tailscale` endpoint's options. Two checks Go leaves to the daemon or the
+/// coordination server (which fail later, after login) are made here: tags must be
+/// `tag:` names, and one node cannot both use and offer an exit node (tailscaled's own
+/// text).
+fn tailscale(o: &mut crate::object::Obj<'_>, ctx: &mut Ctx) -> Result<EndpointKind, DecodeError> {
+    let dial = dial_fields(o, ctx)?;
+    let ts: TailscaleEndpoint = o.group()?;
+    for tag in &ts.advertise_tags.0 {
+        if !tag.starts_with("tag:") || tag.len() == "tag:".len() {
+            return Err(o.error_at(
+                "advertise_tags",
+                format!("{tag:?} is not a tag: tags are written \"tag:<name>\""),
+            ));
+        }
+    }
+    if !ts.exit_node.is_empty() && ts.advertise_exit_node {
+        return Err(o.error_at(
+            "exit_node",
+            "Cannot advertise an exit node and use an exit node at the same time.",
+        ));
+    }
+    Ok(EndpointKind::Tailscale(dial, ts))
 }
 
 /// The `wireguard` endpoint's options, with the checks Go makes when it builds one.

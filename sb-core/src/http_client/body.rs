@@ -106,6 +106,22 @@ impl Body {
         self.inner.size_hint().exact()
     }
 
+    /// At most the first `max` bytes of the body, for an error message: what could be read
+    /// before the end, an error or the cap.
+    pub async fn read_prefix(mut self, max: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            match self.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = max - out.len();
+                    out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        out
+    }
+
     /// The whole body, refusing more than `max` bytes.
     pub async fn read_limited(mut self, max: usize) -> Result<Vec<u8>, HttpError> {
         if self.inner.size_hint().lower() > max as u64 {
