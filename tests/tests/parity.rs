@@ -192,7 +192,16 @@ fn example_configs_pass_both_checkers() {
         .collect();
     files.sort();
     assert!(files.len() >= 5, "configs/ has {} examples", files.len());
+    // Examples of what only sb has: the tailscale endpoint's daemon mode (Go embeds a node,
+    // and its reference binary is built without Tailscale).
+    const SB_ONLY: &[&str] = &["tailscale.json"];
     for f in &files {
+        if SB_ONLY.iter().any(|n| f.ends_with(n)) {
+            if let Err(e) = sb_load(f) {
+                panic!("{}: sb rejects it: {e}", f.display());
+            }
+            continue;
+        }
         let go_check = go_run(&go, "check", f);
         assert!(
             go_check.ok,

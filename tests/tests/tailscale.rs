@@ -224,6 +224,13 @@ fn a_real_tailscaled_driven_through_its_local_api() {
     let (code, body, _) = fetch(&sb, &format!("http://{origin}/still"));
     assert_eq!((code, body.as_str()), (0, "hello from origin /still"));
 
+    // A logout on the daemon (as `tailscale logout` does): sb stays up, its flows still say
+    // why they cannot go.
+    let (code, body) = tailscaled::local_api(&socket, "POST", "logout", None);
+    assert_eq!(code, 204, "{body}");
+    assert_eq!(daemon.prefs()["LoggedOut"], json!(true));
+    fails_fast(&sb, "http://100.100.0.2/out", tag, "state NeedsLogin");
+
     // The daemon goes away and comes back (fresh state): sb notices on the bus, and
     // configures the new daemon again.
     let first_pid = daemon.pid();

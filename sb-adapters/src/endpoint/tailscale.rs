@@ -22,7 +22,7 @@
 mod localapi;
 mod session;
 mod settings;
-mod view;
+pub mod view;
 pub mod wire;
 
 pub use localapi::{decode_notify, Lines, LocalApi, LocalApiError};

@@ -21,7 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest reply read whole (`status` with a few thousand peers stays well under).
 const MAX_REPLY: usize = 16 << 20;
 /// Largest IPN bus line: the watch never asks for network maps, so lines are small.
-const MAX_NOTIFY: usize = 1 << 20;
+pub const MAX_NOTIFY: usize = 1 << 20;
 
 /// `watch-ipn-bus` mask bits (`ipn.NotifyWatchOpt`).
 pub mod mask {
@@ -320,10 +320,11 @@ impl Lines {
     /// a line grows past the bound.
     pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, String> {
         loop {
-            let Some(end) = self.buf.iter().position(|&b| b == b'\n') else {
-                if self.buf.len() > MAX_NOTIFY {
-                    return Err(format!("a notification longer than {MAX_NOTIFY} bytes"));
-                }
+            let end = self.buf.iter().position(|&b| b == b'\n');
+            if end.unwrap_or(self.buf.len()) > MAX_NOTIFY {
+                return Err(format!("a notification longer than {MAX_NOTIFY} bytes"));
+            }
+            let Some(end) = end else {
                 return Ok(None);
             };
             let line: Vec<u8> = self.buf.drain(..=end).take(end).collect();
