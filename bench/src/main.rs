@@ -5,7 +5,7 @@
 //!
 //! Run the full benchmark with `bench/run.sh` (it builds sb in release mode first).
 //! `--only <group>` runs one group of rows (`relay`, `flows`, `ssh`, `dns`, `tun`, `wireguard`,
-//! `tor`) and prints it;
+//! `tor`, `tailscale`) and prints it;
 //! `--sb <path>` measures another sb binary than `target/release/sb` (a debug build for a
 //! quick `--smoke` while developing; never for published figures).
 
@@ -13,6 +13,7 @@ mod dns;
 mod load;
 mod proc;
 mod ssh;
+mod tailscale;
 mod tor;
 mod tun;
 mod wireguard;
@@ -37,7 +38,16 @@ struct Settings {
 }
 
 /// The groups of rows, in the order a full run measures them.
-const GROUPS: [&str; 7] = ["relay", "flows", "ssh", "dns", "tun", "wireguard", "tor"];
+const GROUPS: [&str; 8] = [
+    "relay",
+    "flows",
+    "ssh",
+    "dns",
+    "tun",
+    "wireguard",
+    "tor",
+    "tailscale",
+];
 
 fn settings() -> Result<Settings> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -199,7 +209,19 @@ fn main() -> Result<()> {
     } else {
         None
     };
-    let report = render(&rows, tun.as_ref(), tor.as_ref(), &notes, &s)?;
+    let tailscale = if s.runs("tailscale") {
+        Some(tailscale::table(&subjects, s.smoke, &rt)?)
+    } else {
+        None
+    };
+    let report = render(
+        &rows,
+        tun.as_ref(),
+        tor.as_ref(),
+        tailscale.as_ref(),
+        &notes,
+        &s,
+    )?;
     print!("{report}");
     if let Some(out) = &s.out {
         if s.smoke {
@@ -418,6 +440,7 @@ fn render(
     rows: &[Row],
     tun: Option<&tun::TunTable>,
     tor: Option<&tor::TorTable>,
+    tailscale: Option<&tailscale::TailscaleTable>,
     notes: &str,
     s: &Settings,
 ) -> Result<String> {
@@ -431,6 +454,10 @@ fn render(
         let _ = writeln!(out);
     }
     if let Some(t) = tor {
+        out.push_str(&t.render());
+        let _ = writeln!(out);
+    }
+    if let Some(t) = tailscale {
         out.push_str(&t.render());
         let _ = writeln!(out);
     }
