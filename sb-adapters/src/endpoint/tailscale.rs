@@ -25,7 +25,7 @@ mod settings;
 pub mod view;
 pub mod wire;
 
-pub use localapi::{decode_notify, Lines, LocalApi, LocalApiError};
+pub use localapi::{decode_notify, Lines, LocalApi, LocalApiError, MAX_NOTIFY};
 use sb_config::model::endpoint::TailscaleEndpoint;
 use sb_config::model::shared::DialFields;
 use sb_core::adapter::{
