@@ -113,6 +113,7 @@ pub fn unquote(v: &str) -> String {
         if c == '\\' {
             match chars.next() {
                 Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
                 Some('t') => out.push('\t'),
                 Some(other) => out.push(other),
                 None => {}
@@ -198,7 +199,7 @@ mod tests {
 
     #[test]
     fn values_round_trip_through_quoting() {
-        for v in ["plain", "with \"quotes\" and \\", "a\nb\tc"] {
+        for v in ["plain", "with \"quotes\" and \\", "a\nb\tc", "line\r\nend\r"] {
             assert_eq!(unquote(&quote(v)), v);
         }
         assert_eq!(unquote("bare"), "bare");
