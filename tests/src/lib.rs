@@ -81,8 +81,8 @@ pub fn go_sing_box() -> Option<PathBuf> {
     found
 }
 
-/// The first of `tools` not found in `PATH`, as the reason a suite cannot run: "`tor` is
-/// not installed (<how>)".
+/// The first of `tools` not found in `PATH`, as the reason a suite cannot run:
+/// ``"`tor` is not installed (how)"``, where `how` says how to get it.
 pub fn missing_tool(tools: &[&str], how: &str) -> Option<String> {
     tools
         .iter()
