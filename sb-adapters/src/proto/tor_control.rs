@@ -199,7 +199,12 @@ mod tests {
 
     #[test]
     fn values_round_trip_through_quoting() {
-        for v in ["plain", "with \"quotes\" and \\", "a\nb\tc", "line\r\nend\r"] {
+        for v in [
+            "plain",
+            "with \"quotes\" and \\",
+            "a\nb\tc",
+            "line\r\nend\r",
+        ] {
             assert_eq!(unquote(&quote(v)), v);
         }
         assert_eq!(unquote("bare"), "bare");
