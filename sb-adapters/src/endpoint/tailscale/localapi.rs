@@ -203,13 +203,6 @@ impl LocalApi {
         .map(drop)
     }
 
-    /// `POST logout`.
-    pub async fn logout(&self) -> Result<(), LocalApiError> {
-        self.call("POST logout", Method::POST, "logout", None)
-            .await
-            .map(drop)
-    }
-
     /// `GET watch-ipn-bus?mask=…`: the daemon's notifications, as they come.
     pub async fn watch(&self, mask: u64) -> Result<Bus, LocalApiError> {
         let call = "GET watch-ipn-bus";
