@@ -1,4 +1,5 @@
-//! `experimental.cache_file`: what sb keeps across restarts — each selector's choice, and with
+//! `experimental.cache_file`: what sb keeps across restarts — each selector's choice, the Clash
+//! mode once the Clash API switched it (restored only if the config still lists it), and with
 //! `store_fakeip` the FakeIP pools' domain mapping, so clients holding fake addresses from
 //! before a restart still reach their domains. Restored when the instance is built, saved by
 //! a background task once a second when something changed, and once more at shutdown.
@@ -16,6 +17,7 @@ use crate::outbound::selector::Selector;
 use sb_config::model::experimental::CacheFile as CacheFileConfig;
 use sb_core::dns::fakeip::{FakeIp, FakeIpState};
 use sb_core::lifecycle::Background;
+use sb_core::router::ClashMode;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -44,6 +46,10 @@ struct Entry {
     selected: BTreeMap<String, String>,
     #[serde(default)]
     fakeip: BTreeMap<String, FakeIpState>,
+    /// The Clash mode the API last switched to (absent in files written before sb kept it,
+    /// and until the API switches the mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<String>,
 }
 
 /// Why the cache file cannot be used.
@@ -69,6 +75,7 @@ pub struct CacheFile {
     store_fakeip: bool,
     pools: Vec<Arc<FakeIp>>,
     selectors: HashMap<String, Arc<Selector>>,
+    mode: Arc<ClashMode>,
     /// The whole file as last read or written (other ids are kept as they were).
     stored: Mutex<Stored>,
     /// The file on disk is a damaged sb file, to move aside when the instance starts.
@@ -84,6 +91,7 @@ impl CacheFile {
         config: Option<&CacheFileConfig>,
         pools: &[Arc<FakeIp>],
         selectors: &HashMap<String, Arc<Selector>>,
+        mode: &Arc<ClashMode>,
     ) -> Result<Option<Arc<CacheFile>>, CacheFileError> {
         let Some(c) = config.filter(|c| c.enabled) else {
             return Ok(None);
@@ -117,6 +125,7 @@ impl CacheFile {
             store_fakeip: c.store_fakeip,
             pools: pools.to_vec(),
             selectors: selectors.clone(),
+            mode: mode.clone(),
             stored: Mutex::new(stored),
             damaged: AtomicBool::new(damaged),
             stop: Notify::new(),
@@ -138,6 +147,15 @@ impl CacheFile {
                 // A member removed from the config since: keep the config's default.
                 if s.select(member).is_err() {
                     tracing::debug!(target: "cache-file", "{group}: stored choice {member} is gone");
+                }
+            }
+        }
+        // Go restores a stored mode only if today's config still lists it.
+        if let Some(m) = entry.mode.as_deref() {
+            match self.mode.canonical(m) {
+                Some(listed) => self.mode.set(listed),
+                None => {
+                    tracing::debug!(target: "cache-file", "stored mode {m} is not in the mode list")
                 }
             }
         }
@@ -167,6 +185,12 @@ impl CacheFile {
         }
         let Ok(mut stored) = self.stored.lock() else {
             return Ok(());
+        };
+        // The mode is stored once the API switched it; until then the stored one stays.
+        entry.mode = if self.mode.switched() {
+            Some(self.mode.get())
+        } else {
+            stored.ids.get(&self.id).and_then(|e| e.mode.clone())
         };
         if !fakeip_changed && stored.ids.get(&self.id) == Some(&entry) {
             return Ok(());

@@ -70,6 +70,13 @@ pub struct Built {
     pub selectors: HashMap<String, Arc<Selector>>,
     /// URL-test groups by tag, for their results and on-demand tests (the Clash API).
     pub url_tests: HashMap<String, Arc<UrlTest>>,
+    /// The Clash mode `clash_mode` rules match on (the Clash API switches it).
+    pub mode: Arc<ClashMode>,
+    /// Every outbound and endpoint tag in config order, outbounds first (the Clash API
+    /// lists them so).
+    pub outbound_order: Vec<String>,
+    /// The default outbound's tag: `route.final`, else the first.
+    pub default_outbound: String,
     /// Parts of the config the runtime accepts but does not act on yet, one line each, for
     /// `sb run` to print at start so nobody believes they are in effect.
     pub ignored: Vec<String>,
@@ -230,6 +237,7 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         .filter(|f| !f.is_empty())
         .and_then(|f| by_tag.get(f).cloned())
         .unwrap_or_else(|| first.clone());
+    let default_outbound = final_outbound.tag().to_string();
     // Remote rule sets download through HTTP clients that may use outbounds, so both are
     // built after them (and before the detours made for them are bound, below).
     let lookup: OutboundLookup = {
@@ -247,7 +255,10 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         route.map_or(&[][..], |r| &r.rule_set),
         &|set| http_clients.for_rule_set(set, &ctx, &lookup),
     )?);
-    let mode = Arc::new(ClashMode::new("Rule"));
+    let mode = Arc::new(ClashMode::with_list(
+        &sb_config::clash_modes::default_mode(config),
+        sb_config::clash_modes::mode_list(config),
+    ));
     let dns = sb_core::dns::build(
         config.dns.as_ref(),
         &|d| ctx.dialer_for(d, true),
@@ -267,7 +278,8 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
     }
     // DNS servers' detours were made after the outbounds' were bound.
     bind_detours(&ctx, &by_tag);
-    let router = Router::with_outbounds(route, mode, &rule_sets.matchers(), &by_tag)?;
+    let router = Router::with_outbounds(route, mode.clone(), &rule_sets.matchers(), &by_tag)?;
+    let order: Vec<String> = all.iter().map(|o| o.tag().to_string()).collect();
     let dispatcher = Arc::new(Dispatcher::new(router, by_tag.clone(), first).with_dns(dns.clone()));
     let mut selectors = HashMap::new();
     let mut url_tests = HashMap::new();
@@ -291,6 +303,7 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
             .and_then(|e| e.cache_file.as_ref()),
         dns.fakeip_pools(),
         &selectors,
+        &mode,
     )?;
     Ok(Built {
         inbounds,
@@ -302,6 +315,9 @@ pub fn build(config: &Config) -> Result<Built, BuildError> {
         rule_sets,
         selectors,
         url_tests,
+        mode,
+        outbound_order: order,
+        default_outbound,
         ignored,
     })
 }

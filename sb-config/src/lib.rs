@@ -26,6 +26,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod base64;
+pub mod clash_modes;
 pub mod ctx;
 pub mod de;
 pub mod error;

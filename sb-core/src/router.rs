@@ -16,6 +16,7 @@ use crate::flow::FlowContext;
 use rule::{Matcher, Outbounds, Probe, RuleSets};
 use sb_config::model::route::Route;
 use sb_config::model::route_rule::RouteAction;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// One compiled rule.
@@ -31,24 +32,67 @@ pub struct CompiledRule {
     pub description: String,
 }
 
-/// The Clash API mode, shared with the API (`Rule` unless configured otherwise).
+/// The Clash API mode, shared with the API and the DNS rules: read per flow and per query,
+/// so a switch re-evaluates `clash_mode` rules for every new flow and lookup.
 #[derive(Debug)]
-pub struct ClashMode(RwLock<String>);
+pub struct ClashMode {
+    current: RwLock<String>,
+    /// The modes the API may switch to (see `sb_config::clash_modes`); empty = any.
+    list: Vec<String>,
+    /// How many times the API switched it (the cache file stores the mode only then).
+    switches: AtomicU64,
+}
 
 impl ClashMode {
-    /// A mode holder.
+    /// A mode holder that takes any mode.
     pub fn new(initial: &str) -> ClashMode {
-        ClashMode(RwLock::new(initial.to_string()))
+        ClashMode::with_list(initial, Vec::new())
+    }
+    /// A mode holder limited to `list` (Go's mode list, which holds `initial`).
+    pub fn with_list(initial: &str, list: Vec<String>) -> ClashMode {
+        ClashMode {
+            current: RwLock::new(initial.to_string()),
+            list,
+            switches: AtomicU64::new(0),
+        }
     }
     /// The current mode.
     pub fn get(&self) -> String {
-        self.0.read().map(|m| m.clone()).unwrap_or_default()
+        self.current.read().map(|m| m.clone()).unwrap_or_default()
     }
-    /// Switches the mode.
+    /// The modes it may take.
+    pub fn list(&self) -> &[String] {
+        &self.list
+    }
+    /// Switches the mode, unchecked (tests, restoring).
     pub fn set(&self, mode: &str) {
-        if let Ok(mut m) = self.0.write() {
+        if let Ok(mut m) = self.current.write() {
             *m = mode.to_string();
         }
+    }
+    /// The listed spelling of `mode`: an exact match, else the first case-insensitive one.
+    pub fn canonical(&self, mode: &str) -> Option<&str> {
+        self.list
+            .iter()
+            .find(|m| *m == mode)
+            .or_else(|| self.list.iter().find(|m| m.eq_ignore_ascii_case(mode)))
+            .map(String::as_str)
+    }
+    /// The API's switch (Go's `SetMode`): `mode` is looked up in the list; an unknown mode
+    /// or the current one changes nothing. Returns the new mode when it changed.
+    pub fn switch(&self, mode: &str) -> Option<String> {
+        let next = self.canonical(mode)?.to_string();
+        let mut m = self.current.write().ok()?;
+        if *m == next {
+            return None;
+        }
+        m.clone_from(&next);
+        self.switches.fetch_add(1, Ordering::AcqRel);
+        Some(next)
+    }
+    /// Whether the API ever switched the mode.
+    pub fn switched(&self) -> bool {
+        self.switches.load(Ordering::Acquire) > 0
     }
 }
 

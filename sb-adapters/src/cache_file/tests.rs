@@ -25,7 +25,12 @@ fn open(path: &Path) -> Result<Option<std::sync::Arc<CacheFile>>, CacheFileError
         path: path.display().to_string(),
         ..Default::default()
     };
-    CacheFile::open(Some(&config), &[], &HashMap::new())
+    CacheFile::open(
+        Some(&config),
+        &[],
+        &HashMap::new(),
+        &std::sync::Arc::new(sb_core::router::ClashMode::new("Rule")),
+    )
 }
 
 fn names(d: &Path) -> Vec<String> {
@@ -80,4 +85,63 @@ fn a_foreign_file_is_still_refused_and_left_alone() {
     assert!(matches!(open(&path), Err(CacheFileError::Foreign(_))));
     assert_eq!(std::fs::read(&path).unwrap(), b"\x00\x01bbolt-like bytes");
     std::fs::remove_dir_all(&d).unwrap();
+}
+
+fn open_with_mode(
+    path: &Path,
+    mode: &std::sync::Arc<sb_core::router::ClashMode>,
+) -> std::sync::Arc<CacheFile> {
+    let config = CacheFileConfig {
+        enabled: true,
+        path: path.display().to_string(),
+        ..Default::default()
+    };
+    CacheFile::open(Some(&config), &[], &HashMap::new(), mode)
+        .unwrap()
+        .unwrap()
+}
+
+fn modes(list: &[&str]) -> std::sync::Arc<sb_core::router::ClashMode> {
+    std::sync::Arc::new(sb_core::router::ClashMode::with_list(
+        list[0],
+        list.iter().map(|m| m.to_string()).collect(),
+    ))
+}
+
+#[test]
+fn the_mode_is_kept_once_switched_and_restored_only_when_still_listed() {
+    let d = dir("mode");
+    let path = d.join("cache.db");
+    // Not switched: nothing stored, the next start keeps its default.
+    let m = modes(&["Rule", "Direct"]);
+    open_with_mode(&path, &m).close();
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("\"mode\""));
+    // Switched (case-insensitively, to the listed spelling): stored.
+    assert_eq!(m.switch("direct").as_deref(), Some("Direct"));
+    open_with_mode(&path, &m).close();
+    let m2 = modes(&["Rule", "Direct"]);
+    let f = open_with_mode(&path, &m2);
+    assert_eq!(m2.get(), "Direct");
+    // A later save without a switch keeps the stored mode.
+    f.close();
+    let m3 = modes(&["Rule", "Global"]);
+    open_with_mode(&path, &m3);
+    assert_eq!(m3.get(), "Rule", "Direct is no longer listed");
+    let m4 = modes(&["Rule", "Direct"]);
+    open_with_mode(&path, &m4);
+    assert_eq!(m4.get(), "Direct");
+}
+
+#[test]
+fn files_written_before_the_mode_was_kept_still_load() {
+    let d = dir("old-format");
+    let path = d.join("cache.db");
+    std::fs::write(
+        &path,
+        r#"{"format":"sb-cache-file/1","ids":{"":{"selected":{},"fakeip":{}}}}"#,
+    )
+    .unwrap();
+    let m = modes(&["Rule", "Direct"]);
+    open_with_mode(&path, &m);
+    assert_eq!(m.get(), "Rule");
 }

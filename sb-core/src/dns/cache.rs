@@ -72,6 +72,15 @@ impl Cache {
         }
     }
 
+    /// Drops every cached answer (the Clash API's flush and mode switch); queries in flight
+    /// still finish and are stored.
+    pub fn clear(&self) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.0.clear();
+            e.1.clear();
+        }
+    }
+
     /// A fresh cached answer (TTLs lowered by the time spent in the cache).
     pub fn get(&self, key: &Key) -> Option<Message> {
         let mut guard = self.entries.lock().ok()?;

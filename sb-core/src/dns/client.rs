@@ -132,6 +132,13 @@ impl Dns {
         self.p.configured
     }
 
+    /// Empties the answer cache (Clash API: `/cache/dns/flush`, a mode switch).
+    pub fn clear_cache(&self) {
+        if let Some(c) = &self.p.cache {
+            c.clear();
+        }
+    }
+
     /// The FakeIP pools (the cache file saves and restores them).
     pub fn fakeip_pools(&self) -> &[Arc<FakeIp>] {
         &self.fakeips

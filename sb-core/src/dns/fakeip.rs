@@ -197,6 +197,17 @@ impl FakeIp {
         }
     }
 
+    /// Forgets every address handed out (Clash API: `/cache/fakeip/flush`); the next
+    /// domains get addresses from the start of the ranges again.
+    pub fn reset(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = State {
+                dirty: true,
+                ..State::default()
+            };
+        }
+    }
+
     /// The pool's tag.
     pub fn tag(&self) -> &str {
         &self.tag
