@@ -1,6 +1,7 @@
 //! `sb`: the command line of sb. Parses arguments and hands off to the command modules;
 //! the work happens in the library crates.
 
+mod clash;
 mod cli;
 mod commands;
 mod input;

@@ -2,22 +2,26 @@
 //! SIGHUP re-reads and re-checks the config; a bad new config is reported and the running one
 //! keeps serving, as in Go.
 
+use crate::clash::Api;
 use crate::cli::Global;
 use crate::input;
 use anyhow::{Context, Result};
+use sb_adapters::registry::Built;
 use sb_core::lifecycle::Instance;
-use sb_core::log::{GoLogLayer, Output};
+use sb_core::log::{GoLogLayer, LogHub, Output};
 use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
-/// Sets up logging from the `log` section (once per process).
-fn init_logging(config: &sb_config::Config, disable_color: bool) -> Result<()> {
+/// Sets up logging from the `log` section (once per process). Returns the hub the Clash
+/// API's `/logs` listens to (which hears nothing when logging is disabled).
+fn init_logging(config: &sb_config::Config, disable_color: bool) -> Result<LogHub> {
     use std::io::IsTerminal;
     use tracing_subscriber::layer::SubscriberExt;
+    let hub = LogHub::default();
     let log = config.log.clone().unwrap_or_default();
     if log.disabled {
-        return Ok(());
+        return Ok(hub);
     }
     let (output, tty) = match log.output.as_str() {
         "" | "stderr" => (Output::Stderr, std::io::stderr().is_terminal()),
@@ -31,13 +35,14 @@ fn init_logging(config: &sb_config::Config, disable_color: bool) -> Result<()> {
             (Output::File(f), false)
         }
     };
-    let layer = GoLogLayer::new(&log, output, tty && !disable_color);
+    let layer = GoLogLayer::with_hub(&log, output, tty && !disable_color, hub.clone());
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::set_global_default(subscriber).context("set up logging")?;
-    Ok(())
+    Ok(hub)
 }
 
-async fn start(config: &sb_config::Config) -> Result<Instance> {
+async fn start(config: &sb_config::Config, logs: LogHub) -> Result<(Instance, Api)> {
+    crate::clash::check(config)?;
     let built = sb_adapters::registry::build(config).context("initialize")?;
     for part in &built.ignored {
         tracing::warn!(target: "sb", "{part}");
@@ -45,16 +50,22 @@ async fn start(config: &sb_config::Config) -> Result<Instance> {
     let mut instance = Instance::start(built.parts())
         .await
         .context("start service")?;
-    if let Some(cache_file) = built.cache_file {
+    if let Some(cache_file) = built.cache_file.clone() {
         instance.attach(cache_file);
     }
-    Ok(instance)
+    match Api::start(config, &built, logs).await {
+        Ok(api) => Ok((instance, api)),
+        Err(e) => {
+            instance.close().await;
+            Err(e.context("start service"))
+        }
+    }
 }
 
 /// Runs until a stop signal.
 pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
     let started = Instant::now();
-    init_logging(&loaded.config, g.disable_color)?;
+    let logs = init_logging(&loaded.config, g.disable_color)?;
     // As Go's runtime does: the soft open-file limit up to the hard one, since every flow
     // holds sockets (the inbounds budget their connections by the result).
     match sb_core::conn_limit::raise_open_file_limit() {
@@ -71,7 +82,7 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
         let mut int = signal(SignalKind::interrupt()).context("listen for SIGINT")?;
         let mut term = signal(SignalKind::terminate()).context("listen for SIGTERM")?;
         let mut hup = signal(SignalKind::hangup()).context("listen for SIGHUP")?;
-        let mut instance = start(&loaded.config).await?;
+        let (mut instance, mut api) = start(&loaded.config, logs).await?;
         let mut current = loaded.config;
         info!(target: "sb", "sb started ({:.2}s)", started.elapsed().as_secs_f64());
         loop {
@@ -86,6 +97,7 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
             match event {
                 Event::Stop => break,
                 Event::Failed(e) => {
+                    api.close().await;
                     instance.close().await;
                     return Err(anyhow::Error::new(e).context("run service"));
                 }
@@ -98,11 +110,11 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
                             continue;
                         }
                     };
-                    instance = match reload(instance, &config).await {
-                        Ok(next) => {
+                    let (next, built) = match reload(instance, &config).await {
+                        Ok((next, built)) => {
                             current = config;
                             info!(target: "sb", "sb reloaded");
-                            next
+                            (next, built)
                         }
                         Err((e, remains)) => {
                             error!(target: "sb", "reload service: {e:#}");
@@ -110,15 +122,23 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
                             match reload(remains, &current).await {
                                 Ok(back) => back,
                                 Err((e, remains)) => {
+                                    api.close().await;
                                     remains.close().await;
                                     return Err(e);
                                 }
                             }
                         }
+                    };
+                    instance = next;
+                    // The API follows the instance; if its own settings broke, the
+                    // instance serves on without it.
+                    if let Err(e) = api.reload(&current, &built).await {
+                        error!(target: "sb", "reload service: {e:#}");
                     }
                 }
             }
         }
+        api.close().await;
         instance.close().await;
         Ok(())
     })
@@ -137,7 +157,10 @@ enum Event {
 async fn reload(
     old: Instance,
     config: &sb_config::Config,
-) -> std::result::Result<Instance, (anyhow::Error, Instance)> {
+) -> std::result::Result<(Instance, Built), (anyhow::Error, Instance)> {
+    if let Err(e) = crate::clash::check(config) {
+        return Err((e, old));
+    }
     // The cache file as it is now, for the new instance to restore.
     old.flush_background();
     let built = match sb_adapters::registry::build(config).context("initialize") {
@@ -149,10 +172,10 @@ async fn reload(
     }
     match old.reload(built.parts()).await {
         Ok(mut next) => {
-            if let Some(cache_file) = built.cache_file {
+            if let Some(cache_file) = built.cache_file.clone() {
                 next.attach(cache_file);
             }
-            Ok(next)
+            Ok((next, built))
         }
         Err(failed) => {
             let failed = *failed;
@@ -168,6 +191,7 @@ async fn reload(
 /// starts: every adapter this build cannot run (all of them reported), then the whole
 /// build without starting anything, so `check` and `run` give the same verdict.
 pub fn verify(config: &sb_config::Config) -> Result<()> {
+    crate::clash::check(config)?;
     let errors = sb_adapters::registry::check(config);
     if !errors.is_empty() {
         let lines = errors.iter().map(|e| format!("initialize: {e}")).collect();

@@ -321,15 +321,15 @@ fn run_says_which_parts_it_ignores() {
     std::fs::write(
         dir.join("config.json"),
         r#"{"log": {"level": "warn"},
-            "experimental": {"clash_api": {"external_controller": "127.0.0.1:9090"}},
+            "experimental": {"cache_file": {"enabled": true, "path": "cache.json", "store_dns": true}},
             "inbounds": [{"type": "mixed", "tag": "m", "listen_port": 0}]}"#,
     )
     .unwrap();
     let mut sb = Running::start(&dir, &["run", "--disable-color"]);
-    let line = sb.wait_for("clash_api:");
+    let line = sb.wait_for("store_dns:");
     assert_eq!(
         line,
-        "WARN[0000] experimental.clash_api: the Clash API is not implemented by sb yet; nothing listens on external_controller"
+        "WARN[0000] experimental.cache_file.store_dns: sb does not keep DNS answers across restarts; nothing is stored for it"
     );
     sb.signal("-TERM");
     assert_eq!(sb.child.wait().unwrap().code(), Some(0));

@@ -23,7 +23,7 @@ mod tcp;
 mod udp;
 
 pub use crate::adapter::RouteError;
-pub use decide::Decision;
+pub use decide::{action_text, Decision};
 
 use crate::adapter::{
     BoxFuture, BoxPacketConn, BoxStream, ConnectFailure, FlowHandler, Outbound, PingVerdict,

@@ -8,6 +8,9 @@
 //! Events name their adapter with a `tag` field (`inbound/mixed[m]`) or, for router, DNS and
 //! connection messages, with their target. The `[id elapsed]` part comes from the enclosing
 //! `flow` span (one per flow, carrying the flow id). Times are printed in UTC.
+//!
+//! Every line written is also offered to a [`LogHub`], without time, level or colour, for the
+//! Clash API's `/logs` stream; nothing is built for it while nobody listens.
 
 use sb_config::model::log::{Log, LogLevel};
 use std::fmt::Write as _;
@@ -30,8 +33,47 @@ pub enum Output {
     File(std::fs::File),
 }
 
+/// One log line as the Clash API streams it.
+#[derive(Clone, Debug)]
+pub struct LogLine {
+    /// Its level.
+    pub level: Level,
+    /// The line without time and level: `[id elapsed] tag: message`.
+    pub payload: String,
+}
+
+/// Hands log lines to whoever listens (the Clash API's `/logs`). Bounded: a listener that
+/// falls more than [`LogHub::BACKLOG`] lines behind skips lines, logging never waits.
+#[derive(Clone, Debug)]
+pub struct LogHub(tokio::sync::broadcast::Sender<LogLine>);
+
+impl Default for LogHub {
+    fn default() -> Self {
+        LogHub(tokio::sync::broadcast::Sender::new(LogHub::BACKLOG))
+    }
+}
+
+impl LogHub {
+    /// How many lines a slow listener may fall behind.
+    pub const BACKLOG: usize = 1024;
+
+    /// A new listener, which receives the lines written from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<LogLine> {
+        self.0.subscribe()
+    }
+
+    fn listened(&self) -> bool {
+        self.0.receiver_count() > 0
+    }
+
+    fn publish(&self, line: LogLine) {
+        let _ = self.0.send(line);
+    }
+}
+
 /// The layer that writes Go-style lines.
 pub struct GoLogLayer {
+    hub: LogHub,
     out: Mutex<Output>,
     max: Level,
     timestamp: bool,
@@ -58,8 +100,14 @@ pub fn level(l: Option<LogLevel>) -> Level {
 impl GoLogLayer {
     /// A layer from the `log` section. `color` is whether the terminal may get colours.
     pub fn new(log: &Log, output: Output, color: bool) -> GoLogLayer {
+        GoLogLayer::with_hub(log, output, color, LogHub::default())
+    }
+
+    /// As [`GoLogLayer::new`], offering every line to `hub` too.
+    pub fn with_hub(log: &Log, output: Output, color: bool, hub: LogHub) -> GoLogLayer {
         let file = matches!(output, Output::File(_));
         GoLogLayer {
+            hub,
             out: Mutex::new(output),
             max: level(log.level),
             timestamp: log.timestamp,
@@ -214,6 +262,7 @@ where
         } else {
             let _ = write!(line, "{lvl}[{:04}] ", self.started.elapsed().as_secs());
         }
+        let mut payload = String::new();
         if let Some((id, at)) = flow {
             let ms = at.elapsed().as_millis();
             let elapsed = if ms < 1000 {
@@ -226,15 +275,21 @@ where
             } else {
                 let _ = write!(line, "[{id} {elapsed}] ");
             }
+            let _ = write!(payload, "[{id} {elapsed}] ");
         }
+        let flow_part = payload.len();
         // Lines about sb itself ("sb started") carry no tag, as Go's do.
         let tag = fields
             .tag
             .unwrap_or_else(|| event.metadata().target().to_string());
         if tag != "sb" {
-            let _ = write!(line, "{tag}: ");
+            let _ = write!(payload, "{tag}: ");
         }
-        let _ = write!(line, "{}{}", fields.message, fields.extra);
+        let _ = write!(payload, "{}{}", fields.message, fields.extra);
+        line.push_str(&payload[flow_part..]);
+        if self.hub.listened() {
+            self.hub.publish(LogLine { level, payload });
+        }
         line.push('\n');
         if let Ok(mut out) = self.out.lock() {
             let _ = match &mut *out {

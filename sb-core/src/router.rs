@@ -192,8 +192,40 @@ impl Router {
     }
 }
 
-/// `key=value` pairs of a rule's match fields, as Go prints them in `match[N] ... => action`.
+/// A rule as Go prints it in `match[N] ... => action` and the Clash API's `/rules`: a default
+/// rule's `key=value` pairs, a logical rule's sub-rules joined by `&&` or `||`, an inverted
+/// one wrapped in `!(…)`.
 fn describe(rule: &serde_json::Map<String, serde_json::Value>) -> String {
+    let mut rule = rule.clone();
+    let invert = rule.remove("invert") == Some(serde_json::Value::Bool(true));
+    let text = if rule.get("type").and_then(|t| t.as_str()) == Some("logical") {
+        let op = match rule.get("mode").and_then(|m| m.as_str()) {
+            Some("or") => " || ",
+            _ => " && ",
+        };
+        let subs: Vec<String> = rule
+            .get("rules")
+            .and_then(|r| r.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_object())
+                    .map(describe)
+                    .collect()
+            })
+            .unwrap_or_default();
+        subs.join(op)
+    } else {
+        describe_fields(&rule)
+    };
+    if invert {
+        format!("!({text})")
+    } else {
+        text
+    }
+}
+
+/// `key=value` pairs of a default rule's match fields.
+fn describe_fields(rule: &serde_json::Map<String, serde_json::Value>) -> String {
     const ACTION_KEYS: &[&str] = &[
         "action",
         "outbound",
@@ -228,4 +260,29 @@ fn describe(rule: &serde_json::Map<String, serde_json::Value>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClashMode;
+
+    #[test]
+    fn the_api_switches_within_the_list_case_insensitively() {
+        let list = ["Rule", "direct", "Direct", "Global"]
+            .map(String::from)
+            .to_vec();
+        let m = ClashMode::with_list("Rule", list);
+        assert!(!m.switched());
+        assert_eq!(m.switch("GLOBAL").as_deref(), Some("Global"));
+        assert_eq!(m.switch("global"), None, "already the mode");
+        assert_eq!(
+            m.switch("Direct").as_deref(),
+            Some("Direct"),
+            "exact spelling first"
+        );
+        assert_eq!(m.switch("direct").as_deref(), Some("direct"));
+        assert_eq!(m.switch("Unknown"), None);
+        assert_eq!(m.get(), "direct");
+        assert!(m.switched());
+    }
 }

@@ -8,12 +8,6 @@ use sb_config::Config;
 pub(super) fn ignored_parts(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(e) = &config.experimental {
-        if e.clash_api
-            .as_ref()
-            .is_some_and(|c| !c.external_controller.is_empty())
-        {
-            out.push("experimental.clash_api: the Clash API is not implemented by sb yet; nothing listens on external_controller".into());
-        }
         if e.cache_file
             .as_ref()
             .is_some_and(|c| c.enabled && c.store_rdrc)

@@ -242,7 +242,9 @@ fn protocol_name(p: &sb_config::model::rule_match::Protocol) -> &'static str {
     }
 }
 
-fn action_text(a: &RouteAction) -> String {
+/// A rule's action as Go prints it after `=>` (`route(direct)`, `sniff`, `reject`): in logs,
+/// the Clash API's connection `rule` and `/rules`.
+pub fn action_text(a: &RouteAction) -> String {
     match a {
         RouteAction::Route(t, _) => format!("route({})", t.outbound),
         RouteAction::Bypass(t, _) => format!("bypass({})", t.outbound),

@@ -208,6 +208,16 @@ mod tests {
     }
 
     #[test]
+    fn clear_drops_every_answer() {
+        let c = Cache::new(0, false);
+        c.put(key("a.test"), &answer_a(60));
+        c.clear();
+        assert!(c.get(&key("a.test")).is_none());
+        c.put(key("a.test"), &answer_a(60));
+        assert!(c.get(&key("a.test")).is_some(), "still caches afterwards");
+    }
+
+    #[test]
     fn merges_in_flight() {
         let c = Cache::new(0, false);
         assert!(matches!(c.join(&key("x")), Join::Lead));

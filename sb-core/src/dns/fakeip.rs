@@ -294,4 +294,22 @@ mod tests {
         assert_eq!(again.domain(a).as_deref(), Some("late.test"));
         assert_eq!(again.domain(b6).as_deref(), Some("b.test"));
     }
+
+    #[test]
+    fn reset_forgets_and_starts_over() {
+        let pool = FakeIp::new("f", "198.18.0.0/29".parse().ok(), None);
+        let a = pool.address("a.test", false).unwrap();
+        pool.address("b.test", false).unwrap();
+        let _ = pool.snapshot();
+        pool.reset();
+        assert_eq!(pool.domain(a), None);
+        let (saved, dirty) = pool.snapshot().unwrap();
+        assert!(dirty, "the empty pool is saved");
+        assert!(saved.entries.is_empty());
+        assert_eq!(
+            pool.address("c.test", false),
+            Some(a),
+            "handed out from the start again"
+        );
+    }
 }

@@ -16,8 +16,18 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 /// Tests `url` through `member` for the group `group`; the delay in whole milliseconds, or
 /// why it failed. The probe's flow is labelled `urltest:<group>`.
 pub async fn probe(group: &str, member: Arc<dyn Outbound>, url: &str) -> Result<u16, HttpError> {
+    probe_within(group, member, url, TIMEOUT).await
+}
+
+/// As [`probe`], with the caller's time limit (the Clash API's `?timeout=`).
+pub async fn probe_within(
+    group: &str,
+    member: Arc<dyn Outbound>,
+    url: &str,
+    timeout: Duration,
+) -> Result<u16, HttpError> {
     let options = ClientOptions {
-        timeout: TIMEOUT,
+        timeout,
         // A HEAD answer has no body; a misbehaving server is cut off early.
         max_body: 64 * 1024,
         // One round trip on HTTP/1.1, whatever the server offers: the delay stays comparable
