@@ -5,10 +5,11 @@
 //!
 //! Run the full benchmark with `bench/run.sh` (it builds sb in release mode first).
 //! `--only <group>` runs one group of rows (`relay`, `flows`, `ssh`, `dns`, `tun`, `wireguard`,
-//! `tor`, `tailscale`) and prints it;
+//! `tor`, `tailscale`, `clash`) and prints it;
 //! `--sb <path>` measures another sb binary than `target/release/sb` (a debug build for a
 //! quick `--smoke` while developing; never for published figures).
 
+mod clash;
 mod dns;
 mod load;
 mod proc;
@@ -38,7 +39,7 @@ struct Settings {
 }
 
 /// The groups of rows, in the order a full run measures them.
-const GROUPS: [&str; 8] = [
+const GROUPS: [&str; 9] = [
     "relay",
     "flows",
     "ssh",
@@ -47,6 +48,7 @@ const GROUPS: [&str; 8] = [
     "wireguard",
     "tor",
     "tailscale",
+    "clash",
 ];
 
 fn settings() -> Result<Settings> {
@@ -192,6 +194,10 @@ fn main() -> Result<()> {
         // the descriptor limit if it also served them.
         let (_target_proc, far_target) = spawn_one_byte_server()?;
         rows.extend(ssh::rows(&subjects, &s, &rt, far_target, &mut notes)?);
+    }
+    if s.runs("clash") {
+        let (_target_proc, far_target) = spawn_one_byte_server()?;
+        rows.extend(clash::rows(&subjects, &s, &rt, far_target, &mut notes)?);
     }
     if s.runs("dns") {
         rows.extend(dns::rows(&subjects, &s, &rt)?);
