@@ -54,18 +54,26 @@ pub async fn serve<B>(options: &Options, req: &Request<B>) -> Option<Response<Bo
     })
 }
 
-/// Reads `rest` (a URL path under `/ui/`) below `root`: the file and its content type.
-async fn file(root: &Path, rest: &str) -> Option<(Vec<u8>, &'static str)> {
+/// The file `rest` (a URL path under `/ui/`, still escaped) names below `root`, or `None`
+/// when it would step out of it (`.`/`..` segments, backslashes, NULs); links are checked
+/// when the file is read.
+pub fn resolve(root: &Path, rest: &str) -> Option<PathBuf> {
     let decoded = percent_encoding::percent_decode_str(rest)
         .decode_utf8()
         .ok()?;
     let mut path = PathBuf::from(root);
     for part in decoded.split('/').filter(|p| !p.is_empty()) {
-        if part == "." || part == ".." || part.contains('\\') {
+        if part == "." || part == ".." || part.contains(['\\', '\0']) {
             return None;
         }
         path.push(part);
     }
+    Some(path)
+}
+
+/// Reads `rest` (a URL path under `/ui/`) below `root`: the file and its content type.
+async fn file(root: &Path, rest: &str) -> Option<(Vec<u8>, &'static str)> {
+    let mut path = resolve(root, rest)?;
     if tokio::fs::metadata(&path).await.ok()?.is_dir() {
         path.push("index.html");
     }
