@@ -676,3 +676,56 @@ fn delay_tests_measure_through_the_outbound_and_fill_the_history() {
         "a refused member is left out: {got}"
     );
 }
+
+#[test]
+fn a_reload_shows_the_new_instance_on_the_same_controller() {
+    // sb alone: it keeps the API listening across SIGHUP and shows the new outbounds.
+    let dir = scratch("reload");
+    let sb = Core::start(Which::Sb, &dir, &config(""), 1).unwrap();
+    assert_eq!(
+        sb.call("PATCH", "/configs", Some(r#"{"mode":"Global"}"#))
+            .status,
+        204
+    );
+    let bigger = config("").replace(
+        r#""outbounds": ["auto", "server-a", "direct"], "default": "auto""#,
+        r#""outbounds": ["auto", "server-a", "direct", "block"], "default": "direct""#,
+    );
+    std::fs::write(dir.join("config.json"), bigger).unwrap();
+    sb.signal("-HUP");
+    sb.wait_for("sb reloaded");
+    let select = sb.call("GET", "/proxies/select", None).json();
+    assert_eq!(
+        select["all"],
+        json!(["auto", "server-a", "direct", "block"]),
+        "{select}"
+    );
+    assert_eq!(select["now"], "direct", "{select}");
+    // A new instance starts in the configured mode, as a restart without a cache file.
+    assert_eq!(sb.call("GET", "/configs", None).json()["mode"], "Rule");
+    // A reload that changes the API's own settings restarts it with them.
+    let changed = config("").replace(r#""default_mode": "Rule""#, r#""default_mode": "Direct""#);
+    std::fs::write(dir.join("config.json"), changed).unwrap();
+    sb.signal("-HUP");
+    let deadline = std::time::Instant::now() + clash::WAIT;
+    let second = loop {
+        let log = sb.log_text();
+        let starts: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split("restful api listening at ").nth(1))
+            .collect();
+        if let [_, second] = starts[..] {
+            break second.trim().parse::<SocketAddr>().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let configs = request(
+        second,
+        "GET",
+        "/configs",
+        &[("Authorization", "Bearer s3")],
+        None,
+    );
+    assert_eq!(configs.json()["mode"], "Direct", "{configs:?}");
+}

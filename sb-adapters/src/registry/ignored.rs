@@ -8,6 +8,22 @@ use sb_config::Config;
 pub(super) fn ignored_parts(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(e) = &config.experimental {
+        if let Some(c) = &e.clash_api {
+            for (field, set) in [
+                (
+                    "external_ui_download_url",
+                    !c.external_ui_download_url.is_empty(),
+                ),
+                (
+                    "external_ui_download_detour",
+                    !c.external_ui_download_detour.is_empty(),
+                ),
+            ] {
+                if set {
+                    out.push(format!("experimental.clash_api.{field}: sb does not download dashboards; serve the files in external_ui yourself"));
+                }
+            }
+        }
         if e.cache_file
             .as_ref()
             .is_some_and(|c| c.enabled && c.store_rdrc)

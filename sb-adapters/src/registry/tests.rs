@@ -158,3 +158,21 @@ fn wireguard_fields_without_effect_are_warned_about() {
         ]
     );
 }
+
+/// The Clash API's dashboard download is not done by sb; setting it is said so at start.
+#[test]
+fn a_dashboard_download_url_is_warned_about() {
+    let c = config(
+        r#"{"experimental": {"clash_api": {"external_controller": "127.0.0.1:0", "external_ui": "ui",
+            "external_ui_download_url": "https://example.invalid/ui.zip"}}}"#,
+    );
+    let built = build(&c).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        built
+            .ignored
+            .iter()
+            .filter(|w| w.contains("clash_api"))
+            .collect::<Vec<_>>(),
+        ["experimental.clash_api.external_ui_download_url: sb does not download dashboards; serve the files in external_ui yourself"]
+    );
+}

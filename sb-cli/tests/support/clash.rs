@@ -118,6 +118,15 @@ impl Core {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
+    /// Sends `sig` (`-HUP`…) to the core.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// SIGTERM, then waits (bounded) for the exit.
     pub fn stop(mut self) {
         let _ = Command::new("kill")
