@@ -146,3 +146,46 @@ pub async fn hold(
     }
     (out, None)
 }
+
+/// As [`hold`], opening up to `parallel` flows at once: through a multiplexed outbound each
+/// flow waits a channel open on the shared session, so one at a time takes minutes for
+/// thousands. Stops at the first flow that fails (the ones in flight are kept if they open).
+pub async fn hold_parallel(
+    proxy: SocketAddr,
+    target: SocketAddr,
+    n: usize,
+    parallel: usize,
+) -> (Vec<TcpStream>, Option<String>) {
+    let mut out = Vec::with_capacity(n);
+    let mut opening = tokio::task::JoinSet::new();
+    let mut started = 0;
+    let mut failure = None;
+    while out.len() < n {
+        while failure.is_none() && started < n && opening.len() < parallel {
+            started += 1;
+            opening.spawn(tokio::time::timeout(
+                FLOW_TIMEOUT,
+                flow(Some(proxy), target),
+            ));
+        }
+        let Some(done) = opening.join_next().await else {
+            break;
+        };
+        match done {
+            Ok(Ok(Ok(s))) => out.push(s),
+            Ok(Ok(Err(e))) => {
+                failure.get_or_insert(format!("flow {} of {n} failed: {e}", out.len() + 1));
+            }
+            Ok(Err(_)) => {
+                failure.get_or_insert(format!(
+                    "flow {} of {n} not answered within {FLOW_TIMEOUT:?}",
+                    out.len() + 1
+                ));
+            }
+            Err(e) => {
+                failure.get_or_insert(format!("flow task: {e}"));
+            }
+        }
+    }
+    (out, failure)
+}
