@@ -20,6 +20,15 @@ use hyper::Request;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+/// A path's segments after the leading `/`, each percent-decoded (`/proxies/a%2Fb` is
+/// `["proxies", "a/b"]`; `/` is `[""]`).
+pub fn segments(path: &str) -> Vec<Cow<'_, str>> {
+    path.split('/')
+        .skip(1)
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
+        .collect()
+}
+
 /// Answers a request; `authorized` is the secret check's verdict.
 pub async fn route(
     shared: &Arc<Shared>,
@@ -27,11 +36,7 @@ pub async fn route(
     authorized: bool,
 ) -> Response<Body> {
     let raw = req.uri().path().to_string();
-    let segments: Vec<Cow<'_, str>> = raw
-        .split('/')
-        .skip(1)
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
-        .collect();
+    let segments = segments(&raw);
     let parts: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
     let m = req.method().clone();
     let view = shared.view.load_full();
@@ -92,5 +97,21 @@ pub async fn route(
         ),
         ["profile", "tracing"] => only!(GET => h::not_found()),
         _ => h::no_route(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn segments_are_decoded_one_by_one() {
+        assert_eq!(super::segments("/"), [""]);
+        assert_eq!(
+            super::segments("/proxies/a%2Fb/delay"),
+            ["proxies", "a/b", "delay"]
+        );
+        assert_eq!(
+            super::segments("/proxies/no%20such"),
+            ["proxies", "no such"]
+        );
     }
 }
