@@ -11,10 +11,10 @@
 #[path = "support/clash.rs"]
 mod clash;
 
-use clash::{request, shape, socks_connect, websocket, Core, Reply, Which};
+use clash::{echo, request, shape, socks_connect, websocket, Core, Reply, Which};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 fn scratch(name: &str) -> PathBuf {
@@ -303,26 +303,6 @@ fn wrong_or_missing_secrets_get_401_on_every_route_and_cors_preflights_pass() {
     assert!(diffs.is_empty(), "sb and Go differ:\n{}", diffs.join("\n"));
     // The secret is never logged.
     assert!(!sb.log_text().contains("s3"), "{}", sb.log_text());
-}
-
-/// A loopback TCP server that echoes; returns its address.
-fn echo() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for c in l.incoming().take(64) {
-            let Ok(mut c) = c else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
 }
 
 /// Opens a flow through `core`'s inbound to `target`, moves 5 bytes each way, keeps it.

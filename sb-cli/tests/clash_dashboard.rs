@@ -13,9 +13,7 @@
 #[allow(dead_code)]
 mod clash;
 
-use clash::{Core, Which};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use clash::{echo, Core, Which};
 use std::path::Path;
 
 const ZASHBOARD: &str = "/opt/sb-tests/zashboard-3.29.1/dist";
@@ -44,26 +42,6 @@ fn config() -> String {
   }}
 }}"#
     )
-}
-
-/// A loopback echo server for the flow the page must show.
-fn echo() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for c in l.incoming().take(16) {
-            let Ok(mut c) = c else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = c.read(&mut buf) {
-                    if n == 0 || c.write_all(&buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
 }
 
 #[test]

@@ -289,6 +289,26 @@ pub fn shape(v: &Value) -> Value {
     }
 }
 
+/// A loopback TCP server that echoes (64 connections at most); returns its address.
+pub fn echo() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for c in l.incoming().take(64) {
+            let Ok(mut c) = c else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 || c.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// A connection held open through a SOCKS5 inbound to `target` (no authentication).
 pub fn socks_connect(inbound: SocketAddr, target: SocketAddr) -> TcpStream {
     let mut c = TcpStream::connect(inbound).unwrap();
