@@ -110,17 +110,16 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
                             continue;
                         }
                     };
-                    let (next, built) = match reload(instance, &config).await {
+                    let (next, built, reloaded) = match reload(instance, &config).await {
                         Ok((next, built)) => {
                             current = config;
-                            info!(target: "sb", "sb reloaded");
-                            (next, built)
+                            (next, built, true)
                         }
                         Err((e, remains)) => {
                             error!(target: "sb", "reload service: {e:#}");
                             // Back to the running config; what it kept is still serving.
                             match reload(remains, &current).await {
-                                Ok(back) => back,
+                                Ok((back, built)) => (back, built, false),
                                 Err((e, remains)) => {
                                     api.close().await;
                                     remains.close().await;
@@ -134,6 +133,10 @@ pub fn run(g: &Global, loaded: sb_config::Loaded) -> Result<()> {
                     // instance serves on without it.
                     if let Err(e) = api.reload(&current, &built).await {
                         error!(target: "sb", "reload service: {e:#}");
+                    }
+                    // Said once everything, the Clash API included, shows the new config.
+                    if reloaded {
+                        info!(target: "sb", "sb reloaded");
                     }
                 }
             }
