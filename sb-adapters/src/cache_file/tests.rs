@@ -110,7 +110,7 @@ fn modes(list: &[&str]) -> std::sync::Arc<sb_core::router::ClashMode> {
 
 #[test]
 fn the_mode_is_kept_once_switched_and_restored_only_when_still_listed() {
-    let d = dir("mode");
+    let d = dir("clash-mode");
     let path = d.join("cache.db");
     // Not switched: nothing stored, the next start keeps its default.
     let m = modes(&["Rule", "Direct"]);
