@@ -163,13 +163,7 @@ fn the_dashboard_is_served_outside_the_secret_and_the_root_redirects_to_it() {
     std::fs::create_dir_all(ui.join("assets")).unwrap();
     std::fs::write(ui.join("index.html"), "<html>dashboard</html>").unwrap();
     std::fs::write(ui.join("assets/app.js"), "console.log(1)").unwrap();
-    let cfg = config("").replace(
-        r#""default_mode": "Rule" }"#,
-        &format!(
-            r#""default_mode": "Rule", "external_ui": "{}" }}"#,
-            ui.display()
-        ),
-    );
+    let cfg = clash::config_with_ui(&ui);
     let Some((sb, go)) = both("ui", &cfg) else {
         return;
     };

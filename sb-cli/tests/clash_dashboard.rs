@@ -13,36 +13,10 @@
 #[allow(dead_code)]
 mod clash;
 
-use clash::{echo, Core, Which};
+use clash::{config_with_ui, echo, Core, Which};
 use std::path::Path;
 
 const ZASHBOARD: &str = "/opt/sb-tests/zashboard-3.29.1/dist";
-
-fn config() -> String {
-    format!(
-        r#"{{
-  "log": {{ "level": "info" }},
-  "inbounds": [ {{ "type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": 0 }} ],
-  "outbounds": [
-    {{ "type": "selector", "tag": "select", "outbounds": ["auto", "server-a", "direct"], "default": "auto" }},
-    {{ "type": "urltest", "tag": "auto", "outbounds": ["server-a"], "url": "http://127.0.0.1:1/x", "interval": "5m" }},
-    {{ "type": "socks", "tag": "server-a", "server": "127.0.0.1", "server_port": 1 }},
-    {{ "type": "direct", "tag": "direct" }}
-  ],
-  "route": {{
-    "rules": [
-      {{ "clash_mode": "Direct", "outbound": "direct" }},
-      {{ "clash_mode": "Global", "outbound": "select" }},
-      {{ "ip_is_private": true, "outbound": "direct" }}
-    ],
-    "final": "select"
-  }},
-  "experimental": {{
-    "clash_api": {{ "external_controller": "127.0.0.1:0", "secret": "s3", "external_ui": "{ZASHBOARD}" }}
-  }}
-}}"#
-    )
-}
 
 #[test]
 fn zashboard_in_chromium_drives_sb_as_it_drives_go() {
@@ -74,7 +48,7 @@ fn zashboard_in_chromium_drives_sb_as_it_drives_go() {
     for which in [Which::Sb, Which::Go] {
         let dir =
             std::env::temp_dir().join(format!("sb-clash-ui-{which:?}-{}", std::process::id()));
-        let core = Core::start(which, &dir, &config(), 1).unwrap();
+        let core = Core::start(which, &dir, &config_with_ui(Path::new(ZASHBOARD)), 1).unwrap();
         let artifacts = sb_tests::workspace()
             .join("target/clash-dashboard")
             .join(format!("{which:?}").to_lowercase());

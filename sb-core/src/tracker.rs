@@ -163,9 +163,13 @@ impl Tracker {
             self.closed_up.load(Ordering::Relaxed),
             self.closed_down.load(Ordering::Relaxed),
         );
-        for t in self.snapshot() {
-            up += t.counters.up.load(Ordering::Relaxed);
-            down += t.counters.down.load(Ordering::Relaxed);
+        // Summed under the lock: no copy or sort of the table (the Clash API asks every
+        // second, per stream, with thousands of flows live).
+        if let Ok(live) = self.live.lock() {
+            for t in live.values() {
+                up += t.counters.up.load(Ordering::Relaxed);
+                down += t.counters.down.load(Ordering::Relaxed);
+            }
         }
         (up, down)
     }

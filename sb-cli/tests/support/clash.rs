@@ -370,6 +370,17 @@ pub fn config(extra_experimental: &str) -> String {
     )
 }
 
+/// [`config`] with `external_ui` serving `ui`.
+pub fn config_with_ui(ui: &Path) -> String {
+    config("").replace(
+        r#""default_mode": "Rule" }"#,
+        &format!(
+            r#""default_mode": "Rule", "external_ui": "{}" }}"#,
+            ui.display()
+        ),
+    )
+}
+
 /// sb and Go on the same config, or `None` (with the skip printed) without Go.
 pub fn both(name: &str, config: &str) -> Option<(Core, Core)> {
     let go_dir = scratch(&format!("{name}-go"));
