@@ -4,12 +4,19 @@
 # Each phase prints how long it took, so a slow suite shows up in CI's log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# CI builds a clean checkout once: incremental state would only cost disk (5.5 GiB in
+# target/debug/incremental on 2026-12-05). A developer's own setting wins.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"; fi
 # rustup installs into ~/.cargo/bin, which a non-login shell may not have on PATH.
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
 phase_start=$SECONDS
 phase() {
-    echo "   (took $((SECONDS - phase_start)) s)"
+    # Disk too: CI's disk is finite and the build directories are most of what fills it.
+    local used free
+    used=$(du -sh target fuzz/target 2>/dev/null | awk '{printf "%s%s %s", sep, $2, $1; sep=", "}')
+    free=$(df -h --output=avail . | tail -1 | tr -d ' ')
+    echo "   (took $((SECONDS - phase_start)) s; ${used:-no build dirs yet}; $free free)"
     phase_start=$SECONDS
     echo "== $*"
 }
