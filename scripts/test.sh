@@ -14,8 +14,9 @@ phase_start=$SECONDS
 phase() {
     # Disk too: CI's disk is finite and the build directories are most of what fills it.
     local used free
-    used=$(du -sh target fuzz/target 2>/dev/null | awk '{printf "%s%s %s", sep, $2, $1; sep=", "}')
-    free=$(df -h --output=avail . | tail -1 | tr -d ' ')
+    # Best effort (a directory not built yet makes du fail): never a reason to stop.
+    used=$(du -sh target fuzz/target 2>/dev/null | awk '{printf "%s%s %s", sep, $2, $1; sep=", "}') || true
+    free=$(df -h --output=avail . 2>/dev/null | tail -n 1 | tr -d ' ') || true
     echo "   (took $((SECONDS - phase_start)) s; ${used:-no build dirs yet}; $free free)"
     phase_start=$SECONDS
     echo "== $*"
