@@ -55,13 +55,16 @@ impl ProxyInbound {
             // A client gets the handshake timeout for each head, idle time included.
             // After a reload (the inbound closed), this connection takes no new request: the
             // client reconnects to the new instance, whose users and rules then apply.
+            // Biased, the close first: a request that arrived by the time this task runs
+            // again must not win a coin toss against a reload that came before it.
             let closed = self.serving.closed();
             let read = tokio::select! {
-                r = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut s, &mut buf)) => r,
+                biased;
                 () = closed => {
                     debug!(target: "inbound", tag = %self.label(), "connection closed: the inbound was closed (reload)");
                     return None;
                 }
+                r = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_head(&mut s, &mut buf)) => r,
             };
             let head = match read {
                 Ok(Ok((head, n))) => {
