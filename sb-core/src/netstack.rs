@@ -80,6 +80,14 @@ pub struct NetStack {
     stopped: tokio::sync::watch::Receiver<Option<Arc<io::Error>>>,
 }
 
+/// The most a TCP connection's receive and send buffers grow to (each starts at 64 KiB and
+/// grows while its traffic fills it: third_party/netstack-smoltcp/SB_PATCH.md). One stream's
+/// throughput is bound by window / round trip: through a WireGuard tunnel on a loaded
+/// machine 320 KiB (netstack-smoltcp's fixed size) held one download at about Go's speed,
+/// 1 MiB lifted it (docs/wireguard.md). Go's gVisor stack grows to 8 MiB (receive) and
+/// 6 MiB (send).
+const TCP_BUFFER_MAX: u32 = 1 << 20;
+
 /// Packets of the stack's own (pings) queued for the device at most.
 const INJECT_QUEUE: usize = 64;
 
@@ -100,6 +108,8 @@ impl NetStack {
             .enable_udp(true)
             .enable_icmp(true)
             .mtu(usize::from(mtu))
+            .tcp_recv_buffer_size(TCP_BUFFER_MAX)
+            .tcp_send_buffer_size(TCP_BUFFER_MAX)
             .packet_pool(pool.clone())
             .build()?;
         let (Some(runner), Some(udp_socket), Some(tcp)) = (runner, udp_socket, tcp) else {

@@ -91,6 +91,76 @@ fn pair() -> (NetStack, NetStack, mpsc::UnboundedReceiver<FlowContext>) {
     (dialer, acceptor, flows)
 }
 
+/// Like [`pair`], with a tap on what the accepting stack sends: for each TCP packet, its
+/// destination port and the window it advertises in bytes (scaled as its SYN said).
+fn tapped_pair() -> (
+    NetStack,
+    NetStack,
+    mpsc::UnboundedReceiver<FlowContext>,
+    mpsc::UnboundedReceiver<(u16, u64)>,
+) {
+    let (to_dialer, dialer_in) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (to_acceptor, acceptor_in) = mpsc::unbounded_channel();
+    let (tap, mut tapped) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (windows_tx, windows) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut shifts = std::collections::HashMap::new();
+        while let Some(p) = tapped.recv().await {
+            if let Some(w) = advertised_window(&p, &mut shifts) {
+                let _ = windows_tx.send(w);
+            }
+            if to_dialer.send(p).is_err() {
+                break;
+            }
+        }
+    });
+    let (flows_tx, flows) = mpsc::unbounded_channel();
+    let source = FlowSource {
+        tag: "peer".into(),
+        kind: "test",
+        label: "endpoint/test[peer]".into(),
+        handler: Arc::new(Server { flows: flows_tx }),
+        udp_timeout: None,
+    };
+    let dialer = MemoryDevice::new(dialer_in, Some(to_acceptor));
+    let acceptor = MemoryDevice::new(acceptor_in, Some(tap));
+    let dialer = NetStack::start(Arc::new(dialer), options(None)).unwrap();
+    let acceptor = NetStack::start(Arc::new(acceptor), options(Some(source))).unwrap();
+    (dialer, acceptor, flows, windows)
+}
+
+/// (destination port, window in bytes) of an IPv4 TCP packet; a SYN's window scale option
+/// is remembered per port (a SYN's own window is not scaled).
+fn advertised_window(
+    p: &[u8],
+    shifts: &mut std::collections::HashMap<u16, u32>,
+) -> Option<(u16, u64)> {
+    if p.first()? >> 4 != 4 || *p.get(9)? != 6 {
+        return None;
+    }
+    let tcp = p.get(usize::from(p[0] & 0x0f) * 4..)?;
+    let port = u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]);
+    let window = u64::from(u16::from_be_bytes([*tcp.get(14)?, *tcp.get(15)?]));
+    if tcp.get(13)? & 0x02 != 0 {
+        let mut options = tcp.get(20..usize::from(tcp.get(12)? >> 4) * 4)?;
+        while let [kind, rest @ ..] = options {
+            match kind {
+                0 => break,
+                1 => options = rest,
+                _ => {
+                    let len = usize::from(*rest.first()?).max(2);
+                    if *kind == 3 {
+                        shifts.insert(port, u32::from(*rest.get(1)?));
+                    }
+                    options = options.get(len..)?;
+                }
+            }
+        }
+        return Some((port, window));
+    }
+    Some((port, window << shifts.get(&port).copied().unwrap_or(0)))
+}
+
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
@@ -312,4 +382,54 @@ async fn accepted_tcp_connections_are_bounded_by_the_budget() {
         .unwrap()
         .unwrap();
     assert_eq!(answer.len(), 32);
+}
+
+/// A connection's buffers start small and grow with its traffic: an idle connection keeps
+/// advertising at most 64 KiB, one carrying 16 MiB comes to advertise more than the 320 KiB
+/// netstack-smoltcp used to give every connection, and what it carried arrives intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_transfer_grows_the_window_an_idle_connection_keeps_it_small() {
+    let (dialer, _acceptor, mut flows, mut windows) = tapped_pair();
+    let mut idle = dialer
+        .connect_tcp(addr("10.0.0.1:0"), addr("10.0.0.2:8080"), WAIT)
+        .await
+        .unwrap();
+    let idle_port = idle.local_addr().port();
+    idle.write_all(&[7u8; 1000]).await.unwrap();
+    let mut bulk = dialer
+        .connect_tcp(addr("10.0.0.1:0"), addr("10.0.0.2:8080"), WAIT)
+        .await
+        .unwrap();
+    let bulk_port = bulk.local_addr().port();
+    for _ in 0..2 {
+        tokio::time::timeout(WAIT, flows.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    const TOTAL: usize = 16 << 20;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    for _ in 0..TOTAL / chunk.len() {
+        bulk.write_all(&chunk).await.unwrap();
+        hash.update(&chunk);
+    }
+    bulk.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), bulk.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, hash.finish().as_ref());
+    let (mut idle_max, mut bulk_max) = (0, 0);
+    while let Ok((port, window)) = windows.try_recv() {
+        if port == idle_port {
+            idle_max = idle_max.max(window);
+        } else if port == bulk_port {
+            bulk_max = bulk_max.max(window);
+        }
+    }
+    assert!(idle_max > 0 && idle_max <= 64 * 1024, "idle: {idle_max}");
+    assert!(bulk_max > 320 * 1024, "bulk: {bulk_max}");
+    assert!(bulk_max <= 1 << 20, "bulk: {bulk_max}");
 }

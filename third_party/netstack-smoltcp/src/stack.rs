@@ -97,13 +97,17 @@ impl StackBuilder {
     /// `window ÷ RTT`, so raising this helps high-BDP (high bandwidth × RTT)
     /// paths. Note this is distinct from [`Self::tcp_buffer_size`], which sizes
     /// the internal mpsc channel (item count), not the TCP window.
+    ///
+    /// sb: the largest the buffer grows to. A connection starts with 64 KiB (or this, if
+    /// smaller) and doubles while its traffic fills it (`tcp.rs`, `grow`).
     pub fn tcp_recv_buffer_size(mut self, size: u32) -> Self {
         self.tcp_recv_buffer_size = size;
         self
     }
 
     /// Set the per-socket TCP **send** window in bytes (the smoltcp tx
-    /// `SocketBuffer` capacity). See [`Self::tcp_recv_buffer_size`].
+    /// `SocketBuffer` capacity). See [`Self::tcp_recv_buffer_size`]; sb: likewise the
+    /// largest it grows to.
     pub fn tcp_send_buffer_size(mut self, size: u32) -> Self {
         self.tcp_send_buffer_size = size;
         self

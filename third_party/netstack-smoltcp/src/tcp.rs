@@ -52,6 +52,107 @@ struct TcpSocketControl {
     send_state: TcpSocketState,
     /// sb: the local address of a connection the stack opened (known once a port is picked).
     local: Option<SocketAddr>,
+    /// sb: what went through the buffers lately, for `grow`.
+    growth: Growth,
+}
+
+/// sb: a connection's four buffers (smoltcp's receive and send buffers and the two rings
+/// between them and the `TcpStream`) start at this size, or the configured size if that is
+/// smaller, and grow with the traffic (`grow`) up to the configured size. An idle or short
+/// connection then holds 4 x 64 KiB, not 4 x the maximum, while a bulk transfer gets the
+/// large window it needs: one stream through a tunnel is bound by window / round trip.
+const INITIAL_BUFFER: usize = 64 * 1024;
+
+/// sb: a buffer doubles when twice its capacity went through it within this period, the
+/// sign of a flow its window holds back (a flow that moves a window per round trip moves
+/// many per second); a slow long-lived flow never grows its buffers.
+const GROWTH_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// sb: bytes moved through a connection's buffers since `since`.
+struct Growth {
+    since: std::time::Instant,
+    received: usize,
+    sent: usize,
+}
+
+impl Growth {
+    fn new() -> Growth {
+        Growth {
+            since: std::time::Instant::now(),
+            received: 0,
+            sent: 0,
+        }
+    }
+}
+
+/// sb: a socket with the initial buffers, whose window scale allows `max_recv`.
+fn new_socket((max_recv, max_send): (u32, u32)) -> TcpSocket<'static> {
+    let mut socket = TcpSocket::new(
+        TcpSocketBuffer::new(vec![0u8; initial(max_recv)]),
+        TcpSocketBuffer::new(vec![0u8; initial(max_send)]),
+    );
+    socket.set_rx_capacity_max(max_recv as usize);
+    socket
+}
+
+/// sb: a connection's control block with the initial rings.
+fn new_control((max_recv, max_send): (u32, u32)) -> TcpSocketControl {
+    TcpSocketControl {
+        send_buffer: RingBuffer::new(vec![0u8; initial(max_send)]),
+        send_waker: None,
+        recv_buffer: RingBuffer::new(vec![0u8; initial(max_recv)]),
+        recv_waker: None,
+        recv_state: TcpSocketState::Normal,
+        send_state: TcpSocketState::Normal,
+        local: None,
+        growth: Growth::new(),
+    }
+}
+
+fn initial(max: u32) -> usize {
+    (max as usize).min(INITIAL_BUFFER)
+}
+
+/// sb: doubles the receive side (smoltcp's buffer and the ring after it) when twice its
+/// capacity went through it within `GROWTH_PERIOD`, the send side likewise, each up to its
+/// maximum; then starts a new period when this one is over.
+fn grow(
+    socket: &mut TcpSocket<'static>,
+    control: &mut TcpSocketControl,
+    (max_recv, max_send): (u32, u32),
+    now: std::time::Instant,
+) {
+    let (rx, tx) = (socket.recv_capacity(), socket.send_capacity());
+    let g = &mut control.growth;
+    let next_rx = if g.received >= 2 * rx {
+        (2 * rx).min(max_recv as usize).max(rx)
+    } else {
+        rx
+    };
+    let next_tx = if g.sent >= 2 * tx {
+        (2 * tx).min(max_send as usize).max(tx)
+    } else {
+        tx
+    };
+    if next_rx > rx {
+        g.received = 0;
+    }
+    if next_tx > tx {
+        g.sent = 0;
+    }
+    if now.duration_since(g.since) >= GROWTH_PERIOD {
+        *g = Growth {
+            since: now,
+            received: 0,
+            sent: 0,
+        };
+    }
+    if next_rx > rx || next_tx > tx {
+        socket.grow_buffers(next_rx, next_tx);
+        control.recv_buffer.grow(next_rx);
+        control.send_buffer.grow(next_tx);
+        trace!("TCP buffers grown to {next_rx} (receive) and {next_tx} (send)");
+    }
 }
 
 struct TcpSocketCreation {
@@ -196,10 +297,8 @@ impl TcpListenerRunner {
                 acc.tuples.insert((src_addr, dst_addr));
                 acc.pending += 1;
                 drop(acc);
-                let mut socket = TcpSocket::new(
-                    TcpSocketBuffer::new(vec![0u8; tcp_recv_buffer_size as usize]),
-                    TcpSocketBuffer::new(vec![0u8; tcp_send_buffer_size as usize]),
-                );
+                let sizes = (tcp_recv_buffer_size, tcp_send_buffer_size);
+                let mut socket = new_socket(sizes);
                 socket.set_keep_alive(Some(Duration::from_secs(28)));
                 // FIXME: It should follow system's setting. 7200 is Linux's default.
                 socket.set_timeout(Some(Duration::from_secs(7200)));
@@ -213,15 +312,7 @@ impl TcpListenerRunner {
 
                 trace!("created TCP connection for {} <-> {}", src_addr, dst_addr);
 
-                let control = Arc::new(SpinMutex::new(TcpSocketControl {
-                    send_buffer: RingBuffer::new(vec![0u8; tcp_send_buffer_size as usize]),
-                    send_waker: None,
-                    recv_buffer: RingBuffer::new(vec![0u8; tcp_recv_buffer_size as usize]),
-                    recv_waker: None,
-                    recv_state: TcpSocketState::Normal,
-                    send_state: TcpSocketState::Normal,
-                    local: None,
-                }));
+                let control = Arc::new(SpinMutex::new(new_control(sizes)));
 
                 let stream = TcpStream {
                     src_addr,
@@ -308,10 +399,7 @@ impl TcpListenerRunner {
                     let _ = result.send(Err(std::io::ErrorKind::AddrInUse.into()));
                     continue;
                 }
-                let mut socket = TcpSocket::new(
-                    TcpSocketBuffer::new(vec![0u8; tcp_recv_buffer_size as usize]),
-                    TcpSocketBuffer::new(vec![0u8; tcp_send_buffer_size as usize]),
-                );
+                let mut socket = new_socket((tcp_recv_buffer_size, tcp_send_buffer_size));
                 socket.set_keep_alive(Some(Duration::from_secs(28)));
                 socket.set_timeout(Some(Duration::from_secs(7200)));
                 if let Err(e) = socket.connect(iface.context(), remote, local) {
@@ -340,6 +428,7 @@ impl TcpListenerRunner {
             }
 
             // Check all the sockets' status
+            let now = std::time::Instant::now();
             let mut sockets_to_remove = Vec::new();
             let mut unborn: Vec<TcpStream> = Vec::new();
 
@@ -418,11 +507,14 @@ impl TcpListenerRunner {
                 while socket.can_recv() && !control.recv_buffer.is_full() {
                     let result = socket.recv(|buffer| {
                         let n = control.recv_buffer.enqueue_slice(buffer);
-                        (n, ())
+                        (n, n)
                     });
 
                     match result {
-                        Ok(..) => wake_receiver = true,
+                        Ok(n) => {
+                            wake_receiver = true;
+                            control.growth.received += n;
+                        }
                         Err(err) => {
                             error!("socket recv error: {:?}, {:?}", err, socket.state());
 
@@ -474,11 +566,14 @@ impl TcpListenerRunner {
                 while socket.can_send() && !control.send_buffer.is_empty() {
                     let result = socket.send(|buffer| {
                         let n = control.send_buffer.dequeue_slice(buffer);
-                        (n, ())
+                        (n, n)
                     });
 
                     match result {
-                        Ok(..) => wake_sender = true,
+                        Ok(n) => {
+                            wake_sender = true;
+                            control.growth.sent += n;
+                        }
                         Err(err) => {
                             error!("socket send error: {:?}, {:?}", err, socket.state());
 
@@ -501,6 +596,13 @@ impl TcpListenerRunner {
                         waker.wake();
                     }
                 }
+
+                grow(
+                    socket,
+                    &mut control,
+                    (tcp_recv_buffer_size, tcp_send_buffer_size),
+                    now,
+                );
             }
 
             drop(unborn);
@@ -575,15 +677,10 @@ impl TcpConnector {
         local: SocketAddr,
         remote: SocketAddr,
     ) -> std::io::Result<TcpStream> {
-        let control = Arc::new(SpinMutex::new(TcpSocketControl {
-            send_buffer: RingBuffer::new(vec![0u8; self.tcp_send_buffer_size as usize]),
-            send_waker: None,
-            recv_buffer: RingBuffer::new(vec![0u8; self.tcp_recv_buffer_size as usize]),
-            recv_waker: None,
-            recv_state: TcpSocketState::Normal,
-            send_state: TcpSocketState::Normal,
-            local: None,
-        }));
+        let control = Arc::new(SpinMutex::new(new_control((
+            self.tcp_recv_buffer_size,
+            self.tcp_send_buffer_size,
+        ))));
         let (result_tx, result_rx) = oneshot::channel();
         let closed =
             || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "userspace stack stopped");

@@ -520,6 +520,9 @@ pub struct Socket<'a> {
     /// sb patch: while a retransmission is being recovered from, the highest sequence
     /// number sent before it (RFC 6582's `recover`).
     sb_recover: Option<TcpSeqNumber>,
+    /// sb patch: the capacity the receive buffer may grow to (`set_rx_capacity_max`); the
+    /// window scale is chosen for it.
+    sb_rx_capacity_max: usize,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -602,6 +605,7 @@ impl<'a> Socket<'a> {
             local_rx_last_seq: None,
             local_rx_dup_acks: 0,
             sb_recover: None,
+            sb_rx_capacity_max: 0,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -889,9 +893,28 @@ impl<'a> Socket<'a> {
         self.state
     }
 
+    /// sb patch: lets the receive buffer grow to `capacity` later (`grow_buffers`). The
+    /// window scale a connection uses is fixed by its SYN, so it is chosen for that capacity
+    /// (at most 1 GiB, as for a buffer given to `new`). Call it before `listen` or `connect`.
+    pub fn set_rx_capacity_max(&mut self, capacity: usize) {
+        self.sb_rx_capacity_max = capacity.min(1 << 30);
+    }
+
+    /// sb patch: grows the receive buffer to `rx` and the send buffer to `tx` elements,
+    /// keeping what they hold (out-of-order data included); a buffer is never shrunk, and the
+    /// receive buffer never grows past `set_rx_capacity_max`. The window advertised grows
+    /// with the receive buffer.
+    #[cfg(feature = "alloc")]
+    pub fn grow_buffers(&mut self, rx: usize, tx: usize) {
+        let rx_max = self.rx_buffer.capacity().max(self.sb_rx_capacity_max);
+        self.rx_buffer.grow(rx.min(rx_max));
+        self.tx_buffer.grow(tx);
+    }
+
     fn reset(&mut self) {
-        let rx_cap_log2 =
-            mem::size_of::<usize>() * 8 - self.rx_buffer.capacity().leading_zeros() as usize;
+        // sb patch: the window scale covers the capacity the buffer may grow to.
+        let rx_capacity = self.rx_buffer.capacity().max(self.sb_rx_capacity_max);
+        let rx_cap_log2 = mem::size_of::<usize>() * 8 - rx_capacity.leading_zeros() as usize;
 
         self.state = State::Closed;
         self.timer = Timer::new();
@@ -8207,6 +8230,80 @@ mod test {
             (buffer.len(), ())
         })
         .unwrap();
+    }
+
+    // sb patch: a receive buffer grown while it holds out-of-order data (wrapped around
+    // its end) keeps it, fills the gap and hands everything over in order, and the window
+    // advertised grows with the buffer.
+    #[test]
+    fn test_grow_buffers_keeps_out_of_order_data() {
+        let mut s = socket_established();
+        s.rx_buffer = SocketBuffer::new(vec![0; 8]);
+        s.assembler = Assembler::new();
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"abcde"[..],
+                ..SEND_TEMPL
+            }
+        );
+        s.recv(|buffer| (buffer.len(), ())).unwrap(); // read_at = 5
+        // "ij" out of order, past the gap "fgh", written around the buffer's end.
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + 8,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"ij"[..],
+                ..SEND_TEMPL
+            },
+            Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1 + 5),
+                window_len: 8,
+                sack_ranges: [None, None, None],
+                ..RECV_TEMPL
+            })
+        );
+        s.set_rx_capacity_max(64);
+        s.grow_buffers(64, 64);
+        assert_eq!(s.rx_buffer.capacity(), 64);
+        assert_eq!(s.tx_buffer.capacity(), 64);
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + 5,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"fgh"[..],
+                ..SEND_TEMPL
+            },
+            Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1 + 10),
+                window_len: 59,
+                ..RECV_TEMPL
+            })
+        );
+        s.recv(|buffer| {
+            assert_eq!(buffer, b"fghij");
+            (buffer.len(), ())
+        })
+        .unwrap();
+    }
+
+    // sb patch: the window scale is chosen for the capacity the buffer may grow to, and a
+    // buffer does not grow past it.
+    #[test]
+    fn test_rx_capacity_max_sets_the_window_scale() {
+        let mut s = socket_with_buffer_sizes(64, 64 * 1024);
+        s.set_rx_capacity_max(1 << 20);
+        s.listen(LISTEN_END).unwrap();
+        assert_eq!(s.remote_win_shift, 5);
+        s.grow_buffers(4 << 20, 64);
+        assert_eq!(s.rx_buffer.capacity(), 1 << 20);
+        assert_eq!(s.tx_buffer.capacity(), 64);
     }
 
     #[test]

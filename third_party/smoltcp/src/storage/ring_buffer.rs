@@ -45,6 +45,27 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
         }
     }
 
+    /// sb patch: moves the buffer into new storage of `capacity` elements (nothing
+    /// happens when that is not more than now), keeping every element at the same place
+    /// relative to the read position: the allocated ones, and the unallocated ones too (a TCP
+    /// receive buffer keeps out-of-order data there, at offsets its assembler knows).
+    #[cfg(feature = "alloc")]
+    pub fn grow(&mut self, capacity: usize)
+    where
+        T: Copy + Default,
+    {
+        let old = self.capacity();
+        if capacity <= old {
+            return;
+        }
+        let mut storage = alloc::vec![T::default(); capacity];
+        let (head, tail) = self.storage.split_at(self.read_at);
+        storage[..tail.len()].copy_from_slice(tail);
+        storage[tail.len()..old].copy_from_slice(head);
+        self.storage = ManagedSlice::Owned(storage);
+        self.read_at = 0;
+    }
+
     /// Clear the ring buffer.
     pub fn clear(&mut self) {
         self.read_at = 0;
@@ -410,6 +431,31 @@ impl<'a, T: 'a> From<ManagedSlice<'a, T>> for RingBuffer<'a, T> {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    // sb patch: growing keeps the contents, wrapped or not, and what was written ahead of
+    // them into the free space.
+    #[test]
+    fn test_grow_keeps_contents_and_unallocated_data() {
+        let mut ring = RingBuffer::new(vec![0u8; 8]);
+        assert_eq!(ring.enqueue_slice(b"abcdef"), 6);
+        let mut out = [0u8; 4];
+        assert_eq!(ring.dequeue_slice(&mut out), 4); // read_at = 4, "ef" left
+        assert_eq!(ring.enqueue_slice(b"ghij"), 4); // wraps: "efghij"
+        assert_eq!(ring.write_unallocated(0, b"XY"), 2); // ahead of the data, unallocated
+        ring.grow(16);
+        assert_eq!(ring.capacity(), 16);
+        assert_eq!(ring.len(), 6);
+        let mut all = [0u8; 6];
+        assert_eq!(ring.read_allocated(0, &mut all), 6);
+        assert_eq!(&all, b"efghij");
+        ring.enqueue_unallocated(2);
+        let mut all = [0u8; 8];
+        assert_eq!(ring.dequeue_slice(&mut all), 8);
+        assert_eq!(&all, b"efghijXY");
+        assert_eq!(ring.window(), 16);
+        ring.grow(4); // smaller: nothing changes
+        assert_eq!(ring.capacity(), 16);
+    }
 
     #[test]
     fn test_buffer_length_changes() {
