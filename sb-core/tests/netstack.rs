@@ -75,17 +75,22 @@ fn options(accept: Option<FlowSource>) -> Options {
     }
 }
 
+/// The accepting side's owner: flows go to [`Server`], reported on `flows`.
+fn source(flows: mpsc::UnboundedSender<FlowContext>) -> FlowSource {
+    FlowSource {
+        tag: "peer".into(),
+        kind: "test",
+        label: "endpoint/test[peer]".into(),
+        handler: Arc::new(Server { flows }),
+        udp_timeout: None,
+    }
+}
+
 /// A dialing stack and an accepting one, joined; the accepting side's flows are reported.
 fn pair() -> (NetStack, NetStack, mpsc::UnboundedReceiver<FlowContext>) {
     let (a, b) = MemoryDevice::pair();
     let (flows_tx, flows) = mpsc::unbounded_channel();
-    let source = FlowSource {
-        tag: "peer".into(),
-        kind: "test",
-        label: "endpoint/test[peer]".into(),
-        handler: Arc::new(Server { flows: flows_tx }),
-        udp_timeout: None,
-    };
+    let source = source(flows_tx);
     let dialer = NetStack::start(Arc::new(a), options(None)).unwrap();
     let acceptor = NetStack::start(Arc::new(b), options(Some(source))).unwrap();
     (dialer, acceptor, flows)
@@ -115,13 +120,7 @@ fn tapped_pair() -> (
         }
     });
     let (flows_tx, flows) = mpsc::unbounded_channel();
-    let source = FlowSource {
-        tag: "peer".into(),
-        kind: "test",
-        label: "endpoint/test[peer]".into(),
-        handler: Arc::new(Server { flows: flows_tx }),
-        udp_timeout: None,
-    };
+    let source = source(flows_tx);
     let dialer = MemoryDevice::new(dialer_in, Some(to_acceptor));
     let acceptor = MemoryDevice::new(acceptor_in, Some(tap));
     let dialer = NetStack::start(Arc::new(dialer), options(None)).unwrap();
@@ -296,13 +295,7 @@ async fn dialing_into_a_silent_device_times_out() {
 async fn accepted_udp_flows_are_bounded() {
     let (a, b) = MemoryDevice::pair();
     let (flows_tx, mut flows) = mpsc::unbounded_channel();
-    let source = FlowSource {
-        tag: "peer".into(),
-        kind: "test",
-        label: "endpoint/test[peer]".into(),
-        handler: Arc::new(Server { flows: flows_tx }),
-        udp_timeout: None,
-    };
+    let source = source(flows_tx);
     let dialer = NetStack::start(Arc::new(a), options(None)).unwrap();
     let mut bounded = options(Some(source));
     bounded.max_udp_flows = 3;
@@ -327,13 +320,7 @@ async fn accepted_udp_flows_are_bounded() {
 async fn accepted_tcp_connections_are_bounded_by_the_budget() {
     let (a, b) = MemoryDevice::pair();
     let (flows_tx, mut flows) = mpsc::unbounded_channel();
-    let source = FlowSource {
-        tag: "peer".into(),
-        kind: "test",
-        label: "endpoint/test[peer]".into(),
-        handler: Arc::new(Server { flows: flows_tx }),
-        udp_timeout: None,
-    };
+    let source = source(flows_tx);
     let dialer = NetStack::start(Arc::new(a), options(None)).unwrap();
     let mut bounded = options(Some(source));
     bounded.connections = ConnBudget::new(2);
