@@ -7,7 +7,9 @@
 //! `--only <group>` runs one group of rows (`relay`, `flows`, `ssh`, `dns`, `tun`, `wireguard`,
 //! `tor`, `tailscale`, `clash`) and prints it;
 //! `--sb <path>` measures another sb binary than `target/release/sb` (a debug build for a
-//! quick `--smoke` while developing; never for published figures).
+//! quick `--smoke` while developing; never for published figures);
+//! `--rounds <n>` sets how many rounds the WireGuard rows take their medians over (3 in a
+//! full run, 1 in smoke mode).
 
 mod clash;
 mod dns;
@@ -36,6 +38,8 @@ struct Settings {
     only: Option<String>,
     /// The sb binary to measure instead of `target/release/sb`.
     sb: Option<PathBuf>,
+    /// Rounds of the WireGuard rows (each carrier measured once per round; rows are medians).
+    rounds: usize,
 }
 
 /// The groups of rows, in the order a full run measures them.
@@ -73,6 +77,13 @@ fn settings() -> Result<Settings> {
     if sb.is_some() && out.is_some() {
         bail!("--out publishes figures, and those come from target/release/sb only");
     }
+    let rounds = match value("--rounds") {
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => bail!("--rounds takes a count of 1 or more, not {n:?}"),
+        },
+        None => None,
+    };
     Ok(if smoke {
         Settings {
             smoke,
@@ -82,6 +93,7 @@ fn settings() -> Result<Settings> {
             out,
             only,
             sb,
+            rounds: rounds.unwrap_or(1),
         }
     } else {
         // 9,000 rather than 10,000: each held flow costs the proxy two descriptors, and this
@@ -94,6 +106,7 @@ fn settings() -> Result<Settings> {
             out,
             only,
             sb,
+            rounds: rounds.unwrap_or(3),
         }
     })
 }

@@ -9,10 +9,15 @@
 //! ```
 //!
 //! Every carrier gets fresh namespaces and a fresh wireguard-go (keys differ per carrier),
-//! and every measurement a fresh one-off iperf3 server. The proxy's peak resident memory
-//! (`VmHWM`) after all four runs is its memory under load. The client namespace has a
-//! default route via the veth: Go's network monitor takes a namespace without one as
-//! offline and brings its WireGuard device down.
+//! and every measurement a fresh one-off iperf3 server. On two cores the wireguard-go peer
+//! takes most of the CPU and a single run of either proxy moves by a fifth, so a full run
+//! measures in rounds (ceiling, sb, Go, again and again: a slow minute hits every carrier
+//! alike) and the rows are each carrier's median; the raw figures of every round go to the
+//! notes. Two quieter figures sit beside throughput: the proxy's CPU time (user + system,
+//! `/proc/<pid>/stat`) per GB that iperf3 received, which the peer's saturation of the cores
+//! does not hide, and its peak resident memory (`VmHWM`) after all its runs. The client
+//! namespace has a default route via the veth: Go's network monitor takes a namespace
+//! without one as offline and brings its WireGuard device down.
 
 use crate::proc::{self, Proc};
 use crate::{Row, Settings, Subject};
@@ -27,34 +32,88 @@ const IPERF_PORT: u16 = 5201;
 const PROXY_PORT: u16 = 5300;
 /// The measurements: (parallel streams, `-R`).
 const CASES: [(usize, bool); 4] = [(1, false), (1, true), (4, false), (4, true)];
+/// Linux reports `utime` and `stime` in `USER_HZ` ticks, 100 per second on every architecture
+/// it runs on.
+const TICKS_PER_SECOND: f64 = 100.0;
 
-/// What one carrier measured: Gbit/s per case, and the proxy's peak memory.
+/// What one carrier measured in one round.
 struct Measured {
+    /// Gbit/s per case.
     gbits: Vec<f64>,
+    /// Bytes iperf3 received, per case.
+    bytes: Vec<u64>,
+    /// The proxy's CPU seconds per case (`None` for the ceiling).
+    cpu_seconds: Option<Vec<f64>>,
+    /// Datagrams the UDP sockets of (client, server) namespace dropped for a full receive
+    /// buffer, per case: where the tunnel lost packets.
+    drops: Vec<(u64, u64)>,
     peak_mib: Option<f64>,
 }
 
-/// The rows: throughput per case (sb, Go; the ceiling in the name), then peak memory.
+impl Measured {
+    fn failed() -> Measured {
+        Measured {
+            gbits: vec![f64::NAN; CASES.len()],
+            bytes: Vec::new(),
+            cpu_seconds: None,
+            drops: Vec::new(),
+            peak_mib: None,
+        }
+    }
+
+    /// CPU seconds per GB (10^9 bytes) received over all cases.
+    fn cpu_per_gb(&self) -> f64 {
+        let bytes: u64 = self.bytes.iter().sum();
+        match &self.cpu_seconds {
+            Some(cpu) if bytes > 0 => cpu.iter().sum::<f64>() / (bytes as f64 / 1e9),
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// The median of the figures that are numbers (NaN when none is).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// The rows: median throughput per case (sb, Go; the ceiling's in the name), CPU time per
+/// GB, then peak memory.
 pub fn rows(subjects: &[Subject], s: &Settings, notes: &mut String) -> Result<Vec<Row>> {
     if let Some(why) = wireguard::unavailable() {
         bail!("the WireGuard rows need network namespaces, wireguard-go and wg: {why}");
     }
-    let ceiling = measure(None, s).context("wireguard-go to wireguard-go")?;
-    let mut by_subject = Vec::new();
-    for subj in subjects {
-        eprintln!("bench: WireGuard: {}", subj.name);
-        match measure(Some(&subj.bin), s) {
-            Ok(m) => by_subject.push(m),
-            Err(e) if !s.smoke => {
-                let _ = writeln!(notes, "- WireGuard, {}: failed: {e:#}", subj.name);
-                by_subject.push(Measured {
-                    gbits: vec![f64::NAN; CASES.len()],
-                    peak_mib: None,
-                });
+    let mut ceiling: Vec<Measured> = Vec::new();
+    let mut by_subject: Vec<Vec<Measured>> = subjects.iter().map(|_| Vec::new()).collect();
+    for round in 1..=s.rounds {
+        eprintln!("bench: WireGuard round {round}/{}: ceiling", s.rounds);
+        ceiling.push(measure(None, s).context("wireguard-go to wireguard-go")?);
+        for (subj, runs) in subjects.iter().zip(by_subject.iter_mut()) {
+            eprintln!("bench: WireGuard round {round}/{}: {}", s.rounds, subj.name);
+            match measure(Some(&subj.bin), s) {
+                Ok(m) => runs.push(m),
+                Err(e) if !s.smoke => {
+                    let _ = writeln!(
+                        notes,
+                        "- WireGuard, {}, round {round}: failed: {e:#}",
+                        subj.name
+                    );
+                    runs.push(Measured::failed());
+                }
+                Err(e) => return Err(e.context(format!("WireGuard, {}", subj.name))),
             }
-            Err(e) => return Err(e.context(format!("WireGuard, {}", subj.name))),
         }
     }
+    write_rounds(subjects, &ceiling, &by_subject, notes);
     let mut rows = Vec::new();
     for (i, (streams, reverse)) in CASES.iter().enumerate() {
         let way = if *reverse {
@@ -62,29 +121,108 @@ pub fn rows(subjects: &[Subject], s: &Settings, notes: &mut String) -> Result<Ve
         } else {
             "upload"
         };
+        let gbits = |runs: &[Measured]| median(runs.iter().map(|m| m.gbits[i]));
         rows.push(Row {
             name: format!(
                 "WireGuard endpoint, iperf3 {streams} stream(s), {way} (wireguard-go to wireguard-go: {:.2} Gbit/s)",
-                ceiling.gbits.get(i).copied().unwrap_or(f64::NAN)
+                gbits(&ceiling)
             ),
             unit: "Gbit/s",
             higher_better: true,
-            values: by_subject
-                .iter()
-                .map(|m| m.gbits.get(i).copied().unwrap_or(f64::NAN))
-                .collect(),
+            values: by_subject.iter().map(|runs| gbits(runs)).collect(),
         });
     }
+    rows.push(Row {
+        name: "WireGuard endpoint: the proxy's CPU time per GB received over the four iperf3 runs"
+            .into(),
+        unit: "s/GB",
+        higher_better: false,
+        values: by_subject
+            .iter()
+            .map(|runs| median(runs.iter().map(Measured::cpu_per_gb)))
+            .collect(),
+    });
     rows.push(Row {
         name: "WireGuard endpoint: peak resident memory over the four iperf3 runs".into(),
         unit: "MiB",
         higher_better: false,
         values: by_subject
             .iter()
-            .map(|m| m.peak_mib.unwrap_or(f64::NAN))
+            .map(|runs| {
+                runs.iter()
+                    .filter_map(|m| m.peak_mib)
+                    .fold(f64::NAN, f64::max)
+            })
             .collect(),
     });
     Ok(rows)
+}
+
+/// Every round's raw figures, for the notes under the table.
+fn write_rounds(
+    subjects: &[Subject],
+    ceiling: &[Measured],
+    by_subject: &[Vec<Measured>],
+    notes: &mut String,
+) {
+    let _ = writeln!(
+        notes,
+        "- WireGuard rounds (Gbit/s for 1 stream up, 1 down, 4 up, 4 down; the proxy's CPU \
+         s/GB; UDP receive-buffer drops in the client / server namespace per case):"
+    );
+    let carriers = std::iter::once(("wireguard-go", ceiling)).chain(
+        subjects
+            .iter()
+            .zip(by_subject)
+            .map(|(s, r)| (s.name, r.as_slice())),
+    );
+    for (name, runs) in carriers {
+        for (round, m) in runs.iter().enumerate() {
+            let gbits: Vec<String> = m.gbits.iter().map(|g| format!("{g:.2}")).collect();
+            let drops: Vec<String> = m.drops.iter().map(|(c, s)| format!("{c}/{s}")).collect();
+            let _ = writeln!(
+                notes,
+                "  - {name}, round {}: {}; {:.2} s/GB; drops {}",
+                round + 1,
+                gbits.join(", "),
+                m.cpu_per_gb(),
+                drops.join(", ")
+            );
+        }
+    }
+}
+
+/// CPU seconds (user + system, all threads) a process has used so far.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    let rest = stat.rsplit_once(')').context("/proc/<pid>/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .context("utime/stime in /proc/<pid>/stat")
+    };
+    Ok((ticks(11)? + ticks(12)?) / TICKS_PER_SECOND)
+}
+
+/// `RcvbufErrors` of `/proc/net/snmp`'s `Udp` lines inside `ns`: datagrams dropped because a
+/// socket's receive buffer was full.
+fn udp_drops(ns: &Netns) -> u64 {
+    let out = ns.exec(&["cat", "/proc/net/snmp"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 fn config(keys: &Keys, peer: &WgGo) -> String {
@@ -101,7 +239,8 @@ fn config(keys: &Keys, peer: &WgGo) -> String {
     )
 }
 
-/// One carrier: `proxy` is sb's or Go's binary; `None` is wireguard-go on both sides.
+/// One round of one carrier: `proxy` is sb's or Go's binary; `None` is wireguard-go on both
+/// sides.
 fn measure(proxy: Option<&std::path::Path>, s: &Settings) -> Result<Measured> {
     let client = Netns::new("sbwc");
     let server = Netns::new("sbws");
@@ -144,7 +283,14 @@ fn measure(proxy: Option<&std::path::Path>, s: &Settings) -> Result<Measured> {
             ("127.0.0.1".to_string(), PROXY_PORT)
         }
     };
-    let mut gbits = Vec::new();
+    let pid = running.as_ref().map(Proc::pid);
+    let mut m = Measured {
+        gbits: Vec::new(),
+        bytes: Vec::new(),
+        cpu_seconds: pid.map(|_| Vec::new()),
+        drops: Vec::new(),
+        peak_mib: None,
+    };
     for (streams, reverse) in CASES {
         let iperf = Proc::spawn_in(
             Some(server.name()),
@@ -153,6 +299,8 @@ fn measure(proxy: Option<&std::path::Path>, s: &Settings) -> Result<Measured> {
             None,
         )?;
         proc::wait_listening_quietly_in(&format!("/proc/{}/net", iperf.pid()), IPERF_PORT)?;
+        let drops_before = (udp_drops(&client), udp_drops(&server));
+        let cpu_before = pid.map(cpu_seconds).transpose()?;
         let r = proc::iperf3_client(
             Some(client.name()),
             &host,
@@ -161,14 +309,35 @@ fn measure(proxy: Option<&std::path::Path>, s: &Settings) -> Result<Measured> {
             s.seconds,
             reverse,
         )?;
-        gbits.push(r.bits_per_second / 1e9);
+        if let (Some(pid), Some(before), Some(cpu)) = (pid, cpu_before, m.cpu_seconds.as_mut()) {
+            cpu.push(cpu_seconds(pid)? - before);
+        }
+        m.drops.push((
+            udp_drops(&client).saturating_sub(drops_before.0),
+            udp_drops(&server).saturating_sub(drops_before.1),
+        ));
+        m.gbits.push(r.bits_per_second / 1e9);
+        m.bytes.push(r.bytes);
         drop(iperf);
         if let Some(why) = running.as_mut().and_then(Proc::exited) {
             bail!("the proxy stopped: {why}");
         }
     }
-    let peak_mib = running.as_ref().map(Proc::peak_mib).transpose()?;
+    m.peak_mib = running.as_ref().map(Proc::peak_mib).transpose()?;
     drop(running);
     drop(client_wg);
-    Ok(Measured { gbits, peak_mib })
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_skips_failed_rounds() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
+        assert_eq!(median([f64::NAN, 5.0].into_iter()), 5.0);
+        assert!(median([f64::NAN].into_iter()).is_nan());
+    }
 }
