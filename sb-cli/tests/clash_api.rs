@@ -234,10 +234,32 @@ fn comparable(c: &Value) -> Value {
     })
 }
 
-/// Whether the peer closed `c` (EOF or reset) within the wait.
-fn closed(mut c: std::net::TcpStream) -> bool {
+/// Whether the peer closed `c` (EOF or reset) within the socket's read timeout; a read
+/// that times out means the flow stayed open.
+fn closed(c: &mut std::net::TcpStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(c.read(&mut b), Ok(0) | Err(_))
+    match c.read(&mut b) {
+        Ok(n) => n == 0,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// The id the tracker gave the flow whose client side is `c` (matched by source port: the
+/// list's order is a map's in Go).
+fn id_of(listed: &[Value], c: &std::net::TcpStream) -> String {
+    let port = c
+        .local_addr()
+        .map(|a| a.port().to_string())
+        .unwrap_or_default();
+    listed
+        .iter()
+        .find(|l| l["metadata"]["sourcePort"] == port.as_str())
+        .and_then(|l| l["id"].as_str())
+        .unwrap_or_else(|| panic!("no listed connection from port {port}: {listed:?}"))
+        .to_string()
 }
 
 #[test]
@@ -247,7 +269,7 @@ fn flows_mode_switches_and_selector_switches_behave_as_in_go() {
     };
     let target = echo();
     for core in [&sb, &go] {
-        let first = hold_flow(core, target);
+        let mut first = hold_flow(core, target);
         let listed = connections(core, 1);
         let c = &listed[0];
         assert_eq!(
@@ -269,7 +291,7 @@ fn flows_mode_switches_and_selector_switches_behave_as_in_go() {
         );
         assert_eq!(core.call("GET", "/configs", None).json()["mode"], "Direct");
         core.wait_for("clash-mode: updated mode: Direct");
-        let second = hold_flow(core, target);
+        let mut second = hold_flow(core, target);
         let listed = connections(core, 2);
         let rules: Vec<&str> = listed.iter().filter_map(|c| c["rule"].as_str()).collect();
         assert!(
@@ -292,7 +314,7 @@ fn flows_mode_switches_and_selector_switches_behave_as_in_go() {
             core.call("GET", "/proxies/select", None).json()["now"],
             "direct"
         );
-        let third = hold_flow(core, target);
+        let mut third = hold_flow(core, target);
         let listed = connections(core, 3);
         let global = listed
             .iter()
@@ -304,21 +326,25 @@ fn flows_mode_switches_and_selector_switches_behave_as_in_go() {
             "{:?}",
             core.which
         );
-        // Closing one flow, then all.
-        let id = listed[0]["id"].as_str().unwrap().to_string();
+        // Closing one flow (the first), then all.
+        let id = id_of(&listed, &first);
         assert_eq!(
             core.call("DELETE", &format!("/connections/{id}"), None)
                 .status,
             204
         );
         assert!(
-            closed(first),
+            closed(&mut first),
             "{:?}: the first flow stayed open",
             core.which
         );
         connections(core, 2);
         assert_eq!(core.call("DELETE", "/connections", None).status, 204);
-        assert!(closed(second) && closed(third), "{:?}", core.which);
+        assert!(
+            closed(&mut second) && closed(&mut third),
+            "{:?}: a flow stayed open",
+            core.which
+        );
         connections(core, 0);
         let totals = core.call("GET", "/connections", None).json();
         assert_eq!(totals["uploadTotal"], 15, "{:?}: {totals}", core.which);
