@@ -16,6 +16,7 @@ mod dns;
 mod load;
 mod proc;
 mod ssh;
+mod stats;
 mod tailscale;
 mod tor;
 mod tun;

@@ -13,6 +13,7 @@
 
 use crate::load;
 use crate::proc::{self, Proc};
+use crate::stats::median;
 use crate::Subject;
 use anyhow::{bail, Context, Result};
 use sb_tests::ts_replay::{Replay, Scenario};
@@ -59,11 +60,6 @@ fn replay(dir: &Path, target: SocketAddr) -> Replay {
         ..Scenario::default()
     };
     Replay::start(&dir.join("tailscaled.sock"), scenario)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Measures the rows with sb (the first subject).

@@ -20,6 +20,7 @@
 //! without one as offline and brings its WireGuard device down.
 
 use crate::proc::{self, Proc};
+use crate::stats::median;
 use crate::{Row, Settings, Subject};
 use anyhow::{bail, Context, Result};
 use sb_tests::netns::{self, Netns};
@@ -68,21 +69,6 @@ impl Measured {
             Some(cpu) if bytes > 0 => cpu.iter().sum::<f64>() / (bytes as f64 / 1e9),
             _ => f64::NAN,
         }
-    }
-}
-
-/// The median of the figures that are numbers (NaN when none is).
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.filter(|x| !x.is_nan()).collect();
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
     }
 }
 
@@ -327,17 +313,4 @@ fn measure(proxy: Option<&std::path::Path>, s: &Settings) -> Result<Measured> {
     drop(running);
     drop(client_wg);
     Ok(m)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn the_median_skips_failed_rounds() {
-        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
-        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
-        assert_eq!(median([f64::NAN, 5.0].into_iter()), 5.0);
-        assert!(median([f64::NAN].into_iter()).is_nan());
-    }
 }
