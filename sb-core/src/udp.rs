@@ -218,6 +218,11 @@ impl DirectUdp {
         })
     }
 
+    /// The address the socket is bound to (its port, when bound to any).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
     /// Asks the kernel for `bytes` of receive and send buffer: for a socket that carries a
     /// whole tunnel (the WireGuard endpoint's), where the default (about 208 KiB) overflows
     /// in a burst and every datagram dropped is a loss for the flows inside. Root (or

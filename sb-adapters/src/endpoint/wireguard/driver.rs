@@ -12,6 +12,12 @@
 //!   already queued behind it are taken too, and their datagrams leave in runs of one send
 //!   each (`batch.rs`).
 //! - Every `TICK`, each peer's timers run (handshake retries, rekeys, keepalives).
+//! - A packet for a peer without a session waits inside boringtun while a handshake runs.
+//!   It leaves once a session is current: after the handshake response to sb's own
+//!   initiation, or, when sb answered the peer's initiation, after the peer's first data
+//!   message (which is what makes that session current). Not before: with no current
+//!   session, boringtun answers a flush with a new initiation of its own, which crosses
+//!   the peer's handshake and can leave both sides on keys the other dropped.
 //!
 //! `reserved` (Cloudflare WARP): bytes 1-3 of every message are set to the peer's value
 //! after boringtun wrote it and cleared before boringtun reads one (it rejects non-zero
@@ -54,6 +60,8 @@ struct Peer {
     last_handshake: Option<Duration>,
     /// Handshake initiations sent since the last completed handshake.
     initiations: u32,
+    /// Whether boringtun may hold packets that wait for a session.
+    queued: bool,
 }
 
 /// The driver's state.
@@ -120,6 +128,7 @@ impl Driver {
                 warned: false,
                 last_handshake: None,
                 initiations: 0,
+                queued: false,
             })
             .collect();
         Driver {
@@ -222,15 +231,13 @@ impl Driver {
                 false
             }
             TunnResult::WriteToNetwork(msg) => {
+                // The keepalive (type 4) that completes sb's own handshake: its session is
+                // current, what waited leaves. A handshake response (type 2) makes none
+                // current yet: that waits for the peer's first data message (below).
+                let completed = msg.first() == Some(&4);
                 send(&self.outer, msg, src, peer.settings.reserved).await;
-                // Handshake answers, then what waited for the session.
-                for _ in 0..boringtun_queue_bound() {
-                    match peer.tunn.decapsulate(None, &[], out) {
-                        TunnResult::WriteToNetwork(msg) => {
-                            send(&self.outer, msg, src, peer.settings.reserved).await
-                        }
-                        _ => break,
-                    }
+                if completed {
+                    flush(&self.outer, peer, src, out).await;
                 }
                 true
             }
@@ -260,6 +267,10 @@ impl Driver {
             }
         };
         if delivered {
+            if peer.queued && peer.tunn.time_since_last_handshake().is_some() {
+                // The peer's first data message on the session sb answered for.
+                flush(&self.outer, peer, src, out).await;
+            }
             if peer.endpoint != Some(src) {
                 debug!(target: "endpoint", tag = %self.label, "peer({}): endpoint is now {src}", short_key(&peer.settings.public));
             }
@@ -281,7 +292,12 @@ impl Driver {
             trace!(target: "endpoint", tag = %self.label, "no peer has {dst} in its allowed_ips");
             return;
         };
-        match peer.tunn.encapsulate(pkt, out) {
+        let result = peer.tunn.encapsulate(pkt, out);
+        // Anything but a data message means boringtun kept the packet for a session.
+        if !matches!(&result, TunnResult::WriteToNetwork(m) if m.first() == Some(&4)) {
+            peer.queued = true;
+        }
+        match result {
             TunnResult::WriteToNetwork(msg) => match peer.endpoint {
                 // A data message (type 4) joins the run; anything else (a handshake
                 // initiation for a packet that waits for the session) goes after it.
@@ -307,7 +323,12 @@ impl Driver {
 
     async fn timers(&mut self, out: &mut [u8]) {
         for peer in &mut self.peers {
-            match peer.tunn.update_timers(out) {
+            let result = peer.tunn.update_timers(out);
+            // A keepalive due without a session waits in boringtun like any packet.
+            if peer.tunn.time_since_last_handshake().is_none() {
+                peer.queued = true;
+            }
+            match result {
                 TunnResult::WriteToNetwork(msg) => {
                     if let Some(to) = peer.endpoint {
                         count_initiation(&self.label, peer, msg);
@@ -332,6 +353,25 @@ impl Driver {
 /// Packets boringtun keeps for a peer without a session (its own bound).
 fn boringtun_queue_bound() -> usize {
     256 + 8
+}
+
+/// Sends what boringtun kept for `peer` while it had no session, to `to`.
+async fn flush(outer: &BoxPacketConn, peer: &mut Peer, to: SocketAddr, out: &mut [u8]) {
+    for _ in 0..boringtun_queue_bound() {
+        match peer.tunn.decapsulate(None, &[], out) {
+            TunnResult::WriteToNetwork(msg) => {
+                // With no session after all, boringtun kept the packet and made an
+                // initiation: the rest waits for its answer.
+                let initiation = msg.first() == Some(&1);
+                send(outer, msg, to, peer.settings.reserved).await;
+                if initiation {
+                    return;
+                }
+            }
+            _ => break,
+        }
+    }
+    peer.queued = false;
 }
 
 /// Where a decrypted packet goes: the kernel interface when it has one and the packet's
@@ -409,3 +449,6 @@ async fn send(outer: &BoxPacketConn, msg: &mut [u8], to: SocketAddr, reserved: O
         debug!(target: "endpoint", "send to {to}: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests;
