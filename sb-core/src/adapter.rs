@@ -60,6 +60,24 @@ pub trait PacketConn: Send + Sync + 'static {
             Ok(())
         })
     }
+    /// Receives at least one datagram and then what else is already waiting, up to
+    /// `bufs.len()`, each into its own buffer: a tunnel's socket under load. `got` is
+    /// cleared, then holds each datagram's length and sender, in order (datagram `i` is in
+    /// `bufs[i]`). A socket that can take the run from the kernel in one call (`recvmmsg`)
+    /// does; the default receives one.
+    fn recv_batch<'a>(
+        &'a self,
+        bufs: &'a mut [Vec<u8>],
+        got: &'a mut Vec<(usize, Destination)>,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(async move {
+            got.clear();
+            if let Some(first) = bufs.first_mut() {
+                got.push(self.recv_from(first).await?);
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A shared [`PacketConn`].

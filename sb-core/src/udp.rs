@@ -373,17 +373,30 @@ impl PacketConn for DirectUdp {
     ) -> BoxFuture<'a, io::Result<(usize, Destination)>> {
         Box::pin(async move {
             let (n, from) = self.socket.recv_from(buf).await?;
-            let from = match from {
-                SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-                    Some(v4) => SocketAddr::from((v4, v6.port())),
-                    None => from,
-                },
-                v4 => v4,
-            };
-            Ok((n, Destination::from_socket(from)))
+            Ok((n, Destination::from_socket(unmapped(from))))
         })
+    }
+    fn recv_batch<'a>(
+        &'a self,
+        bufs: &'a mut [Vec<u8>],
+        got: &'a mut Vec<(usize, Destination)>,
+    ) -> BoxFuture<'a, io::Result<()>> {
+        Box::pin(mmsg::recv_batch(&self.socket, bufs, got))
     }
 }
 
+/// The sender as the flow sees it: IPv4 peers of the dual-stack socket arrive as mapped
+/// IPv6 addresses.
+fn unmapped(from: SocketAddr) -> SocketAddr {
+    match from {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::from((v4, v6.port())),
+            None => from,
+        },
+        v4 => v4,
+    }
+}
+
+mod mmsg;
 #[cfg(test)]
 mod tests;

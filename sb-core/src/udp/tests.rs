@@ -129,3 +129,75 @@ async fn a_run_of_segments_arrives_as_its_datagrams() {
     // Loopback segments in software: the kernel took the run as one GSO send.
     assert!(socket.gso.load(std::sync::atomic::Ordering::Relaxed));
 }
+
+/// What waits on the socket comes out in runs of at most the buffers given, each datagram in
+/// its own buffer with its length and its sender (an IPv4 sender unmapped), in order; the
+/// rest comes with the next call, and a datagram sent later is received on its own.
+#[tokio::test]
+async fn datagrams_waiting_are_received_in_runs() {
+    let socket = super::DirectUdp::bind(&crate::dialer::DialOptions::default()).unwrap();
+    let port = socket.socket.local_addr().unwrap().port();
+    let v4 = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let v6 = tokio::net::UdpSocket::bind("[::1]:0").await.unwrap();
+    for i in 0..5u8 {
+        let (from, to) = if i % 2 == 0 {
+            (&v4, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        } else {
+            (
+                &v6,
+                std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+            )
+        };
+        from.send_to(&vec![i; 100 + usize::from(i)], to)
+            .await
+            .unwrap();
+    }
+    let mut bufs: Vec<Vec<u8>> = (0..3).map(|_| vec![0u8; 2048]).collect();
+    let mut got = Vec::new();
+    let mut seen = Vec::new();
+    let mut runs = Vec::new();
+    // Bounded: five datagrams come in at most five calls.
+    for _ in 0..5 {
+        if seen.len() == 5 {
+            break;
+        }
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            socket.recv_batch(&mut bufs, &mut got),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(
+            !got.is_empty() && got.len() <= 3,
+            "{} in one run",
+            got.len()
+        );
+        runs.push(got.len());
+        for ((n, from), buf) in got.iter().zip(&bufs) {
+            seen.push((buf[..*n].to_vec(), from.socket_addr().unwrap()));
+        }
+    }
+    // Loopback queues a datagram within its send: all five waited, so one call took three.
+    assert_eq!(runs, [3, 2]);
+    for (i, (data, from)) in seen.iter().enumerate() {
+        let i = u8::try_from(i).unwrap();
+        assert_eq!(data, &vec![i; 100 + usize::from(i)], "datagram {i}");
+        let sender = if i % 2 == 0 { &v4 } else { &v6 };
+        assert_eq!(
+            *from,
+            sender.local_addr().unwrap(),
+            "sender of datagram {i}"
+        );
+    }
+    v4.send_to(b"late", ("127.0.0.1", port)).await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        socket.recv_batch(&mut bufs, &mut got),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(&bufs[0][..got[0].0], b"late");
+}
