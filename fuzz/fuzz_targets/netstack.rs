@@ -136,9 +136,10 @@ async fn run(data: &[u8]) {
         max_udp_flows: 64,
         // A small budget of its own: an input may open connections past it.
         connections: sb_core::conn_limit::ConnBudget::new(64),
+        beside: None,
     };
     let device = Arc::new(MemoryDevice::new(incoming, Some(outgoing)));
-    let mut stack = NetStack::start(device, options).expect("the stack starts");
+    let stack = NetStack::start(device, options).expect("the stack starts");
     // The owner's side: a bound UDP socket, and a connection being opened into the device
     // (the fuzzer's SYN-ACK may complete it).
     let socket = stack.bind_udp(addr("10.0.0.2:5353")).expect("a free port");

@@ -72,6 +72,7 @@ fn options(accept: Option<FlowSource>) -> Options {
         accept,
         max_udp_flows: sb_core::netstack::MAX_UDP_FLOWS,
         connections: ConnBudget::process(),
+        beside: None,
     }
 }
 

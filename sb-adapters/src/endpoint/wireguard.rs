@@ -10,8 +10,8 @@
 //! ```
 //!
 //! - `settings.rs`: the config's keys, peers and defaults; `routes.rs`: allowed-IPs routing
-//!   (also the endpoint's `preferred_by` routes); `driver.rs`: the one task that owns the
-//!   peers' `Tunn`s and the outer UDP socket; `device.rs`: the tunnel as the stack's packet
+//!   (also the endpoint's `preferred_by` routes); `driver.rs`: the one loop that owns the
+//!   peers' `Tunn`s and the outer UDP socket (run in the stack's task); `device.rs`: the tunnel as the stack's packet
 //!   device.
 //! - The outer socket is made by the endpoint's dial fields: bound to `listen_port` when set,
 //!   else any port, or a UDP association through `detour`.
@@ -46,7 +46,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::debug;
 
 /// Kernel buffer asked for the outer UDP socket, each way (wireguard-go asks 7 MiB).
@@ -64,8 +63,8 @@ pub struct WireGuard {
 
 /// What a started endpoint holds.
 struct Running {
+    /// The stack, whose task also runs the driver.
     stack: Arc<NetStack>,
-    driver: JoinHandle<()>,
     commands: mpsc::UnboundedSender<Command>,
     /// `system: true`: the kernel interface, and the dialer bound to it that the
     /// endpoint's outbound flows use.
@@ -322,18 +321,6 @@ impl Endpoint for WireGuard {
                 }),
                 udp_timeout: Some(self.settings.udp_timeout),
             };
-            let stack = NetStack::start(
-                device,
-                Options {
-                    mtu,
-                    pool: PacketPool::for_mtu(usize::from(mtu)),
-                    batch: RxBatch::new(64, usize::from(mtu), 0),
-                    reflect: None,
-                    accept: Some(source),
-                    max_udp_flows: sb_core::netstack::MAX_UDP_FLOWS,
-                    connections: ConnBudget::process(),
-                },
-            )?;
             let (commands, commands_rx) = mpsc::unbounded_channel();
             let (kernel, to_system) = self.open_kernel(&to_driver_for_kernel)?;
             let driver = Driver::new(
@@ -345,11 +332,23 @@ impl Endpoint for WireGuard {
                 to_stack,
                 to_system,
             );
-            let driver = tokio::spawn(driver.run(from_stack, commands_rx));
+            let stack = NetStack::start(
+                device,
+                Options {
+                    mtu,
+                    pool: PacketPool::for_mtu(usize::from(mtu)),
+                    batch: RxBatch::new(64, usize::from(mtu), 0),
+                    reflect: None,
+                    accept: Some(source),
+                    max_udp_flows: sb_core::netstack::MAX_UDP_FLOWS,
+                    connections: ConnBudget::process(),
+                    // The driver and the stack trade every packet: one task for both.
+                    beside: Some(Box::pin(driver.run(from_stack, commands_rx))),
+                },
+            )?;
             if let Ok(mut r) = self.running.lock() {
                 *r = Some(Running {
                     stack: Arc::new(stack),
-                    driver,
                     commands,
                     kernel,
                 });
@@ -396,9 +395,8 @@ impl Endpoint for WireGuard {
         Box::pin(async move {
             let running = self.running.lock().ok().and_then(|mut r| r.take());
             if let Some(r) = running {
-                r.driver.abort();
-                let _ = r.driver.await;
-                drop(r.stack);
+                // Its task runs the driver: the outer socket is closed when this returns.
+                r.stack.close().await;
                 #[cfg(feature = "tun")]
                 if let Some(k) = r.kernel {
                     k.interface.close().await;

@@ -87,6 +87,7 @@ pub fn serve<D: PacketDevice>(
             accept: Some(source),
             max_udp_flows: sb_core::netstack::MAX_UDP_FLOWS,
             connections: sb_core::conn_limit::ConnBudget::process(),
+            beside: None,
         },
     )
 }
@@ -216,7 +217,7 @@ impl Inbound for TunIn {
             }
             let stack = self.stack.lock().ok().and_then(|mut s| s.take());
             // Stopping the pump drops the device, and the kernel removes the interface.
-            if let Some(mut stack) = stack {
+            if let Some(stack) = stack {
                 stack.close().await;
             }
         })

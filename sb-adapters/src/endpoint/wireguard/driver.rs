@@ -1,5 +1,7 @@
-//! The tunnel's one driver task: it owns every peer's boringtun `Tunn`, the outer UDP socket
-//! and the queues to and from the userspace stack, so no lock is taken per packet.
+//! The tunnel's driver: one loop that owns every peer's boringtun `Tunn`, the outer UDP
+//! socket and the queues to and from the userspace stack, so no lock is taken per packet.
+//! It runs in the stack's own task (`beside` in sb-core's netstack `Options`), so a packet
+//! passing between it and the stack never wakes another thread.
 //!
 //! - A datagram from the network is matched to its peer (a handshake initiation by the
 //!   sender's static key, anything else by the receiver index boringtun gave the peer),
