@@ -133,6 +133,18 @@ async fn a_run_of_segments_arrives_as_its_datagrams() {
 /// What waits on the socket comes out in runs of at most the buffers given, each datagram in
 /// its own buffer with its length and its sender (an IPv4 sender unmapped), in order; the
 /// rest comes with the next call, and a datagram sent later is received on its own.
+/// The socket's next run of datagrams (bounded wait).
+async fn next_run(
+    socket: &super::DirectUdp,
+    bufs: &mut [Vec<u8>],
+    got: &mut Vec<(usize, Destination)>,
+) {
+    tokio::time::timeout(Duration::from_secs(5), socket.recv_batch(bufs, got))
+        .await
+        .expect("a datagram within 5 s")
+        .unwrap();
+}
+
 #[tokio::test]
 async fn datagrams_waiting_are_received_in_runs() {
     let socket = super::DirectUdp::bind(&crate::dialer::DialOptions::default()).unwrap();
@@ -161,13 +173,7 @@ async fn datagrams_waiting_are_received_in_runs() {
         if seen.len() == 5 {
             break;
         }
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            socket.recv_batch(&mut bufs, &mut got),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+        next_run(&socket, &mut bufs, &mut got).await;
         assert!(
             !got.is_empty() && got.len() <= 3,
             "{} in one run",
@@ -191,13 +197,7 @@ async fn datagrams_waiting_are_received_in_runs() {
         );
     }
     v4.send_to(b"late", ("127.0.0.1", port)).await.unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        socket.recv_batch(&mut bufs, &mut got),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    next_run(&socket, &mut bufs, &mut got).await;
     assert_eq!(got.len(), 1);
     assert_eq!(&bufs[0][..got[0].0], b"late");
 }
