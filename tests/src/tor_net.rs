@@ -143,8 +143,18 @@ impl TorNet {
             .collect();
         std::fs::write(dir.join("resolv.conf"), "nameserver 127.0.0.1\n")
             .unwrap_or_else(|e| panic!("{e}"));
+        // Every relay but the exit may be a guard: with one exit, a client whose guard is
+        // the exit can build no exit circuit (arti kept e0 as its guard once and failed
+        // every stream for 30 s: "rejected 3/4 as not exiting to desired ports; 1/1 as in
+        // same family as already selected").
+        let guards: Vec<String> = nodes
+            .iter()
+            .filter(|n| matches!(n.role, Role::Authority | Role::Relay))
+            .map(|n| format!("${}", n.fingerprint))
+            .collect();
+        let guards = guards.join(",");
         for node in &nodes {
-            let torrc = torrc(node, &dir, socks, http, &dir_authorities);
+            let torrc = torrc(node, &dir, socks, http, &dir_authorities, &guards);
             std::fs::write(node.dir.join("torrc"), torrc).unwrap_or_else(|e| panic!("{e}"));
         }
         let arti_toml = dir.join("arti.toml");
@@ -470,11 +480,19 @@ fn make_keys(node: &mut Node) {
 /// ORPort reachable: a relay publishes its descriptor only after a reachability self-test,
 /// which needs circuits through relays the first consensus may not list yet, and on a
 /// loopback network that chicken-and-egg sometimes never resolved.
-fn torrc(node: &Node, net: &Path, socks: u16, http: u16, authorities: &[String]) -> String {
+fn torrc(
+    node: &Node,
+    net: &Path,
+    socks: u16,
+    http: u16,
+    authorities: &[String],
+    guards: &str,
+) -> String {
     let dir = node.dir.display();
     let mut t = format!(
         "TestingTorNetwork 1\nPathsNeededToBuildCircuits 0.67\nTestingDirAuthVoteExit *\n\
-         TestingDirAuthVoteHSDir *\nTestingDirAuthVoteGuard *\nTestingMinExitFlagThreshold 0\n\
+         TestingDirAuthVoteHSDir *\nTestingDirAuthVoteGuard {guards}\nTestingDirAuthVoteGuardIsStrict 1\n\
+         TestingMinExitFlagThreshold 0\n\
          V3AuthNIntervalsValid 2\nDataDirectory {dir}\nNickname {}\nShutdownWaitLength 0\n\
          ConnLimit 60\nLog notice file {dir}/notice.log\nLog info file {dir}/info.log\n\
          ProtocolWarnings 1\nSafeLogging 0\nLogTimeGranularity 1\nSandbox 0\n\
