@@ -76,7 +76,7 @@ pub struct Options {
     /// The device's own loop (the WireGuard endpoint's driver), run in the stack's task
     /// beside the pump and smoltcp's runner: every packet between the device and the stack
     /// is then a wake on the thread that made it. The stack stops when it ends.
-    pub beside: Option<futures::future::BoxFuture<'static, ()>>,
+    pub beside: Option<crate::adapter::BoxFuture<'static, ()>>,
 }
 
 /// A running stack over one device. Dropping it stops its tasks (and so releases the
@@ -286,10 +286,13 @@ impl NetStack {
     /// Stops every task and waits for them, releasing the device (and what runs
     /// `beside` it). Dials still holding the stack then fail.
     pub async fn close(&self) {
-        let tasks = match self.tasks.lock() {
-            Ok(mut t) => std::mem::take(&mut *t),
-            Err(_) => return,
-        };
+        // A poisoned lock still holds the handles: stop them all the same.
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         for t in tasks {
             t.abort();
             let _ = t.await;
@@ -299,10 +302,12 @@ impl NetStack {
 
 impl Drop for NetStack {
     fn drop(&mut self) {
-        if let Ok(tasks) = self.tasks.get_mut() {
-            for t in tasks.iter() {
-                t.abort();
-            }
+        let tasks = self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for t in tasks.iter() {
+            t.abort();
         }
     }
 }

@@ -11,8 +11,8 @@
 //!
 //! - `settings.rs`: the config's keys, peers and defaults; `routes.rs`: allowed-IPs routing
 //!   (also the endpoint's `preferred_by` routes); `driver.rs`: the one loop that owns the
-//!   peers' `Tunn`s and the outer UDP socket (run in the stack's task); `device.rs`: the tunnel as the stack's packet
-//!   device.
+//!   peers' `Tunn`s and the outer UDP socket (run in the stack's task); `device.rs`: the
+//!   tunnel as the stack's packet device.
 //! - The outer socket is made by the endpoint's dial fields: bound to `listen_port` when set,
 //!   else any port, or a UDP association through `detour`.
 //! - Flows from peers enter the router with the endpoint's tag; a destination that is one of

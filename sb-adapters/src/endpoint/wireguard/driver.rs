@@ -47,6 +47,9 @@ const BUF: usize = 65_535 + 32;
 /// Most datagrams taken from the outer socket in one system call. A run that fills it is
 /// about 45 KiB of a tunnel's packets; a quiet tunnel gets its one datagram just the same.
 const RECV_BATCH: usize = 32;
+/// WireGuard's message types (a message's first byte) that the driver tells apart.
+const INITIATION: u8 = 1;
+const DATA: u8 = 4;
 
 /// What the endpoint tells a running driver.
 pub enum Command {
@@ -244,7 +247,7 @@ impl Driver {
                 // The keepalive (type 4) that completes sb's own handshake: its session is
                 // current, what waited leaves. A handshake response (type 2) makes none
                 // current yet: that waits for the peer's first data message (below).
-                let completed = msg.first() == Some(&4);
+                let completed = msg.first() == Some(&DATA);
                 send(&self.outer, msg, src, peer.settings.reserved).await;
                 if completed {
                     flush(&self.outer, peer, src, out).await;
@@ -304,14 +307,14 @@ impl Driver {
         };
         let result = peer.tunn.encapsulate(pkt, out);
         // Anything but a data message means boringtun kept the packet for a session.
-        if !matches!(&result, TunnResult::WriteToNetwork(m) if m.first() == Some(&4)) {
+        if !matches!(&result, TunnResult::WriteToNetwork(m) if m.first() == Some(&DATA)) {
             peer.queued = true;
         }
         match result {
             TunnResult::WriteToNetwork(msg) => match peer.endpoint {
                 // A data message (type 4) joins the run; anything else (a handshake
                 // initiation for a packet that waits for the session) goes after it.
-                Some(to) if msg.first() == Some(&4) => {
+                Some(to) if msg.first() == Some(&DATA) => {
                     if let (Some(r), Some(bytes)) = (peer.settings.reserved, msg.get_mut(1..4)) {
                         bytes.copy_from_slice(&r);
                     }
@@ -372,7 +375,7 @@ async fn flush(outer: &BoxPacketConn, peer: &mut Peer, to: SocketAddr, out: &mut
             TunnResult::WriteToNetwork(msg) => {
                 // With no session after all, boringtun kept the packet and made an
                 // initiation: the rest waits for its answer.
-                let initiation = msg.first() == Some(&1);
+                let initiation = msg.first() == Some(&INITIATION);
                 send(outer, msg, to, peer.settings.reserved).await;
                 if initiation {
                     return;
@@ -434,7 +437,7 @@ fn log_handshake(label: &str, peer: &mut Peer) {
 /// handshake means the first went unanswered (boringtun retries after 5 s), said once.
 fn count_initiation(label: &str, peer: &mut Peer, msg: &[u8]) {
     // Message type 1 (a handshake initiation); bytes 1-3 are still zero here.
-    if msg.first() != Some(&1) {
+    if msg.first() != Some(&INITIATION) {
         return;
     }
     peer.initiations = peer.initiations.saturating_add(1);
