@@ -92,11 +92,14 @@ pub struct NetStack {
 }
 
 /// The most a TCP connection's receive and send buffers grow to (each starts at 64 KiB and
-/// grows while its traffic fills it: third_party/netstack-smoltcp/SB_PATCH.md). One stream's
-/// throughput is bound by window / round trip: through a WireGuard tunnel on a loaded
-/// machine 320 KiB (netstack-smoltcp's fixed size) held one download at about Go's speed,
-/// 1 MiB lifted it (docs/wireguard.md). Go's gVisor stack grows to 8 MiB (receive) and
-/// 6 MiB (send).
+/// grows while its traffic fills it: third_party/netstack-smoltcp/SB_PATCH.md); the
+/// connections growing their receive buffers at once share this much between them. One
+/// stream's throughput is bound by window / round trip: through a WireGuard tunnel on a
+/// loaded machine 320 KiB (netstack-smoltcp's fixed size) held one download at about Go's
+/// speed, 1 MiB lifted it; four downloads at 1 MiB each overran the peer's queue (thousands
+/// of retransmissions per run), at a shared 1 MiB they ran without loss
+/// (docs/wireguard.md). Go's gVisor stack grows to 8 MiB (receive) and 6 MiB (send) per
+/// connection.
 const TCP_BUFFER_MAX: u32 = 1 << 20;
 
 /// Packets of the stack's own (pings) queued for the device at most.

@@ -421,3 +421,66 @@ async fn a_bulk_transfer_grows_the_window_an_idle_connection_keeps_it_small() {
     assert!(bulk_max > 320 * 1024, "bulk: {bulk_max}");
     assert!(bulk_max <= 1 << 20, "bulk: {bulk_max}");
 }
+
+/// Connections receiving at once share one receive budget: of two bulk transfers started
+/// together, both come to advertise more than the initial 64 KiB, and the one that ends
+/// first never more than half the 1 MiB a lone one may grow to (a path does not take more
+/// in flight for having more connections on it); the other may take the whole budget once
+/// it is alone. Both arrive intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_transfers_at_once_share_the_receive_budget() {
+    let (dialer, _acceptor, mut flows, mut windows) = tapped_pair();
+    let mut transfers = Vec::new();
+    for _ in 0..2 {
+        let conn = dialer
+            .connect_tcp(addr("10.0.0.1:0"), addr("10.0.0.2:8080"), WAIT)
+            .await
+            .unwrap();
+        transfers.push(conn);
+    }
+    for _ in 0..2 {
+        tokio::time::timeout(WAIT, flows.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let ports: Vec<u16> = transfers.iter().map(|c| c.local_addr().port()).collect();
+    let tasks: Vec<_> = transfers
+        .into_iter()
+        .map(|mut conn| {
+            tokio::spawn(async move {
+                const TOTAL: usize = 16 << 20;
+                let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+                let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+                for _ in 0..TOTAL / chunk.len() {
+                    conn.write_all(&chunk).await.unwrap();
+                    hash.update(&chunk);
+                }
+                conn.shutdown().await.unwrap();
+                let mut answer = Vec::new();
+                tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut answer))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(answer, hash.finish().as_ref());
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let mut max = [0u64; 2];
+    while let Ok((port, window)) = windows.try_recv() {
+        if let Some(i) = ports.iter().position(|p| *p == port) {
+            max[i] = max[i].max(window);
+        }
+    }
+    assert!(
+        max.iter().all(|m| *m > 64 * 1024),
+        "a transfer never grew its window: {max:?}"
+    );
+    assert!(
+        max.iter().any(|m| *m <= 512 * 1024),
+        "both took more than their share: {max:?}"
+    );
+}

@@ -113,19 +113,32 @@ fn initial(max: u32) -> usize {
     (max as usize).min(INITIAL_BUFFER)
 }
 
+/// sb: what one connection's receive buffer may grow to when `grown` connections (itself
+/// included) have grown theirs: an equal share of `budget`, and never less than the
+/// initial size.
+///
+/// The stack's connections mostly share one path (a WireGuard endpoint's flows all cross
+/// its tunnel), and what a path can take in flight does not grow with the number of
+/// connections on it: every window past that only fills the queue in front of the slowest
+/// hop until it drops. So the configured receive size is what one connection may grow to
+/// and what all growing connections share.
+fn receive_share(budget: u32, grown: usize) -> usize {
+    (budget as usize / grown.max(1)).max(initial(budget))
+}
+
 /// sb: doubles the receive side (smoltcp's buffer and the ring after it) when twice its
-/// capacity went through it within `GROWTH_PERIOD`, the send side likewise, each up to its
-/// maximum; then starts a new period when this one is over.
+/// capacity went through it within `GROWTH_PERIOD`, up to `recv_share`, the send side
+/// likewise up to its maximum; then starts a new period when this one is over.
 fn grow(
     socket: &mut TcpSocket<'static>,
     control: &mut TcpSocketControl,
-    (max_recv, max_send): (u32, u32),
+    (recv_share, max_send): (usize, u32),
     now: std::time::Instant,
 ) {
     let (rx, tx) = (socket.recv_capacity(), socket.send_capacity());
     let g = &mut control.growth;
     let next_rx = if g.received >= 2 * rx {
-        (2 * rx).min(max_recv as usize).max(rx)
+        (2 * rx).min(recv_share).max(rx)
     } else {
         rx
     };
@@ -364,6 +377,10 @@ impl TcpListenerRunner {
         // accepted connection alive.
         let mut handshaking: HashMap<SocketHandle, TcpStream> = HashMap::new();
         let mut tuples: HashMap<SocketHandle, (SocketAddr, SocketAddr)> = HashMap::new();
+        // sb: connections still receiving whose receive buffer grew past the initial size,
+        // as of the last poll (`receive_share`).
+        let mut grown_rx: usize = 0;
+        let initial_rx = initial(tcp_recv_buffer_size);
         loop {
             while let Ok(TcpSocketCreation {
                 control,
@@ -431,6 +448,7 @@ impl TcpListenerRunner {
             let now = std::time::Instant::now();
             let mut sockets_to_remove = Vec::new();
             let mut unborn: Vec<TcpStream> = Vec::new();
+            let mut grown_now = 0;
 
             for (socket_handle, control) in sockets.iter() {
                 let socket_handle = *socket_handle;
@@ -597,15 +615,21 @@ impl TcpListenerRunner {
                     }
                 }
 
-                grow(
-                    socket,
-                    &mut control,
-                    (tcp_recv_buffer_size, tcp_send_buffer_size),
-                    now,
-                );
+                let was_grown = socket.recv_capacity() > initial_rx;
+                // A socket with nothing more to receive (its peer sent FIN) keeps its size.
+                let share = if socket.may_recv() {
+                    receive_share(tcp_recv_buffer_size, grown_rx + usize::from(!was_grown))
+                } else {
+                    socket.recv_capacity()
+                };
+                grow(socket, &mut control, (share, tcp_send_buffer_size), now);
+                if socket.recv_capacity() > initial_rx && socket.may_recv() {
+                    grown_now += 1;
+                }
             }
 
             drop(unborn);
+            grown_rx = grown_now;
             for socket_handle in sockets_to_remove {
                 sockets.remove(&socket_handle);
                 socket_set.remove(socket_handle);
@@ -944,4 +968,21 @@ fn free_port(local: SocketAddr, used: &HashSet<SocketAddr>) -> Option<u16> {
     (0..span)
         .map(|i| lo + ((start + i) % span) as u16)
         .find(|port| !used.contains(&SocketAddr::new(local.ip(), *port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// sb: growing connections split the receive budget evenly, never below the initial
+    /// size; a budget under the initial size is every connection's size.
+    #[test]
+    fn growing_connections_share_the_receive_budget() {
+        let mib = 1 << 20;
+        assert_eq!(receive_share(mib, 0), 1 << 20);
+        assert_eq!(receive_share(mib, 1), 1 << 20);
+        assert_eq!(receive_share(mib, 4), 256 * 1024);
+        assert_eq!(receive_share(mib, 100), INITIAL_BUFFER);
+        assert_eq!(receive_share(32 * 1024, 3), 32 * 1024);
+    }
 }
