@@ -203,6 +203,15 @@ async fn a_dialed_tcp_connection_carries_100_mib_hashed() {
         hash.update(&chunk);
         sent += chunk.len();
     }
+    expect_hash_back(&mut conn, hash).await;
+}
+
+/// Closes `conn`'s sending half and checks that the acceptor's answer is `hash` of what
+/// was sent.
+async fn expect_hash_back<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    conn: &mut S,
+    hash: ring::digest::Context,
+) {
     conn.shutdown().await.unwrap();
     let mut answer = Vec::new();
     tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut answer))
@@ -372,6 +381,18 @@ async fn accepted_tcp_connections_are_bounded_by_the_budget() {
     assert_eq!(answer.len(), 32);
 }
 
+/// Sends 16 MiB through `conn` and checks that the acceptor answers their SHA-256.
+async fn send_16_mib_hashed<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(conn: &mut S) {
+    const TOTAL: usize = 16 << 20;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    for _ in 0..TOTAL / chunk.len() {
+        conn.write_all(&chunk).await.unwrap();
+        hash.update(&chunk);
+    }
+    expect_hash_back(conn, hash).await;
+}
+
 /// A connection's buffers start small and grow with its traffic: an idle connection keeps
 /// advertising at most 64 KiB, one carrying 16 MiB comes to advertise more than the 320 KiB
 /// netstack-smoltcp used to give every connection, and what it carried arrives intact.
@@ -395,20 +416,7 @@ async fn a_bulk_transfer_grows_the_window_an_idle_connection_keeps_it_small() {
             .unwrap()
             .unwrap();
     }
-    const TOTAL: usize = 16 << 20;
-    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-    let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
-    for _ in 0..TOTAL / chunk.len() {
-        bulk.write_all(&chunk).await.unwrap();
-        hash.update(&chunk);
-    }
-    bulk.shutdown().await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(60), bulk.read_to_end(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(answer, hash.finish().as_ref());
+    send_16_mib_hashed(&mut bulk).await;
     let (mut idle_max, mut bulk_max) = (0, 0);
     while let Ok((port, window)) = windows.try_recv() {
         if port == idle_port {
@@ -447,24 +455,7 @@ async fn bulk_transfers_at_once_share_the_receive_budget() {
     let ports: Vec<u16> = transfers.iter().map(|c| c.local_addr().port()).collect();
     let tasks: Vec<_> = transfers
         .into_iter()
-        .map(|mut conn| {
-            tokio::spawn(async move {
-                const TOTAL: usize = 16 << 20;
-                let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
-                let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
-                for _ in 0..TOTAL / chunk.len() {
-                    conn.write_all(&chunk).await.unwrap();
-                    hash.update(&chunk);
-                }
-                conn.shutdown().await.unwrap();
-                let mut answer = Vec::new();
-                tokio::time::timeout(Duration::from_secs(60), conn.read_to_end(&mut answer))
-                    .await
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(answer, hash.finish().as_ref());
-            })
-        })
+        .map(|mut conn| tokio::spawn(async move { send_16_mib_hashed(&mut conn).await }))
         .collect();
     for task in tasks {
         task.await.unwrap();
