@@ -7,6 +7,7 @@
 //! of the flows a proxy holds — costs no buffer at all.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -91,13 +92,19 @@ impl Dir {
                     }
                 }
                 None => {
-                    let mut stack = [0u8; CHUNK];
-                    let mut rb = ReadBuf::new(&mut stack);
-                    let n = match Pin::new(&mut *r).poll_read(cx, &mut rb) {
-                        Poll::Ready(Ok(())) => rb.filled().len(),
+                    // Uninitialised: a reader fills what it reads (a socket writes into it
+                    // directly). Zeroing 64 KiB for every read, when a read through a
+                    // tunnel carries about a dozen KiB, was 1.5 % of sb's CPU samples in a
+                    // WireGuard download (0.4 % after).
+                    let mut stack = [MaybeUninit::<u8>::uninit(); CHUNK];
+                    let mut rb = ReadBuf::uninit(&mut stack);
+                    match Pin::new(&mut *r).poll_read(cx, &mut rb) {
+                        Poll::Ready(Ok(())) => {}
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                         Poll::Pending => return self.flush_then_wait(cx, w),
                     };
+                    let stack = rb.filled();
+                    let n = stack.len();
                     if n == 0 {
                         self.eof = true;
                         continue;

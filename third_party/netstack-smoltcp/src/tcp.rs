@@ -29,6 +29,8 @@ use tokio::{
 use tracing::{error, trace};
 
 mod growth;
+#[cfg(test)]
+mod tests;
 
 use growth::{grow, initial, new_control, new_socket, receive_share, Growth};
 
@@ -58,6 +60,9 @@ struct TcpSocketControl {
     local: Option<SocketAddr>,
     /// sb: what went through the buffers lately, for `grow`.
     growth: Growth,
+    /// sb: the socket task left received data in smoltcp's buffer because `recv_buffer` was
+    /// full; the next read that frees room wakes the task to move it (`poll_read`).
+    recv_held: bool,
 }
 
 struct TcpSocketCreation {
@@ -442,6 +447,9 @@ impl TcpListenerRunner {
                     }
                 }
 
+                // sb: data left behind (the ring is full) is moved once a read makes room.
+                control.recv_held = socket.can_recv();
+
                 // If socket is not in ESTABLISH, FIN-WAIT-1, FIN-WAIT-2,
                 // the local client have closed our receiver.
                 // sb: SynSent too, for the connections the stack opens: their receive half
@@ -779,11 +787,18 @@ impl AsyncRead for TcpStream {
             return Poll::Pending;
         }
 
-        let recv_buf = buf.initialize_unfilled();
+        // sb: initialise (zero) only what the ring fills, not the whole buffer the caller
+        // offers (a relay reads into 64 KiB and gets a few packets' worth).
+        let len = buf.remaining().min(control.recv_buffer.len());
+        let recv_buf = buf.initialize_unfilled_to(len);
         let n = control.recv_buffer.dequeue_slice(recv_buf);
         buf.advance(n);
 
-        if n > 0 {
+        // sb: the socket task drains smoltcp's buffer into the ring on every poll, so a
+        // read only gives it work when it had to leave data behind; waking it for every
+        // read cost a poll of the whole interface per read (and, on a multi-threaded
+        // runtime, a wake across threads).
+        if n > 0 && std::mem::take(&mut control.recv_held) {
             self.notify.notify_one();
         }
 
@@ -816,9 +831,13 @@ impl AsyncWrite for TcpStream {
             return Poll::Pending;
         }
 
+        // sb: the socket task moves the ring into smoltcp on every poll until smoltcp's
+        // buffer is full, and polls again when an acknowledgement makes room; so only data
+        // written into an empty ring is news to it.
+        let was_empty = control.send_buffer.is_empty();
         let n = control.send_buffer.enqueue_slice(buf);
 
-        if n > 0 {
+        if n > 0 && was_empty {
             self.notify.notify_one();
         }
 

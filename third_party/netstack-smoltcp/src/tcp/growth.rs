@@ -60,6 +60,7 @@ pub(super) fn new_control((max_recv, max_send): (u32, u32)) -> TcpSocketControl 
         send_state: TcpSocketState::Normal,
         local: None,
         growth: Growth::new(),
+        recv_held: false,
     }
 }
 
