@@ -520,6 +520,9 @@ pub struct Socket<'a> {
     /// sb patch: while a retransmission is being recovered from, the highest sequence
     /// number sent before it (RFC 6582's `recover`).
     sb_recover: Option<TcpSeqNumber>,
+    /// sb patch: while the segment at the first unacknowledged octet is resent alone (a
+    /// hole, after three duplicate ACKs or a partial ACK), where sending resumes after it.
+    sb_resume_at: Option<TcpSeqNumber>,
     /// sb patch: the capacity the receive buffer may grow to (`set_rx_capacity_max`); the
     /// window scale is chosen for it.
     sb_rx_capacity_max: usize,
@@ -605,6 +608,7 @@ impl<'a> Socket<'a> {
             local_rx_last_seq: None,
             local_rx_dup_acks: 0,
             sb_recover: None,
+            sb_resume_at: None,
             sb_rx_capacity_max: 0,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
@@ -920,6 +924,7 @@ impl<'a> Socket<'a> {
         self.timer = Timer::new();
         self.rtte = RttEstimator::default();
         self.sb_recover = None;
+        self.sb_resume_at = None;
         self.assembler = Assembler::new();
         self.tx_buffer.clear();
         self.rx_buffer.clear();
@@ -2115,9 +2120,22 @@ impl<'a> Socket<'a> {
                     self.local_rx_last_ack = Some(ack_number);
                 }
             };
+            // sb patch: a partial ACK (RFC 6582) while recovering: the peer got the resent
+            // hole and what followed up to the next hole, which is resent alone next.
+            let partial = recovering
+                && ack_number > self.local_seq_no
+                && ack_number < self.remote_last_seq
+                && self.sb_resume_at.is_none();
             // We've processed everything in the incoming segment, so advance the local
             // sequence number past it.
             self.local_seq_no = ack_number;
+            if partial {
+                self.sb_resume_at = Some(self.remote_last_seq);
+                self.remote_last_seq = ack_number;
+            }
+            if self.sb_resume_at.is_some_and(|at| at <= ack_number) {
+                self.sb_resume_at = None;
+            }
             // During retransmission, if an earlier segment got lost but later was
             // successfully received, self.local_seq_no can move past self.remote_last_seq.
             // Do not attempt to retransmit the latter segments; not only this is pointless
@@ -2457,12 +2475,19 @@ impl<'a> Socket<'a> {
             // If a retransmit timer expired, we should resend data starting at the last ACK.
             net_debug!("retransmitting");
 
+            // sb patch: which kind, before the timer is cleared below.
+            let fast = matches!(self.timer, Timer::FastRetransmit);
+            // sb patch: a fast retransmission resends the hole alone and resumes where
+            // sending was: resending everything from the hole (go-back-N) repeated the
+            // segments the peer had, five to eight for every one lost, into a peer short
+            // of CPU. A timeout still resends everything.
+            let sent = self.remote_last_seq;
+            self.sb_resume_at = (fast && sent > self.local_seq_no).then_some(sent);
+
             // Rewind "last sequence number sent", as if we never
             // had sent them. This will cause all data in the queue
             // to be sent again.
             self.remote_last_seq = self.local_seq_no;
-            // sb patch: which kind, before the timer is cleared below.
-            let fast = matches!(self.timer, Timer::FastRetransmit);
 
             // Clear the `should_retransmit` state. If we can't retransmit right
             // now for whatever reason (like zero window), this avoids an
@@ -2726,6 +2751,12 @@ impl<'a> Socket<'a> {
 
         // We've sent a packet successfully, so we can update the internal state now.
         self.remote_last_seq = repr.seq_number + repr.segment_len();
+        // sb patch: the hole is resent; sending resumes after what was sent before.
+        if repr.segment_len() > 0
+            && let Some(at) = self.sb_resume_at.take()
+        {
+            self.remote_last_seq = self.remote_last_seq.max(at);
+        }
         self.remote_last_ack = repr.ack_number;
         self.remote_last_win = repr.window_len;
 
@@ -5994,6 +6025,19 @@ mod test {
         total
     }
 
+    /// sb patch: where the next segment the socket sends at `t` starts, and its payload
+    /// length.
+    #[cfg(feature = "socket-tcp-reno")]
+    fn sb_next_segment(s: &mut TestSocket, t: i64) -> Option<(TcpSeqNumber, usize)> {
+        s.cx.set_now(Instant::from_millis(t));
+        let mut sent = None;
+        let _ = s.socket.dispatch(&mut s.cx, |_, (_, repr)| {
+            sent = Some((repr.seq_number, repr.payload.len()));
+            Ok::<(), ()>(())
+        });
+        sent
+    }
+
     /// sb patch: the congestion window bounds the data in flight (upstream let the whole
     /// peer window out at once), and a timeout restarts from one segment.
     #[cfg(feature = "socket-tcp-reno")]
@@ -6021,9 +6065,8 @@ mod test {
         assert_eq!(sb_flush(&mut s, 1020), 0);
     }
 
-    /// sb patch: three duplicate ACKs resend from the hole with half the window, without
-    /// backing off the timer; duplicates while that recovery lasts (the peer getting
-    /// segments twice) start no second one.
+    /// sb patch: three duplicate ACKs resend the hole alone with half the window, without
+    /// backing off the timer; duplicates while that recovery lasts start no second one.
     #[cfg(feature = "socket-tcp-reno")]
     #[test]
     fn sb_one_fast_retransmit_per_loss_and_no_timer_back_off() {
@@ -6050,10 +6093,11 @@ mod test {
         for _ in 0..3 {
             ack(&mut s, 11, 1000);
         }
-        // Half of 11 segments' window, resent from the hole (Nagle holds the half segment).
-        assert_eq!(sb_flush(&mut s, 11), 5000);
+        // The hole alone: the peer holds what followed it, and 11 segments in flight are
+        // more than half of 11 segments' window, so nothing new goes yet.
+        assert_eq!(sb_flush(&mut s, 11), 1000);
         assert_eq!(s.rtte.rto, rto, "a fast retransmission is no timeout");
-        // The peer had the resent segments after the hole: each comes back as a duplicate.
+        // The segments sent after the hole keep arriving: each comes back as a duplicate.
         for _ in 0..6 {
             ack(&mut s, 12, 1000);
         }
@@ -6063,6 +6107,56 @@ mod test {
             "no second fast retransmit for the same loss"
         );
         // The hole is filled and everything sent before the loss is acknowledged: new data.
+        ack(&mut s, 13, 12_000);
+        assert!(sb_flush(&mut s, 13) > 0);
+    }
+
+    /// sb patch: a partial ACK during recovery (RFC 6582) resends the next hole alone;
+    /// the ACK of everything sent before the loss ends the recovery and new data goes.
+    #[cfg(feature = "socket-tcp-reno")]
+    #[test]
+    fn sb_a_partial_ack_resends_the_next_hole_alone() {
+        let mut s = socket_established_with_buffer_sizes(60_000, 64);
+        s.set_congestion_control(CongestionControl::Reno);
+        s.remote_mss = 1000;
+        s.congestion_controller.inner_mut().set_mss(1000);
+        s.remote_win_len = 60_000;
+        s.send_slice(&[0x5a; 60_000]).unwrap();
+        assert_eq!(sb_flush(&mut s, 0), 10_000);
+        let ack = |mut s: &mut TestSocket, t: i64, acked: usize| {
+            send!(s, time t, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1 + acked),
+                window_len: 60_000,
+                ..SEND_TEMPL
+            });
+        };
+        // Segments 1000.. and 4000.. are lost: the first ACK lets two more out, three
+        // duplicates follow.
+        ack(&mut s, 10, 1000);
+        assert_eq!(sb_flush(&mut s, 10), 2000);
+        for _ in 0..3 {
+            ack(&mut s, 10, 1000);
+        }
+        assert_eq!(
+            sb_next_segment(&mut s, 11),
+            Some((LOCAL_SEQ + 1 + 1000, 1000)),
+            "the first hole"
+        );
+        assert_eq!(sb_flush(&mut s, 11), 0);
+        // The peer now holds everything up to the second hole.
+        ack(&mut s, 12, 4000);
+        assert_eq!(
+            sb_next_segment(&mut s, 12),
+            Some((LOCAL_SEQ + 1 + 4000, 1000)),
+            "the second hole"
+        );
+        assert_eq!(
+            sb_flush(&mut s, 12),
+            0,
+            "what is in flight fills the window"
+        );
+        // Everything sent before the loss is acknowledged: the recovery is over.
         ack(&mut s, 13, 12_000);
         assert!(sb_flush(&mut s, 13) > 0);
     }
@@ -6525,29 +6619,14 @@ mod test {
             ..RECV_TEMPL
         }));
 
-        recv!(s, time 1105, Ok(TcpRepr {
-            seq_number: LOCAL_SEQ + 1 + 6,
-            ack_number: Some(REMOTE_SEQ + 1),
-            payload:    &b"yyyyyy"[..],
-            ..RECV_TEMPL
-        }));
-        recv!(s, time 1110, Ok(TcpRepr {
-            seq_number: LOCAL_SEQ + 1 + (6 * 2),
-            ack_number: Some(REMOTE_SEQ + 1),
-            payload:    &b"wwwwww"[..],
-            ..RECV_TEMPL
-        }));
-        recv!(s, time 1115, Ok(TcpRepr {
-            seq_number: LOCAL_SEQ + 1 + (6 * 3),
-            ack_number: Some(REMOTE_SEQ + 1),
-            payload:    &b"zzzzzz"[..],
-            ..RECV_TEMPL
-        }));
+        // sb patch: the lost segment alone; the peer holds the three after it (upstream
+        // resent them too).
+        recv_nothing!(s, time 1105);
 
-        // After all was send out, enter *normal* retransmission,
+        // After the hole was resent, enter *normal* retransmission,
         // don't stay in fast retransmission.
         assert!(match s.timer {
-            Timer::Retransmit { expires_at, .. } => expires_at > Instant::from_millis(1115),
+            Timer::Retransmit { expires_at, .. } => expires_at > Instant::from_millis(1105),
             _ => false,
         });
 
