@@ -2130,8 +2130,7 @@ impl<'a> Socket<'a> {
             // sequence number past it.
             self.local_seq_no = ack_number;
             if partial {
-                self.sb_resume_at = Some(self.remote_last_seq);
-                self.remote_last_seq = ack_number;
+                self.sb_resend_hole();
             }
             if self.sb_resume_at.is_some_and(|at| at <= ack_number) {
                 self.sb_resume_at = None;
@@ -2359,6 +2358,16 @@ impl<'a> Socket<'a> {
         }
     }
 
+    /// sb patch: the next segment sent is the one at the first unacknowledged octet (a
+    /// hole), and sending resumes where it was after it. Resending everything from the hole
+    /// (go-back-N, what a timeout still does) repeated the segments the peer had, five to
+    /// eight for every one lost, into a peer short of CPU.
+    fn sb_resend_hole(&mut self) {
+        let sent = self.remote_last_seq;
+        self.sb_resume_at = (sent > self.local_seq_no).then_some(sent);
+        self.remote_last_seq = self.local_seq_no;
+    }
+
     /// sb patch: how many more octets the congestion window allows in flight.
     fn cwnd_room(&self) -> usize {
         let in_flight = if self.remote_last_seq >= self.local_seq_no {
@@ -2477,17 +2486,15 @@ impl<'a> Socket<'a> {
 
             // sb patch: which kind, before the timer is cleared below.
             let fast = matches!(self.timer, Timer::FastRetransmit);
-            // sb patch: a fast retransmission resends the hole alone and resumes where
-            // sending was: resending everything from the hole (go-back-N) repeated the
-            // segments the peer had, five to eight for every one lost, into a peer short
-            // of CPU. A timeout still resends everything.
-            let sent = self.remote_last_seq;
-            self.sb_resume_at = (fast && sent > self.local_seq_no).then_some(sent);
-
-            // Rewind "last sequence number sent", as if we never
-            // had sent them. This will cause all data in the queue
-            // to be sent again.
-            self.remote_last_seq = self.local_seq_no;
+            if fast {
+                self.sb_resend_hole();
+            } else {
+                // Rewind "last sequence number sent", as if we never
+                // had sent them. This will cause all data in the queue
+                // to be sent again.
+                self.sb_resume_at = None;
+                self.remote_last_seq = self.local_seq_no;
+            }
 
             // Clear the `should_retransmit` state. If we can't retransmit right
             // now for whatever reason (like zero window), this avoids an
